@@ -1,0 +1,290 @@
+"""The bridge: delivers one run event to the classic handlers in scope.
+
+It calls each handler with langchain-core's positional and keyword arguments, honours the
+``ignore_*`` flags, ``raise_error`` and ``run_inline``, falls back from
+``on_chat_model_start`` to ``on_llm_start``, and isolates a failing handler: its exception
+is logged with the handler's name and the event, and the run goes on.
+
+Per handler class, which events it really implements is computed once, so a handler that
+only overrides ``on_llm_new_token`` costs nothing on chain events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from spanhook.callbacks.base import AsyncCallbackHandler, BaseCallbackHandler
+from spanhook.schema.messages import get_buffer_string
+
+logger = logging.getLogger("spanhook.callbacks")
+
+#: The ``ignore_*`` flag that silences each event (``None``: no flag, as in langchain-core).
+IGNORE_FLAG: dict[str, str | None] = {
+    "on_llm_start": "ignore_llm",
+    "on_chat_model_start": "ignore_chat_model",
+    "on_llm_new_token": "ignore_llm",
+    "on_llm_end": "ignore_llm",
+    "on_llm_error": "ignore_llm",
+    "on_chain_start": "ignore_chain",
+    "on_chain_end": "ignore_chain",
+    "on_chain_error": "ignore_chain",
+    "on_tool_start": "ignore_agent",
+    "on_tool_end": "ignore_agent",
+    "on_tool_error": "ignore_agent",
+    "on_retriever_start": "ignore_retriever",
+    "on_retriever_end": "ignore_retriever",
+    "on_retriever_error": "ignore_retriever",
+    "on_agent_action": "ignore_agent",
+    "on_agent_finish": "ignore_agent",
+    "on_text": None,
+    "on_retry": "ignore_retry",
+    "on_custom_event": "ignore_custom_event",
+}
+EVENTS = frozenset(IGNORE_FLAG)
+
+_SKIP, _SYNC, _ASYNC, _CHAT_FALLBACK = 0, 1, 2, 3
+_Plan = dict[str, int]
+_plans: dict[type, _Plan] = {}
+_noop_functions: set[Any] = set()
+_langchain_bases_seen = False
+
+
+def _collect_noops(*classes: type) -> None:
+    for cls in classes:
+        for event in EVENTS:
+            fn = cls.__dict__.get(event)
+            if fn is not None and event != "on_chat_model_start":
+                _noop_functions.add(fn)
+
+
+_collect_noops(BaseCallbackHandler, AsyncCallbackHandler)
+_UNIMPLEMENTED_CHAT = {
+    BaseCallbackHandler.on_chat_model_start,
+    AsyncCallbackHandler.on_chat_model_start,
+}
+
+
+def _learn_langchain_bases(cls: type) -> None:
+    """Treat langchain-core's own no-op base methods as 'not implemented' too."""
+    global _langchain_bases_seen
+    for base in cls.__mro__:
+        if base.__module__ == "langchain_core.callbacks.base":
+            _collect_noops(base)
+            chat = base.__dict__.get("on_chat_model_start")
+            if chat is not None:
+                _UNIMPLEMENTED_CHAT.add(chat)
+    _langchain_bases_seen = True
+
+
+def _plan_for(cls: type) -> _Plan:
+    plan = _plans.get(cls)
+    if plan is not None:
+        return plan
+    if any(b.__module__.startswith("langchain_core.") for b in cls.__mro__):
+        _learn_langchain_bases(cls)
+    plan = {}
+    for event in EVENTS:
+        fn = getattr(cls, event, None)
+        if fn is None or not callable(fn):
+            plan[event] = _CHAT_FALLBACK if event == "on_chat_model_start" else _SKIP
+        elif event == "on_chat_model_start" and fn in _UNIMPLEMENTED_CHAT:
+            plan[event] = _CHAT_FALLBACK
+        elif fn in _noop_functions:
+            plan[event] = _SKIP
+        else:
+            plan[event] = _ASYNC if inspect.iscoroutinefunction(fn) else _SYNC
+    # The fallback target must exist for the fallback to mean anything.
+    if plan["on_chat_model_start"] == _CHAT_FALLBACK and plan["on_llm_start"] == _SKIP:
+        plan["on_chat_model_start"] = _SKIP
+    _plans[cls] = plan
+    return plan
+
+
+def is_classic_handler(obj: object) -> bool:
+    """A classic handler is a ``BaseCallbackHandler`` (ours or langchain-core's) or any
+    object with at least one callable ``on_*`` event method of the handler contract."""
+    if isinstance(obj, BaseCallbackHandler):
+        return True
+    cls = type(obj)
+    return any(callable(getattr(cls, e, None)) for e in EVENTS)
+
+
+def wants(handler: object, event: str) -> bool:
+    """Whether ``handler`` implements ``event`` at all (ignoring ``ignore_*`` flags)."""
+    return _plan_for(type(handler))[event] != _SKIP
+
+
+def _handler_failed(handler: object, event: str, exc: Exception) -> None:
+    if getattr(handler, "raise_error", False):
+        raise exc
+    logger.warning("Error in %s.%s callback: %r", type(handler).__name__, event, exc)
+
+
+def _chat_fallback_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    serialized, messages = args[0], args[1]
+    return (serialized, [get_buffer_string(m) for m in messages])
+
+
+# -- running coroutines from sync code -----------------------------------------------
+
+_loop_lock = threading.Lock()
+_handler_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _get_handler_loop() -> asyncio.AbstractEventLoop:
+    global _handler_loop
+    with _loop_lock:
+        if _handler_loop is None or _handler_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            t = threading.Thread(
+                target=loop.run_forever, name="spanhook-async-handlers", daemon=True
+            )
+            t.start()
+            _handler_loop = loop
+        return _handler_loop
+
+
+def run_coroutine_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run an async handler's coroutine to completion from sync code, in the caller's
+    contextvars context, without touching any event loop the caller may be running."""
+    loop = _get_handler_loop()
+    ctx = contextvars.copy_context()
+    fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def start() -> None:
+        task = ctx.run(loop.create_task, coro)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                fut.cancel()
+            elif t.exception() is not None:
+                fut.set_exception(t.exception())  # type: ignore[arg-type]
+            else:
+                fut.set_result(t.result())
+
+        task.add_done_callback(done)
+
+    loop.call_soon_threadsafe(start)
+    return fut.result()
+
+
+# -- dispatch ---------------------------------------------------------------------------
+
+
+def dispatch(
+    handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Deliver ``event`` to ``handlers`` from sync code, in order."""
+    flag = IGNORE_FLAG[event]
+    for handler in handlers:
+        mode = _plan_for(type(handler))[event]
+        if mode == _SKIP:
+            continue
+        if flag is not None and getattr(handler, flag, False):
+            continue
+        try:
+            if mode == _CHAT_FALLBACK:
+                _call_sync(handler, "on_llm_start", _chat_fallback_args(args), kwargs, "ignore_llm")
+                continue
+            try:
+                result = getattr(handler, event)(*args, **kwargs)
+                if mode == _ASYNC or inspect.iscoroutine(result):
+                    run_coroutine_blocking(result)
+            except NotImplementedError as e:
+                if event == "on_chat_model_start":
+                    _call_sync(
+                        handler, "on_llm_start", _chat_fallback_args(args), kwargs, "ignore_llm"
+                    )
+                else:
+                    logger.warning(
+                        "NotImplementedError in %s.%s callback: %r",
+                        type(handler).__name__,
+                        event,
+                        e,
+                    )
+        except Exception as e:
+            _handler_failed(handler, event, e)
+
+
+def _call_sync(
+    handler: object,
+    event: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    flag: str | None,
+) -> None:
+    if flag is not None and getattr(handler, flag, False):
+        return
+    result = getattr(handler, event)(*args, **kwargs)
+    if inspect.iscoroutine(result):
+        run_coroutine_blocking(result)
+
+
+async def adispatch(
+    handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Deliver ``event`` from async code.
+
+    ``run_inline`` handlers first, one after the other on the loop; then the others
+    concurrently: coroutines awaited, sync handlers in a worker thread (with the run's
+    contextvars) so that they never block the event loop. Returns when every handler is
+    done, so a handler sees a run's events in the run's order.
+    """
+    flag = IGNORE_FLAG[event]
+    pending: list[Any] = []
+    for handler in handlers:
+        mode = _plan_for(type(handler))[event]
+        if mode == _SKIP:
+            continue
+        if flag is not None and getattr(handler, flag, False):
+            continue
+        if getattr(handler, "run_inline", False) or mode == _ASYNC:
+            if getattr(handler, "run_inline", False):
+                await _acall_one(handler, event, mode, args, kwargs)
+            else:
+                pending.append(_acall_one(handler, event, mode, args, kwargs))
+        else:
+            pending.append(_in_thread(handler, event, mode, args, kwargs))
+    if len(pending) == 1:
+        await pending[0]
+    elif pending:
+        await asyncio.gather(*pending)
+
+
+async def _acall_one(
+    handler: object, event: str, mode: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    try:
+        if mode == _CHAT_FALLBACK:
+            event, args = "on_llm_start", _chat_fallback_args(args)
+            if getattr(handler, "ignore_llm", False):
+                return
+        try:
+            result = getattr(handler, event)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                await result
+        except NotImplementedError as e:
+            if event == "on_chat_model_start":
+                await _acall_one(handler, event, _CHAT_FALLBACK, args, kwargs)
+            else:
+                logger.warning(
+                    "NotImplementedError in %s.%s callback: %r", type(handler).__name__, event, e
+                )
+    except Exception as e:
+        _handler_failed(handler, event, e)
+
+
+async def _in_thread(
+    handler: object, event: str, mode: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    loop = asyncio.get_running_loop()
+    ctx = contextvars.copy_context()
+    call: Callable[[], None] = lambda: dispatch((handler,), event, args, kwargs)  # noqa: E731
+    await loop.run_in_executor(None, ctx.run, call)

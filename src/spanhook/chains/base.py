@@ -1,0 +1,415 @@
+"""``Chain``: subclass it with ``input_keys``, ``output_keys`` and ``_call(inputs)``.
+
+Every call is a chain run with its own span; request methods are ``__call__``, ``run``,
+``invoke``, ``apply``, ``batch``, ``stream`` and their async twins ``acall``, ``arun``,
+``ainvoke``, ``aapply``, ``abatch``, ``astream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
+from spanhook.tracing import attributes as attr
+from spanhook.tracing.run import Request, Run, RunKind, start_run
+from spanhook.tracing.signature import accepts
+
+
+class Chain(Primitive):
+    """A step of an application that maps an inputs dict to an outputs dict."""
+
+    input_keys: list[str] = []
+    output_keys: list[str] = []
+    _run_kind: RunKind = "chain"
+
+    def __init__(
+        self,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+        **fields: Any,
+    ) -> None:
+        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        for key, value in fields.items():
+            if not hasattr(type(self), key):
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}")
+            setattr(self, key, value)
+
+    # -- to implement -------------------------------------------------------------------
+    def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement _call(inputs)")
+
+    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.run(self._invoke_call, inputs, run_manager)
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
+        if accepts(self._call, "run_manager"):
+            return self._call(inputs, run_manager=run)
+        return self._call(inputs)
+
+    async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
+        if accepts(self._acall, "run_manager"):
+            return await self._acall(inputs, run_manager=run)
+        return await self._acall(inputs)
+
+    def prep_inputs(self, inputs: Any) -> dict[str, Any]:
+        keys = list(self.input_keys)
+        if not isinstance(inputs, Mapping):
+            if len(keys) != 1:
+                raise ValueError(
+                    f"{self.get_name()} takes a dict with keys {keys}; a single value can only be "
+                    f"passed to a chain with exactly one input key"
+                )
+            inputs = {keys[0]: inputs}
+        missing = [k for k in keys if k not in inputs]
+        if missing:
+            raise ValueError(f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})")
+        return dict(inputs)
+
+    def _check_outputs(self, outputs: Any) -> dict[str, Any]:
+        if not isinstance(outputs, Mapping):
+            raise TypeError(f"{type(self).__name__}._call must return a dict, got {type(outputs).__name__}")
+        missing = [k for k in self.output_keys if k not in outputs]
+        if missing:
+            raise ValueError(f"{self.get_name()} did not return output key(s) {missing} (got {sorted(outputs)})")
+        return dict(outputs)
+
+    def _span_name(self) -> str:
+        return self.get_name()
+
+    def _span_attributes(self) -> dict[str, Any] | None:
+        return None
+
+    def _start(self, inputs: dict[str, Any], request: Request | None) -> Run:
+        name = self.get_name()
+        run = start_run(
+            self._run_kind,
+            self,
+            request,
+            name=name,
+            span_name=self._span_name() if request is None or not request.run_name else request.run_name,
+            start_args=(serialized_for(self), inputs),
+            start_kwargs={"name": request.run_name if request is not None and request.run_name else name},
+            attributes=self._span_attributes(),
+        )
+        run.record_content(attr.INPUT, inputs)
+        return run
+
+    def _execute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
+        run = self._start(inputs, request)
+        with run:
+            outputs = self._check_outputs(self._invoke_call(inputs, run))
+            run.record_content(attr.OUTPUT, outputs)
+            run.set_result(outputs)
+        return outputs
+
+    async def _aexecute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
+        run = self._start(inputs, request)
+        async with run:
+            outputs = self._check_outputs(await self._ainvoke_call(inputs, run))
+            run.record_content(attr.OUTPUT, outputs)
+            run.set_result(outputs)
+        return outputs
+
+    def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
+        return Request.from_config(config, callbacks, tags, metadata, where=f"{self.get_name()} request", **extra)
+
+    @staticmethod
+    def _merge(inputs: dict[str, Any], outputs: dict[str, Any], return_only_outputs: bool) -> dict[str, Any]:
+        return outputs if return_only_outputs else {**inputs, **outputs}
+
+    def _single_output(self, outputs: dict[str, Any], method: str) -> Any:
+        if len(self.output_keys) != 1:
+            raise ValueError(
+                f"{method}() needs a chain with exactly one output key; {self.get_name()} has "
+                f"{list(self.output_keys)}: use invoke() instead"
+            )
+        return outputs[self.output_keys[0]]
+
+    def _run_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any], method: str) -> Any:
+        if args and kwargs:
+            raise ValueError(f"{method}() takes either one positional input or keyword inputs, not both")
+        if len(args) > 1:
+            raise ValueError(f"{method}() takes at most one positional input, got {len(args)}")
+        if args:
+            return args[0]
+        if not kwargs:
+            raise ValueError(f"{method}() needs inputs: {self.get_name()} takes {list(self.input_keys)}")
+        return kwargs
+
+    # -- request methods ----------------------------------------------------------------
+    def __call__(
+        self,
+        inputs: Any,
+        return_only_outputs: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> dict[str, Any]:
+        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        prepared = self.prep_inputs(inputs)
+        return self._merge(prepared, self._execute(prepared, request), return_only_outputs)
+
+    async def acall(
+        self,
+        inputs: Any,
+        return_only_outputs: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> dict[str, Any]:
+        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        prepared = self.prep_inputs(inputs)
+        return self._merge(prepared, await self._aexecute(prepared, request), return_only_outputs)
+
+    def invoke(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        return_only_outputs: bool = False,
+    ) -> dict[str, Any]:
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = self.prep_inputs(input)
+        return self._merge(prepared, self._execute(prepared, request), return_only_outputs)
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        return_only_outputs: bool = False,
+    ) -> dict[str, Any]:
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = self.prep_inputs(input)
+        return self._merge(prepared, await self._aexecute(prepared, request), return_only_outputs)
+
+    def run(
+        self,
+        *args: Any,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run with one positional input or keyword inputs; return the single output."""
+        request = self._request(None, callbacks, tags, metadata)
+        prepared = self.prep_inputs(self._run_inputs(args, kwargs, "run"))
+        if len(self.output_keys) != 1:
+            self._single_output({}, "run")
+        return self._single_output(self._execute(prepared, request), "run")
+
+    async def arun(
+        self,
+        *args: Any,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        request = self._request(None, callbacks, tags, metadata)
+        prepared = self.prep_inputs(self._run_inputs(args, kwargs, "arun"))
+        if len(self.output_keys) != 1:
+            self._single_output({}, "arun")
+        return self._single_output(await self._aexecute(prepared, request), "arun")
+
+    def apply(
+        self,
+        input_list: Sequence[Mapping[str, Any]],
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run on each inputs dict in turn; return the outputs dicts."""
+        request = self._request(None, callbacks, tags, metadata)
+        return [self._execute(self.prep_inputs(x), request) for x in input_list]
+
+    async def aapply(
+        self,
+        input_list: Sequence[Mapping[str, Any]],
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        request = self._request(None, callbacks, tags, metadata)
+        return list(await asyncio.gather(*(self._aexecute(self.prep_inputs(x), request) for x in input_list)))
+
+    def batch(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None = None,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        """Run on every input in worker threads that carry the current run."""
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = [self.prep_inputs(x) for x in inputs]
+        return run_batch(
+            lambda p: self._merge(p, self._execute(p, request), False),
+            prepared,
+            max_concurrency or (config or {}).get("max_concurrency"),
+            return_exceptions,
+        )
+
+    async def abatch(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None = None,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = [self.prep_inputs(x) for x in inputs]
+
+        async def one(p: dict[str, Any]) -> dict[str, Any]:
+            return self._merge(p, await self._aexecute(p, request), False)
+
+        return await arun_batch(one, prepared, max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
+
+    # -- streaming ---------------------------------------------------------------------------
+    def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:
+        """Chunks of the output while the chain runs, or ``None`` (the default: the chain
+        yields its outputs dict once, when done)."""
+        return None
+
+    def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any] | None:
+        return None
+
+    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[Any]:
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = self.prep_inputs(input)
+        run = self._start(prepared, request)
+        chunks = self._stream_call(prepared, run)
+        if chunks is None:
+            with run:
+                outputs = self._check_outputs(self._invoke_call(prepared, run))
+                run.record_content(attr.OUTPUT, outputs)
+                run.set_result(outputs)
+            yield outputs
+            return
+        collected: list[Any] = []
+        run.open()
+        try:
+            while True:
+                token = run.attach()
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                finally:
+                    run.detach(token)
+                collected.append(chunk)
+                yield chunk
+        except GeneratorExit:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                token = run.attach()
+                try:
+                    close()
+                finally:
+                    run.detach(token)
+            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+            run.set_result(self._stream_outputs(collected))
+            run.close_ok()
+            raise
+        except BaseException as e:
+            run.close_error(e)
+            raise
+        outputs = self._stream_outputs(collected)
+        run.record_content(attr.OUTPUT, outputs)
+        run.set_result(outputs)
+        run.close_ok()
+
+    async def astream(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Any]:
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = self.prep_inputs(input)
+        run = self._start(prepared, request)
+        chunks = self._astream_call(prepared, run)
+        if chunks is None:
+            async with run:
+                outputs = self._check_outputs(await self._ainvoke_call(prepared, run))
+                run.record_content(attr.OUTPUT, outputs)
+                run.set_result(outputs)
+            yield outputs
+            return
+        collected: list[Any] = []
+        await run.aopen()
+        try:
+            while True:
+                token = run.attach()
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    run.detach(token)
+                collected.append(chunk)
+                yield chunk
+        except GeneratorExit:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                token = run.attach()
+                try:
+                    await aclose()
+                finally:
+                    run.detach(token)
+            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+            run.set_result(self._stream_outputs(collected))
+            await run.aclose_ok()
+            raise
+        except BaseException as e:
+            await run.aclose_error(e)
+            raise
+        outputs = self._stream_outputs(collected)
+        run.record_content(attr.OUTPUT, outputs)
+        run.set_result(outputs)
+        await run.aclose_ok()

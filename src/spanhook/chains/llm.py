@@ -1,0 +1,112 @@
+"""``LLMChain``: format a prompt, call a model, return its text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from spanhook._color import colored
+from spanhook.chains.base import Chain
+from spanhook.chat_models.base import BaseChatModel
+from spanhook.language_models import BaseLanguageModel
+from spanhook.prompts.base import ChatPromptTemplate, PromptTemplate, PromptValue
+from spanhook.tracing.run import Run
+
+
+class LLMChain(Chain):
+    """``LLMChain(llm=..., prompt=...)``: inputs are the prompt's variables, the output is
+    ``text`` (or ``output_key``). Emits ``Prompt after formatting:`` as a text event, as
+    LangChain does, so ``verbose`` shows the prompt."""
+
+    def __init__(
+        self,
+        *,
+        llm: BaseLanguageModel[Any, Any, Any],
+        prompt: PromptTemplate | ChatPromptTemplate,
+        output_key: str = "text",
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name)
+        if not isinstance(llm, BaseLanguageModel):
+            raise TypeError(f"LLMChain llm must be a spanhook LLM or chat model, got {type(llm).__name__}")
+        if not isinstance(prompt, (PromptTemplate, ChatPromptTemplate)):
+            raise TypeError(f"LLMChain prompt must be a PromptTemplate or ChatPromptTemplate, got {type(prompt).__name__}")
+        self.llm = llm
+        self.prompt = prompt
+        self.output_key = output_key
+        self.input_keys = list(prompt.input_variables)
+        self.output_keys = [output_key]
+
+    def _format(self, inputs: dict[str, Any], run: Run | None) -> PromptValue:
+        values = {k: v for k, v in inputs.items() if k in self.prompt.input_variables}
+        prompt_value = self.prompt.format_prompt(**values)
+        if run is not None:
+            run.on_text(
+                "Prompt after formatting:\n" + colored(prompt_value.to_string(), "green"),
+                end="\n",
+                verbose=self.verbose,
+            )
+        return prompt_value
+
+    async def _aformat(self, inputs: dict[str, Any], run: Run | None) -> PromptValue:
+        values = {k: v for k, v in inputs.items() if k in self.prompt.input_variables}
+        prompt_value = self.prompt.format_prompt(**values)
+        if run is not None:
+            await run.aon_text(
+                "Prompt after formatting:\n" + colored(prompt_value.to_string(), "green"),
+                end="\n",
+                verbose=self.verbose,
+            )
+        return prompt_value
+
+    @staticmethod
+    def _text(output: Any) -> str:
+        return output.content if hasattr(output, "content") else str(output)
+
+    def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+        prompt_value = self._format(inputs, run_manager)
+        return {self.output_key: self._text(self.llm.invoke(prompt_value, stop=inputs.get("stop")))}
+
+    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+        prompt_value = await self._aformat(inputs, run_manager)
+        return {self.output_key: self._text(await self.llm.ainvoke(prompt_value, stop=inputs.get("stop")))}
+
+    def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any]:
+        prompt_value = self._format(inputs, run)
+        for chunk in self.llm.stream(prompt_value, stop=inputs.get("stop")):
+            yield self._chunk_text(chunk)
+
+    async def _astream_gen(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any]:
+        prompt_value = await self._aformat(inputs, run)
+        async for chunk in self.llm.astream(prompt_value, stop=inputs.get("stop")):
+            yield self._chunk_text(chunk)
+
+    def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any]:
+        return self._astream_gen(inputs, run)
+
+    @staticmethod
+    def _chunk_text(chunk: Any) -> str:
+        if isinstance(chunk, str):
+            return chunk
+        message = getattr(chunk, "message", None)
+        if message is not None:
+            return str(message.content)
+        return str(getattr(chunk, "text", chunk))
+
+    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
+        return {self.output_key: "".join(chunks)}
+
+    def predict(self, callbacks: Sequence[Any] | None = None, **kwargs: Any) -> str:
+        """Format the prompt with ``kwargs`` and return the model's text."""
+        return str(self(kwargs, callbacks=callbacks)[self.output_key])
+
+    async def apredict(self, callbacks: Sequence[Any] | None = None, **kwargs: Any) -> str:
+        return str((await self.acall(kwargs, callbacks=callbacks))[self.output_key])
+
+    @property
+    def is_chat(self) -> bool:
+        return isinstance(self.llm, BaseChatModel)

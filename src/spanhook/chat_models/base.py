@@ -1,0 +1,196 @@
+"""``BaseChatModel``: models that take messages and answer with an ``AIMessage``.
+
+Implement ``_generate(messages, stop=None, run_manager=None, **kwargs) -> ChatResult`` (or
+subclass ``SimpleChatModel`` and implement ``_call(messages) -> str``) and optionally
+``_stream`` yielding ``ChatGenerationChunk`` objects. Runs start with
+``on_chat_model_start`` and end with ``on_llm_end``, as in LangChain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from spanhook.language_models import BaseLanguageModel
+from spanhook.primitive import serialized_for
+from spanhook.prompts.base import PromptValue
+from spanhook.schema import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    HumanMessage,
+    LLMResult,
+)
+from spanhook.schema.messages import message_from_role
+from spanhook.tracing.run import Run
+from spanhook.tracing.signature import accepts
+
+Messages = list[BaseMessage]
+
+
+def to_messages(input: Any, where: str) -> Messages:
+    if isinstance(input, str):
+        return [HumanMessage(content=input)]
+    if isinstance(input, PromptValue):
+        return input.to_messages()
+    if isinstance(input, BaseMessage):
+        return [input]
+    if isinstance(input, Sequence):
+        out: Messages = []
+        for i, m in enumerate(input):
+            if isinstance(m, BaseMessage):
+                out.append(m)
+            elif isinstance(m, tuple) and len(m) == 2 and all(isinstance(p, str) for p in m):
+                out.append(message_from_role(m[0], m[1]))
+            else:
+                raise TypeError(f"{where}: message {i} must be a message or a (role, text) pair, got {m!r}")
+        return out
+    raise TypeError(f"{where} takes a string, a PromptValue or a list of messages, got {type(input).__name__}")
+
+
+class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage]):
+    _run_kind = "chat_model"
+    _operation = "chat"
+
+    def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+        raise NotImplementedError(f"{type(self).__name__} must implement _generate(messages, stop=None, run_manager=None)")
+
+    async def _agenerate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.run(self._invoke_generate, messages, stop, run_manager, kwargs)
+        )
+
+    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        raise NotImplementedError
+
+    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _invoke_generate(self, messages: Messages, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]) -> ChatResult:
+        if accepts(self._generate, "run_manager"):
+            return self._generate(messages, stop=stop, run_manager=run, **kwargs)
+        return self._generate(messages, stop=stop, **kwargs)
+
+    def _prepare(self, input: Any) -> Messages:
+        return to_messages(input, f"{type(self).__name__}")
+
+    def _start_args(self, prepared: Messages) -> tuple[Any, ...]:
+        return (serialized_for(self, kwargs=self._identifying_params()), [prepared])
+
+    def _content_messages(self, prepared: Messages) -> list[dict[str, Any]]:
+        role = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+        return [{"role": role.get(m.type, m.type), "parts": [{"type": "text", "content": m.content}]} for m in prepared]
+
+    def _to_llm_result(self, result: ChatResult) -> LLMResult:
+        out = dict(result.llm_output or {})
+        out.setdefault("model_name", self.get_model_name())
+        if "token_usage" not in out and result.generations:
+            meta = getattr(result.generations[0].message, "usage_metadata", None)
+            if meta:
+                out["token_usage"] = {
+                    "prompt_tokens": meta.get("input_tokens", 0),
+                    "completion_tokens": meta.get("output_tokens", 0),
+                    "total_tokens": meta.get("total_tokens", 0),
+                }
+        return LLMResult(generations=[list(result.generations)], llm_output=out)
+
+    def _generate_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        result = self._invoke_generate(prepared, stop, run, kwargs)
+        if not isinstance(result, ChatResult):
+            raise TypeError(f"{type(self).__name__}._generate must return a ChatResult, got {type(result).__name__}")
+        return self._to_llm_result(result)
+
+    async def _agenerate_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        if accepts(self._agenerate, "run_manager"):
+            result = await self._agenerate(prepared, stop=stop, run_manager=run, **kwargs)
+        else:
+            result = await self._agenerate(prepared, stop=stop, **kwargs)
+        return self._to_llm_result(result)
+
+    def _implements(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(BaseChatModel, name)
+
+    def _stream_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> Iterator[ChatGenerationChunk] | None:
+        if not self._implements("_stream"):
+            return None
+        if accepts(self._stream, "run_manager"):
+            return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
+        return self._stream(prepared, stop=stop, **kwargs)
+
+    def _astream_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk] | None:
+        if self._implements("_astream"):
+            if accepts(self._astream, "run_manager"):
+                return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
+            return self._astream(prepared, stop=stop, **kwargs)
+        return super()._astream_one(prepared, stop, run, **kwargs)
+
+    def _whole_as_chunk(self, prepared: Messages, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+        result = self._generate_one(prepared, stop, run, **kwargs)
+        gen = result.generations[0][0]
+        msg = getattr(gen, "message", AIMessage(content=gen.text))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content=msg.content, usage_metadata=getattr(msg, "usage_metadata", None)),
+            generation_info=gen.generation_info,
+        )
+
+    def _result_from_chunks(self, chunks: list[ChatGenerationChunk]) -> LLMResult:
+        total = chunks[0]
+        for c in chunks[1:]:
+            total = total + c
+        msg = total.message
+        final = AIMessage(content=msg.content, usage_metadata=getattr(msg, "usage_metadata", None),
+                          response_metadata=msg.response_metadata, id=msg.id)
+        gen = ChatGeneration(message=final, generation_info=total.generation_info or {"finish_reason": "stop"})
+        return self._to_llm_result(ChatResult(generations=[gen]))
+
+    def _output(self, result: LLMResult) -> BaseMessage:
+        gen = result.generations[0][0]
+        msg = getattr(gen, "message", None)
+        return msg if isinstance(msg, BaseMessage) else AIMessage(content=gen.text)
+
+    def _chunk_text(self, chunk: ChatGenerationChunk) -> str:
+        return chunk.message.content
+
+    # LangChain-style helpers
+    def predict(self, text: str, **kwargs: Any) -> str:
+        return self.invoke(text, **kwargs).content
+
+    async def apredict(self, text: str, **kwargs: Any) -> str:
+        return (await self.ainvoke(text, **kwargs)).content
+
+    def predict_messages(self, messages: Messages, **kwargs: Any) -> BaseMessage:
+        return self.invoke(messages, **kwargs)
+
+    def __call__(self, messages: Messages, **kwargs: Any) -> BaseMessage:
+        return self.invoke(messages, **kwargs)
+
+
+class SimpleChatModel(BaseChatModel):
+    """Implement ``_call(messages, stop=None, run_manager=None) -> str``."""
+
+    def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must implement _call(messages)")
+
+    def _usage(self, messages: Messages, text: str) -> dict[str, int] | None:
+        return None
+
+    def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+        if accepts(self._call, "run_manager"):
+            text = self._call(messages, stop=stop, run_manager=run_manager, **kwargs)
+        else:
+            text = self._call(messages, stop=stop, **kwargs)
+        usage = self._usage(messages, text)
+        meta = None
+        if usage:
+            meta = {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
+                    "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+        msg = AIMessage(content=text, usage_metadata=meta)
+        return ChatResult(generations=[ChatGeneration(message=msg, generation_info={"finish_reason": "stop"})])

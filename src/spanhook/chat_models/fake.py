@@ -1,0 +1,108 @@
+"""Fake and offline chat models."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from spanhook.chat_models.base import Messages, SimpleChatModel
+from spanhook.llms.offline import MODEL_NAME, count_tokens, respond, tokenize
+from spanhook.schema import AIMessageChunk, ChatGenerationChunk, get_buffer_string
+from spanhook.tracing.run import Run
+
+
+class FakeListChatModel(SimpleChatModel):
+    """Answers with ``responses`` in turn; streams character by character."""
+
+    model_name = "fake-list-chat"
+    span_kind = SpanKind.INTERNAL
+
+    def __init__(self, responses: Sequence[str], *, sleep: float = 0.0, callbacks: Sequence[Any] | None = None,
+                 tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                 verbose: bool = False, name: str | None = None, streaming: bool = False) -> None:
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name, streaming=streaming)
+        if isinstance(responses, str) or not responses or not all(isinstance(r, str) for r in responses):
+            raise ValueError("FakeListChatModel needs a non-empty list of response strings")
+        self.responses = list(responses)
+        self.sleep = sleep
+        self.i = 0
+        self._lock = threading.Lock()
+
+    def _next(self) -> str:
+        with self._lock:
+            r = self.responses[self.i]
+            self.i = (self.i + 1) % len(self.responses)
+        return r
+
+    def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        if self.sleep:
+            time.sleep(self.sleep)
+        return self._next()
+
+    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for ch in self._call(messages, stop):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=ch))
+
+    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        if self.sleep:
+            await asyncio.sleep(self.sleep)
+        for ch in self._next():
+            yield ChatGenerationChunk(message=AIMessageChunk(content=ch))
+
+
+class OfflineChatModel(SimpleChatModel):
+    """The offline model behind a chat interface (deterministic, streams word by word)."""
+
+    model_name = MODEL_NAME + "-chat"
+    span_kind = SpanKind.INTERNAL
+
+    def __init__(self, *, delay: float = 0.0, callbacks: Sequence[Any] | None = None,
+                 tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                 verbose: bool = False, name: str | None = None, streaming: bool = False) -> None:
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name, streaming=streaming)
+        self.delay = delay
+
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "temperature": 0.0}
+
+    def _text(self, messages: Messages, stop: list[str] | None) -> str:
+        text = respond(get_buffer_string(messages))
+        for s in stop or []:
+            if s in text:
+                text = text[: text.index(s)]
+        return text
+
+    def _usage(self, messages: Messages, text: str) -> dict[str, int]:
+        return {"prompt_tokens": count_tokens(get_buffer_string(messages)), "completion_tokens": count_tokens(text)}
+
+    def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        return self._text(messages, stop)
+
+    def _chunks(self, messages: Messages, stop: list[str] | None) -> list[ChatGenerationChunk]:
+        text = self._text(messages, stop)
+        chunks = [ChatGenerationChunk(message=AIMessageChunk(content=t)) for t in tokenize(text)]
+        if chunks:
+            u = self._usage(messages, text)
+            last = chunks[-1].message
+            if isinstance(last, AIMessageChunk):
+                last.usage_metadata = {"input_tokens": u["prompt_tokens"], "output_tokens": u["completion_tokens"],
+                                       "total_tokens": u["prompt_tokens"] + u["completion_tokens"]}
+            chunks[-1].generation_info = {"finish_reason": "stop"}
+        return chunks
+
+    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for c in self._chunks(messages, stop):
+            if self.delay:
+                time.sleep(self.delay)
+            yield c
+
+    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        for c in self._chunks(messages, stop):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield c

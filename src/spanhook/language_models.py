@@ -1,0 +1,439 @@
+"""The machinery LLMs and chat models share: one run (span) per prompt, streaming with
+``on_llm_new_token`` before each chunk is yielded, retries reported through ``on_retry``,
+token usage and GenAI attributes on the span, sync and async request methods."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.trace import SpanKind
+
+from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
+from spanhook.schema import LLMResult, RetryState
+from spanhook.tracing import attributes as attr
+from spanhook.tracing.run import Request, Run, RunKind, start_run
+
+In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
+Chunk = TypeVar("Chunk")
+Out = TypeVar("Out")
+
+_NOT_STREAMING = object()
+
+
+class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
+    """Shared base of :class:`spanhook.llms.LLM` and :class:`spanhook.chat_models.BaseChatModel`."""
+
+    #: The model name on spans (``gen_ai.request.model``); defaults to the class name.
+    model_name: str = ""
+    #: ``gen_ai.provider.name``.
+    provider: str = "spanhook"
+    #: Remote model APIs are CLIENT spans; in-process models may say INTERNAL.
+    span_kind: SpanKind = SpanKind.CLIENT
+    _run_kind: RunKind = "llm"
+    _operation: str = "text_completion"
+
+    def __init__(
+        self,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+        streaming: bool = False,
+        max_retries: int = 0,
+        retry_delay: float = 0.0,
+    ) -> None:
+        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.streaming = streaming
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+
+    # -- what subclasses provide ----------------------------------------------------------
+    def _prepare(self, input: Any) -> In:
+        raise NotImplementedError
+
+    def _start_args(self, prepared: In) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _generate_one(self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        raise NotImplementedError
+
+    async def _agenerate_one(
+        self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.run(self._generate_one, prepared, stop, run, **kwargs)
+        )
+
+    def _stream_one(self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any) -> Iterator[Chunk] | None:
+        """Chunks of the answer, or ``None`` if the model cannot stream."""
+        return None
+
+    def _astream_one(
+        self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> AsyncIterator[Chunk] | None:
+        sync = self._stream_one(prepared, stop, run, **kwargs)
+        return None if sync is None else _to_async(sync)
+
+    def _chunk_text(self, chunk: Chunk) -> str:
+        return str(getattr(chunk, "text", chunk))
+
+    def _result_from_chunks(self, chunks: list[Chunk]) -> LLMResult:
+        raise NotImplementedError
+
+    def _output(self, result: LLMResult) -> Out:
+        raise NotImplementedError
+
+    def _content_messages(self, prepared: In) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.get_model_name()}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def get_model_name(self) -> str:
+        return self.model_name or type(self).__name__
+
+    def _llm_type(self) -> str:
+        return type(self).__name__
+
+    def _invocation_params(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        params = {**self._identifying_params(), "_type": self._llm_type(), **kwargs}
+        if stop is not None:
+            params["stop"] = stop
+        return attr.mask_secrets(params)  # type: ignore[no-any-return]
+
+    def _start(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: Mapping[str, Any], batch_size: int = 1) -> Run:
+        model = self.get_model_name()
+        params = self._invocation_params(stop, kwargs)
+        attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: self._operation,
+            attr.GEN_AI_PROVIDER_NAME: self.provider,
+            attr.GEN_AI_REQUEST_MODEL: model,
+        }
+        for key, name in (("temperature", attr.GEN_AI_REQUEST_TEMPERATURE), ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS)):
+            value = params.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[name] = value
+        run = start_run(
+            self._run_kind,
+            self,
+            request,
+            name=self.get_name(),
+            span_name=f"{self._operation} {model}",
+            start_args=self._start_args(prepared),
+            start_kwargs={
+                "invocation_params": params,
+                "options": {"stop": stop},
+                "name": request.run_name if request is not None else None,
+                "batch_size": batch_size,
+            },
+            span_kind=self.span_kind,
+            attributes=attributes,
+        )
+        run.error_kwargs["response"] = LLMResult(generations=[])
+        run.record_content(attr.GEN_AI_INPUT_MESSAGES, self._content_messages(prepared))
+        return run
+
+    def _finish(self, run: Run, result: LLMResult, streamed: bool) -> None:
+        usage = (result.llm_output or {}).get("token_usage") or {}
+        gens = result.generations[0] if result.generations else []
+        reasons = [
+            str((g.generation_info or {}).get("finish_reason"))
+            for g in gens
+            if (g.generation_info or {}).get("finish_reason")
+        ]
+        msg = getattr(gens[0], "message", None) if gens else None
+        meta_usage = getattr(msg, "usage_metadata", None) or {}
+        input_tokens = usage.get("prompt_tokens", meta_usage.get("input_tokens"))
+        output_tokens = usage.get("completion_tokens", meta_usage.get("output_tokens"))
+        run.set_attributes(
+            {
+                attr.GEN_AI_RESPONSE_MODEL: (result.llm_output or {}).get("model_name") or self.get_model_name(),
+                attr.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+                attr.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+                attr.GEN_AI_RESPONSE_FINISH_REASONS: reasons or None,
+                attr.GEN_AI_REQUEST_STREAM: streamed,
+            }
+        )
+        if gens:
+            run.record_content(
+                attr.GEN_AI_OUTPUT_MESSAGES,
+                [{"role": "assistant", "parts": [{"type": "text", "content": g.text}],
+                  "finish_reason": (g.generation_info or {}).get("finish_reason", "stop")} for g in gens],
+            )
+        run.set_result(result)
+
+    def _with_retries(self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]) -> LLMResult:
+        attempt = 1
+        while True:
+            try:
+                return self._generate_one(prepared, stop, run, **kwargs)
+            except Exception as e:
+                if attempt > self.max_retries:
+                    raise
+                run.on_retry(RetryState(attempt_number=attempt, idle_for=0.0, outcome_error=e, next_sleep=self.retry_delay))
+                if self.retry_delay:
+                    time.sleep(self.retry_delay)
+                attempt += 1
+
+    async def _awith_retries(self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]) -> LLMResult:
+        attempt = 1
+        while True:
+            try:
+                return await self._agenerate_one(prepared, stop, run, **kwargs)
+            except Exception as e:
+                if attempt > self.max_retries:
+                    raise
+                await run.aon_retry(RetryState(attempt_number=attempt, idle_for=0.0, outcome_error=e, next_sleep=self.retry_delay))
+                if self.retry_delay:
+                    await asyncio.sleep(self.retry_delay)
+                attempt += 1
+
+    # -- one call ----------------------------------------------------------------------
+    def _call_one(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: dict[str, Any], batch_size: int = 1) -> LLMResult:
+        run = self._start(prepared, request, stop, kwargs, batch_size)
+        if self.streaming:
+            chunks = self._stream_one(prepared, stop, run, **kwargs)
+            if chunks is not None:
+                collected: list[Chunk] = []
+                for _ in self._drive_stream(run, chunks, collected):
+                    pass
+                return run._end_args[0]  # type: ignore[no-any-return]
+        with run:
+            result = self._with_retries(run, prepared, stop, kwargs)
+            self._finish(run, result, streamed=False)
+        return result
+
+    async def _acall_one(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: dict[str, Any], batch_size: int = 1) -> LLMResult:
+        run = self._start(prepared, request, stop, kwargs, batch_size)
+        if self.streaming:
+            chunks = self._astream_one(prepared, stop, run, **kwargs)
+            if chunks is not None:
+                collected: list[Chunk] = []
+                async for _ in self._adrive_stream(run, chunks, collected):
+                    pass
+                return run._end_args[0]  # type: ignore[no-any-return]
+        async with run:
+            result = await self._awith_retries(run, prepared, stop, kwargs)
+            self._finish(run, result, streamed=False)
+        return result
+
+    def _partial(self, run: Run, chunks: list[Chunk]) -> None:
+        run.error_kwargs["response"] = (
+            self._result_from_chunks(chunks) if chunks else LLMResult(generations=[])
+        )
+
+    def _drive_stream(self, run: Run, chunks: Iterator[Chunk], collected: list[Chunk]) -> Iterator[Chunk]:
+        """Iterate ``chunks`` inside ``run``: the run is current while the model computes a
+        chunk, never while the caller holds it; ``on_llm_new_token`` before each yield."""
+        run.open()
+        try:
+            while True:
+                token = run.attach()
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                finally:
+                    run.detach(token)
+                collected.append(chunk)
+                run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk)
+                yield chunk
+        except GeneratorExit:
+            _close_quietly(chunks)
+            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+            self._finish(run, result, streamed=True)
+            run.close_ok()
+            raise
+        except BaseException as e:
+            self._partial(run, collected)
+            run.close_error(e)
+            raise
+        result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+        self._finish(run, result, streamed=True)
+        run.close_ok()
+
+    async def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk], collected: list[Chunk]) -> AsyncIterator[Chunk]:
+        await run.aopen()
+        try:
+            while True:
+                token = run.attach()
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    run.detach(token)
+                collected.append(chunk)
+                await run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk)
+                yield chunk
+        except GeneratorExit:
+            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+            self._finish(run, result, streamed=True)
+            await run.aclose_ok()
+            raise
+        except BaseException as e:
+            self._partial(run, collected)
+            await run.aclose_error(e)
+            raise
+        result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+        self._finish(run, result, streamed=True)
+        await run.aclose_ok()
+
+    # -- request methods -----------------------------------------------------------------
+    def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
+        return Request.from_config(config, callbacks, tags, metadata, where=f"{type(self).__name__} request", **extra)
+
+    def invoke(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Out:
+        request = self._request(config, callbacks, tags, metadata)
+        return self._output(self._call_one(self._prepare(input), request, stop, kwargs))
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Out:
+        request = self._request(config, callbacks, tags, metadata)
+        return self._output(await self._acall_one(self._prepare(input), request, stop, kwargs))
+
+    def batch(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None = None,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Call the model on every input, in worker threads that carry the current run."""
+        prepared = [self._prepare(x) for x in inputs]
+        request = self._request(config, callbacks, tags, metadata)
+        return run_batch(
+            lambda p: self._output(self._call_one(p, request, kwargs.get("stop"), dict(kwargs), len(prepared))),
+            prepared,
+            max_concurrency or (config or {}).get("max_concurrency"),
+            return_exceptions,
+        )
+
+    async def abatch(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None = None,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
+        prepared = [self._prepare(x) for x in inputs]
+        request = self._request(config, callbacks, tags, metadata)
+
+        async def one(p: In) -> Out:
+            return self._output(await self._acall_one(p, request, kwargs.get("stop"), dict(kwargs), len(prepared)))
+
+        return await arun_batch(one, prepared, max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
+
+    def stream(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Chunk]:
+        """Stream the answer chunk by chunk (a model that cannot stream yields it whole)."""
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = self._prepare(input)
+        run = self._start(prepared, request, stop, kwargs)
+        chunks = self._stream_one(prepared, stop, run, **kwargs)
+        if chunks is None:
+            chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
+        yield from self._drive_stream(run, chunks, [])
+
+    async def astream(
+        self,
+        input: Any,
+        config: Mapping[str, Any] | None = None,
+        *,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Chunk]:
+        request = self._request(config, callbacks, tags, metadata)
+        prepared = self._prepare(input)
+        run = self._start(prepared, request, stop, kwargs)
+        chunks = self._astream_one(prepared, stop, run, **kwargs)
+        if chunks is None:
+            chunks = _to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
+        agen = self._adrive_stream(run, chunks, [])
+        try:
+            async for chunk in agen:
+                yield chunk
+        finally:
+            await agen.aclose()
+
+    def _whole_as_chunk(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+
+def _close_quietly(it: Iterator[Any]) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # pragma: no cover
+            pass
+
+
+async def _to_async(it: Iterator[Chunk]) -> AsyncIterator[Chunk]:
+    """Drive a sync iterator from async code, one step per worker-thread hop, so a slow
+    model never blocks the event loop."""
+    loop = asyncio.get_running_loop()
+    sentinel = object()
+
+    def step(ctx: contextvars.Context) -> Any:
+        return ctx.run(next, it, sentinel)
+
+    while True:
+        ctx = contextvars.copy_context()
+        item = await loop.run_in_executor(None, step, ctx)
+        if item is sentinel:
+            return
+        yield item

@@ -1,0 +1,182 @@
+"""``LLM``: the base for text-completion models. Implement ``_call`` (and optionally
+``_stream``); every call is a run with its own span."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from spanhook.language_models import BaseLanguageModel
+from spanhook.prompts.base import PromptValue
+from spanhook.schema import Generation, GenerationChunk, LLMResult
+from spanhook.tracing.run import Run
+from spanhook.tracing.signature import accepts
+
+
+class LLM(BaseLanguageModel[str, GenerationChunk, str]):
+    """A text-completion model: ``prompt -> text``.
+
+    Subclasses implement ``_call(self, prompt, stop=None, run_manager=None, **kwargs)`` and,
+    to stream, ``_stream(...)`` yielding ``GenerationChunk`` objects. ``_acall`` /
+    ``_astream`` may be overridden for native async (the defaults run the sync versions in a
+    worker thread, carrying the current run).
+    """
+
+    _run_kind = "llm"
+    _operation = "text_completion"
+
+    # -- to implement -----------------------------------------------------------------
+    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must implement _call(prompt, stop=None, run_manager=None)")
+
+    async def _acall(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.run(self._invoke_call, prompt, stop, run_manager, kwargs)
+        )
+
+    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+        raise NotImplementedError
+
+    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def _usage(self, prompt: str, text: str) -> dict[str, int] | None:
+        """Token usage of one call (``prompt_tokens``, ``completion_tokens``), if known."""
+        return None
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _invoke_call(self, prompt: str, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]) -> str:
+        fn = self._call
+        if accepts(fn, "run_manager"):
+            return fn(prompt, stop=stop, run_manager=run, **kwargs)
+        return fn(prompt, stop=stop, **kwargs)
+
+    def _prepare(self, input: Any) -> str:
+        if isinstance(input, str):
+            return input
+        if isinstance(input, PromptValue):
+            return input.to_string()
+        raise TypeError(f"{type(self).__name__} takes a prompt string or PromptValue, got {type(input).__name__}")
+
+    def _start_args(self, prepared: str) -> tuple[Any, ...]:
+        return (self._serialized(), [prepared])
+
+    def _serialized(self) -> dict[str, Any]:
+        from spanhook.primitive import serialized_for
+
+        return serialized_for(self, kwargs=self._identifying_params())
+
+    def _content_messages(self, prepared: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "parts": [{"type": "text", "content": prepared}]}]
+
+    def _result(self, prompt: str, text: str, info: dict[str, Any] | None = None) -> LLMResult:
+        usage = self._usage(prompt, text)
+        out: dict[str, Any] = {"model_name": self.get_model_name()}
+        if usage:
+            usage = {**usage, "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)}
+            out["token_usage"] = usage
+        return LLMResult(generations=[[Generation(text=text, generation_info=info or {"finish_reason": "stop"})]], llm_output=out)
+
+    def _generate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        text = self._invoke_call(prepared, stop, run, kwargs)
+        if not isinstance(text, str):
+            raise TypeError(f"{type(self).__name__}._call must return a str, got {type(text).__name__}")
+        return self._result(prepared, text)
+
+    async def _agenerate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        fn = self._acall
+        if accepts(fn, "run_manager"):
+            text = await fn(prepared, stop=stop, run_manager=run, **kwargs)
+        else:
+            text = await fn(prepared, stop=stop, **kwargs)
+        return self._result(prepared, text)
+
+    def _implements(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(LLM, name)
+
+    def _stream_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> Iterator[GenerationChunk] | None:
+        if not self._implements("_stream"):
+            return None
+        if accepts(self._stream, "run_manager"):
+            return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
+        return self._stream(prepared, stop=stop, **kwargs)
+
+    def _astream_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> AsyncIterator[GenerationChunk] | None:
+        if self._implements("_astream"):
+            if accepts(self._astream, "run_manager"):
+                return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
+            return self._astream(prepared, stop=stop, **kwargs)
+        return super()._astream_one(prepared, stop, run, **kwargs)
+
+    def _whole_as_chunk(self, prepared: str, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[GenerationChunk]:
+        result = self._generate_one(prepared, stop, run, **kwargs)
+        gen = result.generations[0][0]
+        yield GenerationChunk(text=gen.text, generation_info=gen.generation_info)
+
+    def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:
+        total = chunks[0]
+        for c in chunks[1:]:
+            total = total + c
+        text = total.text
+        usage_info = total.generation_info or {}
+        result = LLMResult(generations=[[Generation(text=text, generation_info=usage_info or {"finish_reason": "stop"})]],
+                           llm_output={"model_name": self.get_model_name()})
+        usage = usage_info.get("token_usage")
+        if isinstance(usage, dict):
+            result.llm_output = {**(result.llm_output or {}), "token_usage": usage}
+        return result
+
+    def _output(self, result: LLMResult) -> str:
+        return result.generations[0][0].text
+
+    def _chunk_text(self, chunk: GenerationChunk) -> str:
+        return chunk.text
+
+    # -- LangChain-style extra request methods ------------------------------------------
+    def __call__(self, prompt: str, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
+                 *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(f"{type(self).__name__}() takes a prompt string, got {type(prompt).__name__}")
+        return self.invoke(prompt, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs)
+
+    def predict(self, text: str, *, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
+                tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+        return self.invoke(text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs)
+
+    async def apredict(self, text: str, *, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
+                       tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+        return await self.ainvoke(text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs)
+
+    def generate(self, prompts: Sequence[str], stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
+                 *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                 run_name: str | None = None, **kwargs: Any) -> LLMResult:
+        """One run per prompt (as langchain-core calls ``on_llm_start`` once per prompt)."""
+        if isinstance(prompts, str):
+            raise TypeError("generate() takes a list of prompts, got a single string; use invoke()")
+        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        results = [self._call_one(self._prepare(p), request, stop, dict(kwargs), len(prompts)) for p in prompts]
+        return _merge(results)
+
+    async def agenerate(self, prompts: Sequence[str], stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
+                        *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                        run_name: str | None = None, **kwargs: Any) -> LLMResult:
+        if isinstance(prompts, str):
+            raise TypeError("agenerate() takes a list of prompts, got a single string; use ainvoke()")
+        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        results = await asyncio.gather(*(self._acall_one(self._prepare(p), request, stop, dict(kwargs), len(prompts)) for p in prompts))
+        return _merge(list(results))
+
+
+def _merge(results: list[LLMResult]) -> LLMResult:
+    usage: dict[str, int] = {}
+    for r in results:
+        for k, v in ((r.llm_output or {}).get("token_usage") or {}).items():
+            usage[k] = usage.get(k, 0) + int(v)
+    out: dict[str, Any] = dict(results[0].llm_output or {}) if results else {}
+    if usage:
+        out["token_usage"] = usage
+    return LLMResult(generations=[g for r in results for g in r.generations], llm_output=out or None)

@@ -1,0 +1,77 @@
+"""``FakeListLLM``: answers with the given responses in turn (for tests and examples)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from spanhook.llms.base import LLM
+from spanhook.schema import GenerationChunk
+from spanhook.tracing.run import Run
+
+
+class FakeListLLM(LLM):
+    """Returns ``responses[0]``, then ``responses[1]``, ... and starts over at the end.
+
+    ``sleep`` (seconds) delays every call, to make concurrency visible in tests. ``stream``
+    yields the response character by character.
+    """
+
+    model_name = "fake-list"
+    span_kind = SpanKind.INTERNAL
+
+    def __init__(
+        self,
+        responses: Sequence[str],
+        *,
+        sleep: float = 0.0,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+        streaming: bool = False,
+        max_retries: int = 0,
+    ) -> None:
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose,
+                         name=name, streaming=streaming, max_retries=max_retries)
+        if isinstance(responses, str) or not responses or not all(isinstance(r, str) for r in responses):
+            raise ValueError("FakeListLLM needs a non-empty list of response strings")
+        self.responses = list(responses)
+        self.sleep = sleep
+        self.i = 0
+        self._lock = threading.Lock()
+
+    def _next(self) -> str:
+        with self._lock:
+            response = self.responses[self.i]
+            self.i = (self.i + 1) % len(self.responses)
+        return response
+
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "responses": self.responses}
+
+    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        if self.sleep:
+            time.sleep(self.sleep)
+        return self._next()
+
+    async def _acall(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        if self.sleep:
+            await asyncio.sleep(self.sleep)
+        return self._next()
+
+    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+        text = self._call(prompt, stop)
+        for ch in text:
+            yield GenerationChunk(text=ch)
+
+    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+        text = await self._acall(prompt, stop)
+        for ch in text:
+            yield GenerationChunk(text=ch)

@@ -1,0 +1,190 @@
+"""spanhook's built-in deterministic offline model: no network, same answer every time.
+
+It does arithmetic (``"1 + 2 = "`` -> ``"3"``), drives a ReAct agent through a tool call
+(it reads the tool list and the scratchpad in the prompt, picks a tool, then answers from
+the observation) and streams its answer word by word with real token counts.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import operator
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from spanhook.llms.base import LLM
+from spanhook.schema import GenerationChunk
+from spanhook.tracing.run import Run
+
+MODEL_NAME = "spanhook-offline-1"
+_TOKEN = re.compile(r"\s*\S+|\s+")
+_ARITH = re.compile(r"(-?\d+(?:\.\d+)?(?:\s*(?:\*\*|[-+*/%])\s*\(?\s*-?\d+(?:\.\d+)?\s*\)?)+)")
+_OPS: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into tokens: each word with the white space before it."""
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def evaluate(expression: str) -> float | int:
+    """Evaluate an arithmetic expression safely (numbers and + - * / % ** only)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from None
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+                raise ValueError("exponent too large")
+            return _OPS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.operand))
+        raise ValueError(f"not an arithmetic expression: {expression!r}")
+
+    value = ev(tree)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value  # type: ignore[no-any-return]
+
+
+def _tools_in(prompt: str) -> list[str]:
+    block = re.search(r"following tools:\s*\n(.*?)\n\s*\n", prompt, re.S)
+    if not block:
+        return []
+    return [m.group(1) for m in re.finditer(r"^\s*([\w.-]+):", block.group(1), re.M)]
+
+
+def respond(prompt: str) -> str:
+    """The offline model's deterministic answer to ``prompt``."""
+    tools = _tools_in(prompt)
+    if tools and "Question:" in prompt:
+        question = prompt.rsplit("Question:", 1)[1].split("\n", 1)[0].strip()
+        after = prompt.rsplit("Question:", 1)[1]
+        observations = re.findall(r"Observation:\s*(.*)", after)
+        if observations:
+            answer = observations[-1].strip()
+            return f" I now know the final answer.\nFinal Answer: {answer}"
+        expr = _ARITH.search(question)
+        calc = next((t for t in tools if "calc" in t.lower() or "math" in t.lower()), None)
+        if expr and calc:
+            return (
+                f" I need to compute {expr.group(1).strip()}, so I will use the {calc} tool.\n"
+                f"Action: {calc}\nAction Input: {expr.group(1).strip()}"
+            )
+        named = next((t for t in tools if t.lower() in question.lower()), tools[0])
+        return f" I will ask the {named} tool.\nAction: {named}\nAction Input: {question}"
+    expr = _ARITH.search(prompt)
+    if expr:
+        try:
+            return str(evaluate(expr.group(1)))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            pass
+    last = next((line.strip() for line in reversed(prompt.splitlines()) if line.strip()), "")
+    return f"You said: {last}" if last else "Hello from spanhook's offline model."
+
+
+class OfflineLLM(LLM):
+    """The built-in deterministic model (the default of the demo and the tests).
+
+    ``delay`` (seconds per token) makes streaming visible; ``fail_after`` (tokens) makes a
+    stream fail mid-way, for error-path tests.
+    """
+
+    model_name = MODEL_NAME
+    span_kind = SpanKind.INTERNAL
+
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        fail_after: int | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+        streaming: bool = False,
+        max_retries: int = 0,
+    ) -> None:
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose,
+                         name=name, streaming=streaming, max_retries=max_retries)
+        self.delay = delay
+        self.fail_after = fail_after
+
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "temperature": 0.0}
+
+    def _usage(self, prompt: str, text: str) -> dict[str, int]:
+        return {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(text)}
+
+    def _answer(self, prompt: str, stop: list[str] | None) -> str:
+        text = respond(prompt)
+        for s in stop or []:
+            if s in text:
+                text = text[: text.index(s)]
+        return text
+
+    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        return self._answer(prompt, stop)
+
+    async def _acall(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+        return self._answer(prompt, stop)
+
+    def _chunks(self, prompt: str, stop: list[str] | None) -> list[GenerationChunk]:
+        text = self._answer(prompt, stop)
+        tokens = tokenize(text)
+        chunks = [GenerationChunk(text=t) for t in tokens]
+        if chunks:
+            chunks[-1].generation_info = {
+                "finish_reason": "stop",
+                "token_usage": {
+                    "prompt_tokens": count_tokens(prompt),
+                    "completion_tokens": count_tokens(text),
+                    "total_tokens": count_tokens(prompt) + count_tokens(text),
+                },
+            }
+        return chunks
+
+    def _check_fail(self, i: int) -> None:
+        if self.fail_after is not None and i >= self.fail_after:
+            raise RuntimeError(f"offline model failed after {self.fail_after} tokens (fail_after)")
+
+    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+        import time
+
+        for i, chunk in enumerate(self._chunks(prompt, stop)):
+            self._check_fail(i)
+            if self.delay:
+                time.sleep(self.delay)
+            yield chunk
+
+    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+        for i, chunk in enumerate(self._chunks(prompt, stop)):
+            self._check_fail(i)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield chunk

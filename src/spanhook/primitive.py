@@ -1,0 +1,135 @@
+"""What every primitive (chain, model, tool, agent, retriever) shares: constructor
+``callbacks`` / ``tags`` / ``metadata`` / ``verbose``, and batch helpers that carry the
+current run into worker threads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from spanhook.tracing.consumers import classify
+from spanhook.tracing.run import Owner
+from spanhook.tracing.threads import ContextThreadPoolExecutor
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Primitive(Owner):
+    """Base of chains, models, tools, agents and retrievers."""
+
+    name: str | None = None
+
+    def _init_primitive(
+        self,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+    ) -> None:
+        where = f"{type(self).__name__}(...)"
+        self._consumers = classify(callbacks, where)
+        if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+            raise TypeError(f"tags for {where} must be a list of strings, got {tags!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata for {where} must be a dict, got {metadata!r}")
+        if not isinstance(verbose, bool):
+            raise TypeError(f"verbose for {where} must be True or False, got {verbose!r}")
+        self._callbacks_list = list(callbacks) if callbacks else []
+        self._own_tags = tuple(tags) if tags else ()
+        self._own_metadata = dict(metadata) if metadata else {}
+        self.verbose = verbose
+        if name is not None:
+            self.name = name
+
+    @property
+    def callbacks(self) -> list[Any]:
+        """The constructor callbacks (local to this object's own runs)."""
+        return list(self._callbacks_list)
+
+    @callbacks.setter
+    def callbacks(self, value: Sequence[Any] | None) -> None:
+        self._consumers = classify(value, f"{type(self).__name__}.callbacks")
+        self._callbacks_list = list(value) if value else []
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._own_tags)
+
+    @tags.setter
+    def tags(self, value: Sequence[str] | None) -> None:
+        self._own_tags = tuple(value) if value else ()
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._own_metadata)
+
+    @metadata.setter
+    def metadata(self, value: Mapping[str, Any] | None) -> None:
+        self._own_metadata = dict(value) if value else {}
+
+    def get_name(self) -> str:
+        return self.name or type(self).__name__
+
+
+def run_batch(
+    fn: Callable[[T], R],
+    inputs: Sequence[T],
+    max_concurrency: int | None = None,
+    return_exceptions: bool = False,
+) -> list[R | BaseException]:
+    """Apply ``fn`` to every input in worker threads that inherit the caller's run."""
+    if not inputs:
+        return []
+    if len(inputs) == 1:
+        try:
+            return [fn(inputs[0])]
+        except Exception as e:
+            if return_exceptions:
+                return [e]
+            raise
+    workers = max(1, min(max_concurrency or 8, len(inputs)))
+    with ContextThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fn, x) for x in inputs]
+        out: list[R | BaseException] = []
+        for f in futures:
+            try:
+                out.append(f.result())
+            except Exception as e:
+                if not return_exceptions:
+                    raise
+                out.append(e)
+        return out
+
+
+async def arun_batch(
+    fn: Callable[[T], Awaitable[R]],
+    inputs: Sequence[T],
+    max_concurrency: int | None = None,
+    return_exceptions: bool = False,
+) -> list[R | BaseException]:
+    """Await ``fn`` on every input concurrently (asyncio tasks inherit the current run)."""
+    if max_concurrency is None:
+        results = await asyncio.gather(*(fn(x) for x in inputs), return_exceptions=return_exceptions)
+        return list(results)
+    sem = asyncio.Semaphore(max_concurrency)
+
+    async def limited(x: T) -> R:
+        async with sem:
+            return await fn(x)
+
+    results = await asyncio.gather(*(limited(x) for x in inputs), return_exceptions=return_exceptions)
+    return list(results)
+
+
+def serialized_for(obj: object, **extra: Any) -> dict[str, Any]:
+    """The ``serialized`` dict handlers receive: langchain-core's shape for objects that are
+    not serializable (``lc``, ``type``, ``id`` = module path + class, ``name``)."""
+    cls = type(obj)
+    path = [*cls.__module__.split("."), cls.__name__]
+    name = getattr(obj, "name", None) or cls.__name__
+    out: dict[str, Any] = {"lc": 1, "type": "not_implemented", "id": path, "name": name}
+    out.update(extra)
+    return out

@@ -1,0 +1,5 @@
+"""Retrievers."""
+
+from spanhook.retrievers.base import BaseRetriever, InMemoryRetriever
+
+__all__ = ["BaseRetriever", "InMemoryRetriever"]

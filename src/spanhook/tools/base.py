@@ -1,0 +1,222 @@
+"""Tools: ``Tool(name=, func=, description=)`` and the ``@tool`` decorator.
+
+Every call is a tool run (span ``execute_tool {name}``) delivering ``on_tool_start`` /
+``on_tool_end`` / ``on_tool_error`` with langchain-core's arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, overload
+
+from spanhook.primitive import Primitive
+from spanhook.tracing import attributes as attr
+from spanhook.tracing.run import Request, Run, start_run
+
+
+class ToolException(Exception):
+    """Raised by a tool to report a failure the agent may recover from."""
+
+
+class Tool(Primitive):
+    """A named function an agent (or your code) can call."""
+
+    def __init__(
+        self,
+        name: str,
+        func: Callable[..., Any] | None,
+        description: str,
+        *,
+        coroutine: Callable[..., Awaitable[Any]] | None = None,
+        return_direct: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a tool needs a non-empty name, got {name!r}")
+        if func is None and coroutine is None:
+            raise ValueError(f"tool {name!r} needs func= or coroutine=")
+        if func is not None and not callable(func):
+            raise TypeError(f"tool {name!r}: func must be callable, got {type(func).__name__}")
+        if not isinstance(description, str):
+            raise TypeError(f"tool {name!r}: description must be a str")
+        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        self.name: str = name
+        self.func = func
+        self.coroutine = coroutine
+        self.description = description
+        self.return_direct = return_direct
+        target = func if func is not None else coroutine
+        assert target is not None
+        self._params = [
+            p.name
+            for p in inspect.signature(target).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name not in ("run_manager", "callbacks")
+        ]
+        self._wants_run = "run_manager" in inspect.signature(target).parameters
+
+    @property
+    def args(self) -> dict[str, dict[str, str]]:
+        """The tool's parameters, by name."""
+        return {p: {"title": p} for p in self._params}
+
+    def __repr__(self) -> str:
+        return f"Tool(name={self.name!r}, description={self.description!r})"
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _arguments(self, tool_input: str | Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if isinstance(tool_input, Mapping):
+            unknown = [k for k in tool_input if k not in self._params]
+            if unknown and self._params:
+                raise ValueError(f"tool {self.name!r} got unknown argument(s) {unknown}; it takes {self._params}")
+            return (), dict(tool_input)
+        if isinstance(tool_input, str):
+            if len(self._params) > 1:
+                raise ValueError(
+                    f"tool {self.name!r} takes {len(self._params)} arguments {self._params}: pass a dict"
+                )
+            return (tool_input,) if self._params else (), {}
+        raise TypeError(f"tool {self.name!r} input must be a str or a dict, got {type(tool_input).__name__}")
+
+    def _start(self, tool_input: str | Mapping[str, Any], request: Request, color: str | None, tool_call_id: str | None, extra: dict[str, Any]) -> Run:
+        input_str = tool_input if isinstance(tool_input, str) else str(dict(tool_input))
+        inputs = dict(tool_input) if isinstance(tool_input, Mapping) else {"input": tool_input}
+        attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: "execute_tool",
+            attr.GEN_AI_TOOL_NAME: self.name,
+            attr.GEN_AI_TOOL_TYPE: "function",
+            attr.GEN_AI_TOOL_DESCRIPTION: self.description,
+        }
+        if tool_call_id:
+            attributes[attr.GEN_AI_TOOL_CALL_ID] = tool_call_id
+        run = start_run(
+            "tool",
+            self,
+            request,
+            name=self.name,
+            span_name=f"execute_tool {self.name}",
+            start_args=({"name": self.name, "description": self.description}, input_str),
+            start_kwargs={"inputs": inputs, "name": request.run_name, "color": color, "tool_call_id": tool_call_id, **extra},
+            attributes=attributes,
+        )
+        run.record_content(attr.GEN_AI_TOOL_CALL_ARGUMENTS, tool_input)
+        run.error_kwargs["tool_call_id"] = tool_call_id
+        return run
+
+    def _finish(self, run: Run, output: Any, color: str | None, tool_call_id: str | None, extra: dict[str, Any]) -> None:
+        run.record_content(attr.GEN_AI_TOOL_CALL_RESULT, output)
+        run.set_result(output, color=color, name=self.name, tool_call_id=tool_call_id, **extra)
+
+    def run(
+        self,
+        tool_input: str | Mapping[str, Any],
+        verbose: bool | None = None,
+        start_color: str | None = "green",
+        color: str | None = "green",
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call the tool. Extra keywords (e.g. ``observation_prefix``, ``llm_prefix``) are
+        passed to ``on_tool_end`` as LangChain's agents do."""
+        if self.func is None:
+            raise RuntimeError(f"tool {self.name!r} only has a coroutine: call arun()/ainvoke()")
+        request = Request(callbacks, tags, metadata, run_name=run_name, where=f"tool {self.name!r} request")
+        args, kw = self._arguments(tool_input)
+        run = self._start(tool_input, request, start_color, tool_call_id, {})
+        with run:
+            if self._wants_run:
+                kw["run_manager"] = run
+            output = self.func(*args, **kw)
+            self._finish(run, output, color, tool_call_id, kwargs)
+        return output
+
+    async def arun(
+        self,
+        tool_input: str | Mapping[str, Any],
+        verbose: bool | None = None,
+        start_color: str | None = "green",
+        color: str | None = "green",
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        request = Request(callbacks, tags, metadata, run_name=run_name, where=f"tool {self.name!r} request")
+        args, kw = self._arguments(tool_input)
+        run = self._start(tool_input, request, start_color, tool_call_id, {})
+        async with run:
+            if self._wants_run:
+                kw["run_manager"] = run
+            if self.coroutine is not None:
+                output = await self.coroutine(*args, **kw)
+            else:
+                func = self.func
+                assert func is not None
+                ctx = contextvars.copy_context()
+                output = await asyncio.get_running_loop().run_in_executor(None, lambda: ctx.run(func, *args, **kw))
+            self._finish(run, output, color, tool_call_id, kwargs)
+        return output
+
+    def invoke(self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        cfg = dict(config or {})
+        return self.run(input, callbacks=cfg.get("callbacks"), tags=cfg.get("tags"), metadata=cfg.get("metadata"),
+                        run_name=cfg.get("run_name"), **kwargs)
+
+    async def ainvoke(self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        cfg = dict(config or {})
+        return await self.arun(input, callbacks=cfg.get("callbacks"), tags=cfg.get("tags"), metadata=cfg.get("metadata"),
+                               run_name=cfg.get("run_name"), **kwargs)
+
+    def __call__(self, tool_input: str | Mapping[str, Any], callbacks: Sequence[Any] | None = None) -> Any:
+        return self.run(tool_input, callbacks=callbacks)
+
+
+@overload
+def tool(name_or_func: Callable[..., Any]) -> Tool: ...
+
+
+@overload
+def tool(name_or_func: str | None = None, *, return_direct: bool = False, description: str | None = None) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    name_or_func: str | Callable[..., Any] | None = None,
+    *,
+    return_direct: bool = False,
+    description: str | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a function a tool: ``@tool`` or ``@tool("name")``; the docstring is the
+    description. ``async def`` functions become the tool's coroutine."""
+
+    def make(fn: Callable[..., Any], name: str | None) -> Tool:
+        desc = description if description is not None else inspect.getdoc(fn)
+        if not desc:
+            raise ValueError(f"tool {name or fn.__name__!r} needs a description: give the function a docstring")
+        is_async = inspect.iscoroutinefunction(fn)
+        return Tool(
+            name=name or fn.__name__,
+            func=None if is_async else fn,
+            coroutine=fn if is_async else None,
+            description=desc,
+            return_direct=return_direct,
+        )
+
+    if callable(name_or_func):
+        return make(name_or_func, None)
+    if name_or_func is not None and not isinstance(name_or_func, str):
+        raise TypeError(f"@tool takes a function or a name, got {name_or_func!r}")
+    return lambda fn: make(fn, name_or_func)

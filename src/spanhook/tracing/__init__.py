@@ -1,0 +1,1 @@
+"""Runs as OpenTelemetry spans: scope, lifecycle, export and console output."""

@@ -1,0 +1,125 @@
+"""Span attribute names (OpenTelemetry GenAI conventions + ``spanhook.*``), content
+recording under the capture policy, truncation and secret masking."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+# GenAI semantic conventions
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TTFC = "gen_ai.response.time_to_first_chunk"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION = "gen_ai.tool.description"
+GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+ERROR_TYPE = "error.type"
+
+# spanhook's own
+RUN_ID = "spanhook.run_id"
+RUN_KIND = "spanhook.run.kind"
+RUN_NAME = "spanhook.run.name"
+PARENT_RUN_ID = "spanhook.parent_run_id"
+TAGS = "spanhook.tags"
+METADATA_PREFIX = "spanhook.metadata."
+INPUT = "spanhook.input"
+OUTPUT = "spanhook.output"
+STREAM_CHUNKS = "spanhook.stream.chunks"
+STREAM_CLOSED_EARLY = "spanhook.stream.closed_early"
+
+_SECRET_NAME = re.compile(
+    r"(api[_-]?key|apikey|secret|password|passwd|authorization|auth[_-]?token|access[_-]?token|"
+    r"bearer|credential|private[_-]?key|^token$|_token$|cookie)",
+    re.IGNORECASE,
+)
+MASK = "***"
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter or header name holds a secret (``api_key``, ``Authorization``...)."""
+    lowered = name.lower()
+    if lowered in ("max_tokens", "max_completion_tokens", "max_new_tokens", "tokens"):
+        return False
+    return _SECRET_NAME.search(name) is not None
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of ``value`` with every secret-named mapping entry replaced by ``***``."""
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_name(k) else mask_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(mask_secrets(v) for v in value)
+    return value
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with a marker saying how long it was."""
+    if len(text) <= limit:
+        return text
+    marker = f"...[truncated, {len(text)} chars]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def _default(o: Any) -> Any:
+    dump = getattr(o, "model_dump", None)
+    if callable(dump):
+        return dump()
+    return repr(o)
+
+
+def to_json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(mask_secrets(value), default=_default, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def content_value(value: Any, limit: int) -> str:
+    """Render content for a span attribute: JSON (secrets masked), truncated."""
+    return truncate(to_json(value), limit)
+
+
+def primitive(value: Any) -> AttributeValue | None:
+    """``value`` as an OTel attribute value, or ``None`` if it is not one."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def metadata_attributes(metadata: Mapping[str, Any], limit: int) -> dict[str, AttributeValue]:
+    out: dict[str, AttributeValue] = {}
+    for key, value in metadata.items():
+        name = METADATA_PREFIX + str(key)
+        if is_secret_name(str(key)):
+            out[name] = MASK
+            continue
+        prim = primitive(value)
+        out[name] = prim if prim is not None else content_value(value, limit)
+    return out

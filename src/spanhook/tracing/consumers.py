@@ -1,0 +1,101 @@
+"""Sorting what users pass in ``callbacks=[...]``: classic handlers and OTel consumers.
+
+A ``SpanProcessor`` is used as it is; a ``SpanExporter`` gets one background
+``ExportProcessor`` per exporter object (reused across runs). Anything else that is not a
+callback handler is a ``TypeError`` naming the offending entry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from spanhook.callbacks.bridge import is_classic_handler
+from spanhook.tracing.export import ExportProcessor
+
+_exporter_lock = threading.Lock()
+_exporter_processors: dict[int, tuple[SpanExporter, ExportProcessor]] = {}
+
+
+def processor_for_exporter(exporter: SpanExporter) -> ExportProcessor:
+    """The background processor that feeds ``exporter`` (one per exporter object)."""
+    key = id(exporter)
+    with _exporter_lock:
+        entry = _exporter_processors.get(key)
+        if entry is None or entry[0] is not exporter:
+            entry = (exporter, ExportProcessor(exporter))
+            _exporter_processors[key] = entry
+        return entry[1]
+
+
+class Consumers:
+    """Classified callbacks: classic handlers and OTel span processors, duplicates removed."""
+
+    __slots__ = ("handlers", "processors")
+
+    def __init__(self, handlers: tuple[Any, ...] = (), processors: tuple[SpanProcessor, ...] = ()):
+        self.handlers = handlers
+        self.processors = processors
+
+    def __bool__(self) -> bool:
+        return bool(self.handlers or self.processors)
+
+    def __repr__(self) -> str:
+        return f"Consumers(handlers={list(self.handlers)!r}, processors={list(self.processors)!r})"
+
+
+EMPTY = Consumers()
+
+
+def classify(callbacks: object, where: str) -> Consumers:
+    """Sort ``callbacks`` into handlers and processors; raise ``TypeError`` on anything else."""
+    if callbacks is None:
+        return EMPTY
+    if isinstance(callbacks, Consumers):
+        return callbacks
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks for {where} must be a list of handlers, got {type(callbacks).__name__}"
+            f" {callbacks!r}"
+        )
+    handlers: list[Any] = []
+    processors: list[SpanProcessor] = []
+    for i, item in enumerate(callbacks):
+        if isinstance(item, SpanProcessor):
+            if not any(p is item for p in processors):
+                processors.append(item)
+        elif isinstance(item, SpanExporter):
+            proc = processor_for_exporter(item)
+            if not any(p is proc for p in processors):
+                processors.append(proc)
+        elif is_classic_handler(item):
+            if not any(h is item for h in handlers):
+                handlers.append(item)
+        else:
+            raise TypeError(
+                f"callbacks[{i}] for {where} is {item!r} ({type(item).__name__}): expected a "
+                "callback handler (an object with on_* methods such as on_chain_start, e.g. a "
+                "BaseCallbackHandler) or an OpenTelemetry SpanProcessor or SpanExporter"
+            )
+    if not handlers and not processors:
+        return EMPTY
+    return Consumers(tuple(handlers), tuple(processors))
+
+
+def merge(*parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Concatenate consumer tuples, keeping the first occurrence of each object."""
+    nonempty = [p for p in parts if p]
+    if not nonempty:
+        return ()
+    if len(nonempty) == 1:
+        return nonempty[0]
+    out: list[Any] = []
+    for part in nonempty:
+        for item in part:
+            if not any(o is item for o in out):
+                out.append(item)
+    return tuple(out)

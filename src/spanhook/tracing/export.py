@@ -1,0 +1,238 @@
+"""Background span export that never blocks the application and never loses spans silently.
+
+``ExportProcessor`` replaces the SDK's ``BatchSpanProcessor`` on spanhook's paths because
+of three measured problems with it (see the project's issue notes): a 2,048-span queue that
+silently drops most of a 10k burst, a ``force_flush()`` that exports in the caller's thread
+and ignores its timeout, and a ``shutdown()`` that can hold process exit for 30 s when the
+collector is down. Here:
+
+- ``on_end`` only appends to a queue (no lock held for long, no I/O); the queue is large
+  (65,536 spans by default) and, when it is full, the new span is dropped and *counted*;
+- a worker thread exports batches; ``force_flush(timeout)`` waits for the worker, bounded;
+- ``shutdown(timeout)`` is bounded (2 s by default): what could not be sent by then is
+  counted as dropped and reported;
+- every drop (queue full, export failure, shutdown) is counted in ``dropped_spans``, added
+  to the process-wide counter ``spanhook.export_stats()`` and logged (rate-limited).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+logger = logging.getLogger("spanhook.export")
+
+_stats_lock = threading.Lock()
+
+
+@dataclass
+class ExportStats:
+    """Process-wide export counters, summed over every spanhook export processor."""
+
+    exported_spans: int = 0
+    dropped_spans: int = 0
+    failed_exports: int = 0
+
+
+_stats = ExportStats()
+_processors: weakref.WeakSet[ExportProcessor] = weakref.WeakSet()
+
+
+def export_stats() -> ExportStats:
+    """A snapshot of the process-wide export counters."""
+    with _stats_lock:
+        return ExportStats(_stats.exported_spans, _stats.dropped_spans, _stats.failed_exports)
+
+
+def _count(exported: int = 0, dropped: int = 0, failed: int = 0) -> None:
+    with _stats_lock:
+        _stats.exported_spans += exported
+        _stats.dropped_spans += dropped
+        _stats.failed_exports += failed
+
+
+class ExportProcessor(SpanProcessor):
+    """Batches finished spans to ``exporter`` from a background thread."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int = 65_536,
+        max_export_batch_size: int = 512,
+        schedule_delay: float = 0.5,
+        shutdown_timeout: float = 2.0,
+    ) -> None:
+        if max_queue_size < 1 or max_export_batch_size < 1:
+            raise ValueError("max_queue_size and max_export_batch_size must be >= 1")
+        if schedule_delay <= 0 or shutdown_timeout < 0:
+            raise ValueError("schedule_delay must be > 0 and shutdown_timeout >= 0")
+        self.exporter = exporter
+        self.max_queue_size = max_queue_size
+        self.max_export_batch_size = max_export_batch_size
+        self.schedule_delay = schedule_delay
+        self.shutdown_timeout = shutdown_timeout
+        self.dropped_spans = 0
+        self.exported_spans = 0
+        self.failed_exports = 0
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._in_flight = 0
+        self._flush_requested = 0
+        self._closing = False
+        self._closed = False
+        self._last_drop_log = 0.0
+        self._worker = threading.Thread(
+            target=self._run, name=f"spanhook-export-{type(exporter).__name__}", daemon=True
+        )
+        self._worker.start()
+        _processors.add(self)
+        _register_atexit()
+
+    # -- SpanProcessor ---------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.context.trace_flags.sampled:
+            return
+        if self._closed:
+            self._drop(1, "the processor is shut down")
+            return
+        q = self._queue
+        if len(q) >= self.max_queue_size:
+            self._drop(1, f"the export queue is full ({self.max_queue_size} spans)")
+            return
+        q.append(span)
+        if len(q) >= self.max_export_batch_size:
+            with self._cond:
+                self._cond.notify()
+
+    def force_flush(self, timeout_millis: int = 5_000) -> bool:
+        """Wait (at most ``timeout_millis``) until every queued span was handed to the exporter."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._cond:
+            self._flush_requested += 1
+            self._cond.notify_all()
+            while self._queue or self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._worker.is_alive():
+                    return False
+                self._cond.wait(min(left, 0.05))
+            self._flush_requested -= 1
+        return True
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Send what can be sent within the timeout, count the rest as dropped, stop."""
+        if self._closed:
+            return
+        timeout = self.shutdown_timeout if timeout_millis is None else timeout_millis / 1000
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._worker.join(timeout)
+        self._closed = True
+        if self._worker.is_alive():
+            # The exporter is stuck (collector down, retrying): interrupt it.
+            try:
+                self.exporter.shutdown()
+            except Exception:  # pragma: no cover - exporter bug
+                logger.exception("exporter shutdown failed")
+            self._worker.join(0.2)
+        else:
+            try:
+                self.exporter.shutdown()
+            except Exception:  # pragma: no cover - exporter bug
+                logger.exception("exporter shutdown failed")
+        left = len(self._queue)
+        if left:
+            self._queue.clear()
+            self._drop(left, "shutdown timed out before they were exported", force_log=True)
+
+    # -- worker --------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                q = self._queue
+                if not self._closing and (
+                    not q or (not self._flush_requested and len(q) < self.max_export_batch_size)
+                ):
+                    self._cond.wait(self.schedule_delay)
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._cond.notify_all()
+                    continue
+                n = min(len(self._queue), self.max_export_batch_size)
+                batch = [self._queue.popleft() for _ in range(n)]
+                self._in_flight = n
+            try:
+                self._export(batch)
+            finally:
+                with self._cond:
+                    self._in_flight = 0
+                    self._cond.notify_all()
+
+    def _export(self, batch: Sequence[ReadableSpan]) -> None:
+        try:
+            result = self.exporter.export(batch)
+        except Exception as e:
+            logger.warning("span export raised %r; %d spans dropped", e, len(batch))
+            result = SpanExportResult.FAILURE
+        if result == SpanExportResult.SUCCESS:
+            self.exported_spans += len(batch)
+            _count(exported=len(batch))
+        else:
+            self.failed_exports += 1
+            _count(failed=1)
+            self._drop(len(batch), f"{type(self.exporter).__name__} failed to export them")
+
+    def _drop(self, n: int, why: str, force_log: bool = False) -> None:
+        self.dropped_spans += n
+        _count(dropped=n)
+        now = time.monotonic()
+        if force_log or now - self._last_drop_log > 10:
+            self._last_drop_log = now
+            logger.warning(
+                "dropped %d span(s): %s (%d dropped by this processor so far; "
+                "see spanhook.export_stats())",
+                n,
+                why,
+                self.dropped_spans,
+            )
+
+
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(shutdown_all)
+
+
+def shutdown_all(timeout: float = 2.0) -> None:
+    """Shut every live export processor down, all within ``timeout`` seconds in total."""
+    deadline = time.monotonic() + timeout
+    for p in list(_processors):
+        p.shutdown(timeout_millis=int(max(0.0, deadline - time.monotonic()) * 1000))
+
+
+def flush_all(timeout: float = 5.0) -> bool:
+    """Flush every live export processor, within ``timeout`` seconds in total."""
+    deadline = time.monotonic() + timeout
+    ok = True
+    for p in list(_processors):
+        ok = p.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000)) and ok
+    return ok

@@ -1,0 +1,62 @@
+"""Which ``TracerProvider`` spanhook's spans go through.
+
+If the application has set a global SDK ``TracerProvider``, spanhook uses it, so its runs
+join the application's traces. Otherwise spanhook keeps a private SDK provider (never
+installed globally) so that runs still are real spans that scoped exporters, processors
+and console output can read. spanhook never replaces a provider the application set.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from spanhook import __version__
+
+_lock = threading.Lock()
+_private: TracerProvider | None = None
+_cached_for: object = None
+_cached_tracer: trace.Tracer | None = None
+
+
+def private_provider() -> TracerProvider:
+    """spanhook's own provider, used when the application set none."""
+    global _private
+    with _lock:
+        if _private is None:
+            _private = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
+        return _private
+
+
+def _is_usable(provider: object) -> bool:
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
+def active_provider() -> object:
+    """The provider runs use now: the application's global one if set, else the private one."""
+    gp = trace.get_tracer_provider()
+    return gp if _is_usable(gp) else private_provider()
+
+
+def get_tracer() -> trace.Tracer:
+    """The tracer for runs; cheap to call on every run (cached per global provider)."""
+    global _cached_for, _cached_tracer
+    gp = trace.get_tracer_provider()
+    if gp is _cached_for and _cached_tracer is not None:
+        return _cached_tracer
+    provider = gp if _is_usable(gp) else private_provider()
+    tracer = provider.get_tracer("spanhook", __version__)  # type: ignore[attr-defined]
+    _cached_for, _cached_tracer = gp, tracer
+    return tracer
+
+
+def reset_for_tests() -> None:
+    """Forget the private provider and the cached tracer."""
+    global _private, _cached_for, _cached_tracer
+    with _lock:
+        _private = None
+        _cached_for = None
+        _cached_tracer = None
