@@ -20,3 +20,7 @@ __all__ = [
     "export_stats",
     "submit_with_context",
 ]
+
+from spanhook.tracing.configure import configure, force_flush, shutdown  # noqa: E402
+
+__all__ += ["configure", "force_flush", "shutdown"]

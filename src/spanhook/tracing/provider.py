@@ -54,9 +54,7 @@ def get_tracer() -> trace.Tracer:
 
 
 def reset_for_tests() -> None:
-    """Forget the private provider and the cached tracer."""
-    global _private, _cached_for, _cached_tracer
-    with _lock:
-        _private = None
-        _cached_for = None
-        _cached_tracer = None
+    """Forget the cached tracer (and the private provider, which is rebuilt on next use)."""
+    global _cached_for, _cached_tracer
+    _cached_for = None
+    _cached_tracer = None

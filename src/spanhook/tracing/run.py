@@ -499,6 +499,15 @@ class Run:
     def detach(token: object) -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
+    @property
+    def trace_id(self) -> str:
+        """The run's OTel trace id (32 hex digits), known as soon as the run starts."""
+        return format(self.span.get_span_context().trace_id, "032x")
+
+    @property
+    def span_id(self) -> str:
+        return format(self.span.get_span_context().span_id, "016x")
+
     def __repr__(self) -> str:
         return f"<Run {self.kind} {self.name!r} {self.run_id}>"
 

@@ -1,0 +1,179 @@
+"""``spanhook.configure()``: export runs as OTel traces, set up from the standard variables.
+
+``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (resource), ``OTEL_TRACES_EXPORTER``
+(``otlp``, ``console``, ``none``, or a comma list), ``OTEL_EXPORTER_OTLP_PROTOCOL`` /
+``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` (``grpc``, ``http/protobuf``),
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``..._TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``,
+``OTEL_EXPORTER_OTLP_TIMEOUT``, ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``. The
+OTel SDK's own environment handling resolves exporter names, protocols and samplers, and
+the SDK's exporters read their endpoint, headers and timeout variables themselves.
+
+If the application already set a global SDK ``TracerProvider``, spanhook adds its export
+to that provider and never replaces it. Export goes through :class:`ExportProcessor`
+(large queue, counted drops, bounded flush and shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
+
+from spanhook.tracing import provider as provider_mod
+from spanhook.tracing.console import SpanTreeExporter
+from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all
+from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
+
+logger = logging.getLogger("spanhook.configure")
+
+#: Exporter timeout when none is configured: the SDK's 10 s default makes a down collector
+#: hold flush and shutdown for ~7 s per batch.
+DEFAULT_EXPORT_TIMEOUT = 2.0
+_TIMEOUT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+
+
+class _Fanout(SpanProcessor):
+    """The one processor spanhook adds to a provider; ``configure()`` swaps its children,
+    so configuring twice never exports twice."""
+
+    def __init__(self) -> None:
+        self.children: tuple[SpanProcessor, ...] = ()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for p in self.children:
+            p.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for p in self.children:
+            p.on_end(span)
+
+    def shutdown(self) -> None:
+        for p in self.children:
+            p.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(p.force_flush(timeout_millis) for p in self.children)
+
+
+_lock = threading.Lock()
+_fanouts: dict[int, _Fanout] = {}
+
+
+def exporter_names(names: str | Sequence[str] | None = None) -> list[str]:
+    """Resolve exporter names the way the OTel SDK does (``otlp`` -> the protocol's exporter)."""
+    from opentelemetry.sdk._configuration import _get_exporter_entry_point
+
+    if names is None:
+        raw = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+        names = raw.split(",")
+    elif isinstance(names, str):
+        names = names.split(",")
+    out: list[str] = []
+    for name in names:
+        name = name.strip()
+        if not name or name.lower() == "none":
+            continue
+        out.append(name if name == "console" else _get_exporter_entry_point(name, "traces"))
+    return out
+
+
+def make_exporter(name: str) -> SpanExporter:
+    """Build one exporter by (resolved) name; ``console`` renders span trees."""
+    if name == "console":
+        return SpanTreeExporter()
+    from opentelemetry.sdk._configuration import _import_exporters
+
+    classes, _, _ = _import_exporters([name], [], [])
+    cls: Any = classes[name]
+    kwargs: dict[str, Any] = {}
+    if name.startswith("otlp") and not any(os.environ.get(v) for v in _TIMEOUT_VARS):
+        kwargs["timeout"] = DEFAULT_EXPORT_TIMEOUT
+    return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    exporters: str | Sequence[str | SpanExporter] | None = None,
+    capture_content: bool | None = None,
+    max_content_length: int | None = None,
+    token_events: bool | None = None,
+    sampler: Sampler | None = None,
+    max_queue_size: int = 65_536,
+    shutdown_timeout: float = 2.0,
+) -> TracerProvider:
+    """Set up trace export and content policy; return the provider spanhook's runs use.
+
+    ``exporters``: names (``"otlp"``, ``"console"``, ``"otlp_proto_http"``...) or
+    ``SpanExporter`` objects; default ``OTEL_TRACES_EXPORTER`` (``otlp`` when unset).
+    ``capture_content``: put prompts, completions, inputs/outputs and tool arguments/results
+    on exported spans (default ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+    """
+    base = TracingSettings.from_env()
+    current = get_settings()
+    settings = TracingSettings(
+        capture_content=base.capture_content if capture_content is None else bool(capture_content),
+        max_content_length=current.max_content_length if max_content_length is None else max_content_length,
+        token_events=base.token_events if token_events is None else bool(token_events),
+    )
+    if settings.max_content_length < 16:
+        raise ValueError(f"max_content_length must be >= 16, got {settings.max_content_length}")
+    set_settings(settings)
+
+    built: list[SpanExporter] = []
+    if exporters is None or isinstance(exporters, str):
+        built = [make_exporter(n) for n in exporter_names(exporters)]
+    else:
+        for i, e in enumerate(exporters):
+            if isinstance(e, SpanExporter):
+                built.append(e)
+            elif isinstance(e, str):
+                built += [make_exporter(n) for n in exporter_names(e)]
+            else:
+                raise TypeError(f"exporters[{i}] is {e!r}: expected an exporter name or a SpanExporter")
+
+    with _lock:
+        gp = trace.get_tracer_provider()
+        if isinstance(gp, TracerProvider):
+            tp = gp
+            if sampler is not None:
+                logger.warning("configure(sampler=...) ignored: the application's TracerProvider keeps its sampler")
+            if service_name is not None:
+                logger.warning("configure(service_name=...) ignored: the application's TracerProvider keeps its resource")
+        else:
+            attrs = {SERVICE_NAME: service_name} if service_name else {}
+            tp = TracerProvider(resource=Resource.create(attrs), sampler=sampler, shutdown_on_exit=False)
+            trace.set_tracer_provider(tp)
+        fan = _fanouts.get(id(tp))
+        if fan is None:
+            fan = _Fanout()
+            tp.add_span_processor(fan)
+            _fanouts[id(tp)] = fan
+        old = fan.children
+        fan.children = tuple(
+            ExportProcessor(e, max_queue_size=max_queue_size, shutdown_timeout=shutdown_timeout) for e in built
+        )
+    for p in old:
+        p.shutdown()
+    provider_mod.reset_for_tests()  # the next run picks up the (possibly new) global provider
+    return tp
+
+
+def force_flush(timeout: float = 5.0) -> bool:
+    """Wait, at most ``timeout`` seconds, until every finished span was handed to its exporter.
+    Never call this on a request path: it waits for the network."""
+    return flush_all(timeout)
+
+
+def shutdown(timeout: float = 2.0) -> None:
+    """Export what can be exported within ``timeout`` seconds, count the rest as dropped."""
+    shutdown_all(timeout)
