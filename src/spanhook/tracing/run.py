@@ -16,10 +16,13 @@ console output for the run and everything nested in it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from random import getrandbits
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
@@ -49,6 +52,30 @@ KIND_EVENTS: dict[str, tuple[str, str, str]] = {
     "tool": ("on_tool_start", "on_tool_end", "on_tool_error"),
     "retriever": ("on_retriever_start", "on_retriever_end", "on_retriever_error"),
 }
+
+
+#: Handlers added to every run started in this context (and inherited by its nested runs),
+#: e.g. by ``get_usage_callback()``. Read once per ``start_run``; set with
+#: :func:`handlers_in_scope`.
+SCOPED_HANDLERS: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+    "spanhook_scoped_handlers", default=()
+)
+
+
+@contextlib.contextmanager
+def handlers_in_scope(*handlers: Any) -> Iterator[None]:
+    """Add ``handlers`` to every run started inside the ``with`` block (in this thread or
+    task, and in threads/tasks that carry its context), like request callbacks."""
+    from spanhook.callbacks.bridge import is_classic_handler
+
+    for h in handlers:
+        if not is_classic_handler(h):
+            raise TypeError(f"handlers_in_scope() takes callback handlers, got {h!r}")
+    token = SCOPED_HANDLERS.set(merge(SCOPED_HANDLERS.get(), handlers))
+    try:
+        yield
+    finally:
+        SCOPED_HANDLERS.reset(token)
 
 
 def current_run() -> Run | None:
@@ -525,6 +552,20 @@ async def _shielded(coro: Any) -> None:
         raise
 
 
+_new_uuid = object.__new__
+_set = object.__setattr__
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_run_id() -> uuid.UUID:
+    """A random version-4 UUID, built without ``uuid.uuid4()``'s syscall and validation."""
+    u = _new_uuid(uuid.UUID)
+    _set(u, "int", (getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    _set(u, "is_safe", uuid.SafeUUID.unknown)
+    return u  # type: ignore[no-any-return]
+
+
 def _verbose_consumers() -> tuple[Any, Any]:
     from spanhook.callbacks.stdout import StdOutCallbackHandler
     from spanhook.tracing.console import SpanTreePrinter
@@ -554,6 +595,9 @@ def start_run(
         itags, imeta, verbose = parent.child_tags, parent.child_metadata, parent.verbose
     else:
         ih, ip, itags, imeta, verbose = (), (), [], {}, False
+    scoped = SCOPED_HANDLERS.get()
+    if scoped:
+        ih = merge(ih, scoped)
     rc = request.consumers
     if rc:
         ih, ip = merge(ih, rc.handlers), merge(ip, rc.processors)
@@ -576,7 +620,7 @@ def start_run(
     tags = itags + [t for t in own_tags if t not in itags] if own_tags else list(itags)
     metadata = {**imeta, **owner._own_metadata} if owner._own_metadata else dict(imeta)
 
-    run_id = request.run_id or uuid.uuid4()
+    run_id = request.run_id or new_run_id()
     if request.run_name:
         name = request.run_name
     span_attrs: dict[str, Any] = {attr.RUN_KIND: kind, attr.RUN_ID: str(run_id)}
