@@ -1,0 +1,159 @@
+"""Runs are spans: one per run, parent = enclosing run, run id attribute, error status on
+every failure, ended on every exit path; OTel set-up with and without an application
+provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from app import build
+from helpers import Recorder
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import spanhook
+from spanhook.chains import Chain
+from spanhook.chat_models import FakeListChatModel
+from spanhook.retrievers import InMemoryRetriever
+from spanhook.tools import Tool
+
+
+def by_name(exporter: InMemorySpanExporter) -> dict[str, Any]:
+    return {s.name: s for s in exporter.get_finished_spans()}
+
+
+def test_one_span_per_run_with_parent_links_and_run_ids(memory_exporter: InMemorySpanExporter) -> None:
+    rec = Recorder()
+    outer, *_ = build()
+    outer.invoke({"q": "hi"}, callbacks=[rec])
+    spans = by_name(memory_exporter)
+    assert set(spans) == {"outer_chain", "inner_chain", "text_completion fake-list", "execute_tool echo_tool"}
+    assert spans["outer_chain"].parent is None
+    assert spans["inner_chain"].parent.span_id == spans["outer_chain"].context.span_id
+    for child in ("text_completion fake-list", "execute_tool echo_tool"):
+        assert spans[child].parent.span_id == spans["inner_chain"].context.span_id
+    assert len({s.context.trace_id for s in spans.values()}) == 1
+    # the span carries the handler's run_id, so a trace search finds it
+    handler_ids = {str(e.run_id) for e in rec.starts()}
+    assert {s.attributes["spanhook.run_id"] for s in spans.values()} == handler_ids
+    kinds = {s.name: s.attributes["spanhook.run.kind"] for s in spans.values()}
+    assert kinds == {"outer_chain": "chain", "inner_chain": "chain",
+                     "text_completion fake-list": "llm", "execute_tool echo_tool": "tool"}
+
+
+def test_chat_model_retriever_and_agent_kinds(memory_exporter: InMemorySpanExporter) -> None:
+    from spanhook.agents import AgentExecutor, calculator_tool
+    from spanhook.llms import OfflineLLM
+
+    FakeListChatModel(responses=["x"]).invoke("hi")
+    InMemoryRetriever(["alpha beta", "gamma"]).invoke("alpha")
+    AgentExecutor(llm=OfflineLLM(), tools=[calculator_tool()], name="calc-agent").run("What is 2 + 3?")
+    spans = by_name(memory_exporter)
+    assert spans["chat fake-list-chat"].attributes["spanhook.run.kind"] == "chat_model"
+    assert spans["retrieval InMemoryRetriever"].attributes["spanhook.run.kind"] == "retriever"
+    agent = spans["invoke_agent calc-agent"]
+    assert agent.attributes["spanhook.run.kind"] == "agent"
+    assert agent.attributes["gen_ai.agent.name"] == "calc-agent"
+    tool = spans["execute_tool calculator"]
+    assert tool.parent.span_id == agent.context.span_id
+    assert tool.attributes["gen_ai.tool.name"] == "calculator"
+
+
+class Failing(Chain):
+    input_keys = ["x"]
+    output_keys = ["y"]
+    error: BaseException = ValueError("boom")
+
+    def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt(), SystemExit(3)])
+def test_failure_sets_error_status_records_exception_and_calls_on_error(
+    error: BaseException, memory_exporter: InMemorySpanExporter
+) -> None:
+    rec = Recorder()
+    chain = Failing(error=error)
+    with pytest.raises(type(error)):
+        chain.invoke({"x": 1}, callbacks=[rec])
+    span, = memory_exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == type(error).__qualname__
+    exc_event = span.events[-1]
+    assert exc_event.name == "exception"
+    assert exc_event.attributes["exception.type"].endswith(type(error).__name__)
+    assert rec.names() == ["on_chain_start", "on_chain_error"]
+    assert rec.of("on_chain_error")[0].args[0] is error
+    assert spanhook.current_run() is None
+
+
+def test_error_in_a_nested_tool_propagates_unchanged_through_every_level(memory_exporter: InMemorySpanExporter) -> None:
+    boom = RuntimeError("tool broke")
+
+    def broken(_: str) -> str:
+        raise boom
+
+    rec = Recorder()
+    outer, inner, _, _ = build()
+    inner.tool = Tool(name="broken", func=broken, description="fails")
+    with pytest.raises(RuntimeError) as info:
+        outer.invoke({"q": "hi"}, callbacks=[rec])
+    assert info.value is boom
+    assert [e.event for e in rec.events if e.event.endswith("_error")] == ["on_tool_error", "on_chain_error", "on_chain_error"]
+    assert all(e.args[0] is boom for e in rec.events if e.event.endswith("_error"))
+    statuses = {s.name: s.status.status_code for s in memory_exporter.get_finished_spans()}
+    assert statuses["execute_tool broken"] == StatusCode.ERROR
+    assert statuses["text_completion fake-list"] == StatusCode.UNSET
+    assert statuses["outer_chain"] == StatusCode.ERROR
+
+
+def test_works_with_no_otel_configuration_at_all() -> None:
+    rec = Recorder()
+    outer, *_ = build()
+    assert outer.invoke({"q": "hi"}, callbacks=[rec])["out"] == "tool(llm-answer)"
+    assert len(rec.events) == 8
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)  # never installed one
+
+
+def test_application_provider_is_used_and_its_span_is_the_parent(memory_exporter: InMemorySpanExporter) -> None:
+    provider = trace.get_tracer_provider()
+    app_tracer = trace.get_tracer("my-app")
+    outer, *_ = build()
+    with app_tracer.start_as_current_span("POST /ask", kind=SpanKind.SERVER) as request_span:
+        outer.invoke({"q": "hi"})
+    spans = by_name(memory_exporter)
+    assert spans["outer_chain"].parent.span_id == request_span.get_span_context().span_id
+    assert spans["outer_chain"].context.trace_id == request_span.get_span_context().trace_id
+    assert trace.get_tracer_provider() is provider
+
+
+def test_user_spans_inside_a_tool_nest_under_the_tool(memory_exporter: InMemorySpanExporter) -> None:
+    app_tracer = trace.get_tracer("my-app")
+
+    def fetch(q: str) -> str:
+        with app_tracer.start_as_current_span("GET /search"):
+            return q.upper()
+
+    outer, inner, _, _ = build()
+    inner.tool = Tool(name="fetch", func=fetch, description="http")
+    outer.invoke({"q": "hi"})
+    spans = by_name(memory_exporter)
+    assert spans["GET /search"].parent.span_id == spans["execute_tool fetch"].context.span_id
+    # after the run, the application's context is untouched
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_configure_never_replaces_an_application_provider() -> None:
+    app_provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    app_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(app_provider)
+    assert spanhook.configure(exporters="none") is app_provider
+    assert trace.get_tracer_provider() is app_provider
+    outer, *_ = build()
+    outer.invoke({"q": "hi"})
+    assert len(exporter.get_finished_spans()) == 4
