@@ -86,6 +86,10 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     def _chunk_text(self, chunk: Chunk) -> str:
         return str(getattr(chunk, "text", chunk))
 
+    def _stream_item(self, chunk: Chunk) -> Any:
+        """What ``stream()`` yields for a chunk: text for LLMs, a message chunk for chat models."""
+        return chunk
+
     def _result_from_chunks(self, chunks: list[Chunk]) -> LLMResult:
         raise NotImplementedError
 
@@ -238,15 +242,17 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         run.open()
         try:
             while True:
+                # the run is current while the model computes a chunk and while handlers
+                # get its token (as for every other event of the run), never across yield
                 token = run.attach()
                 try:
                     chunk = next(chunks)
+                    collected.append(chunk)
+                    run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk)
                 except StopIteration:
                     break
                 finally:
                     run.detach(token)
-                collected.append(chunk)
-                run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk)
                 yield chunk
         except GeneratorExit:
             _close_quietly(chunks)
@@ -256,6 +262,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             run.close_ok()
             raise
         except BaseException as e:
+            _close_quietly(chunks)
             self._partial(run, collected)
             run.close_error(e)
             raise
@@ -270,20 +277,22 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
                 token = run.attach()
                 try:
                     chunk = await chunks.__anext__()
+                    collected.append(chunk)
+                    await run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk)
                 except StopAsyncIteration:
                     break
                 finally:
                     run.detach(token)
-                collected.append(chunk)
-                await run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk)
                 yield chunk
         except GeneratorExit:
+            await _aclose_quietly(run, chunks)
             run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
             result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
             self._finish(run, result, streamed=True)
             await run.aclose_ok()
             raise
         except BaseException as e:
+            await _aclose_quietly(run, chunks)
             self._partial(run, collected)
             await run.aclose_error(e)
             raise
@@ -375,7 +384,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Iterator[Chunk]:
+    ) -> Iterator[Any]:
         """Stream the answer chunk by chunk (a model that cannot stream yields it whole)."""
         request = self._request(config, callbacks, tags, metadata)
         prepared = self._prepare(input)
@@ -383,7 +392,8 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         chunks = self._stream_one(prepared, stop, run, **kwargs)
         if chunks is None:
             chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
-        yield from self._drive_stream(run, chunks, [])
+        for chunk in self._drive_stream(run, chunks, []):
+            yield self._stream_item(chunk)
 
     async def astream(
         self,
@@ -395,7 +405,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncIterator[Any]:
         request = self._request(config, callbacks, tags, metadata)
         prepared = self._prepare(input)
         run = self._start(prepared, request, stop, kwargs)
@@ -405,7 +415,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         agen = self._adrive_stream(run, chunks, [])
         try:
             async for chunk in agen:
-                yield chunk
+                yield self._stream_item(chunk)
         finally:
             await agen.aclose()
 
@@ -422,6 +432,20 @@ def _close_quietly(it: Iterator[Any]) -> None:
             pass
 
 
+async def _aclose_quietly(run: Run, chunks: AsyncIterator[Any]) -> None:
+    """Close the model's own stream (releasing its connection) inside the run's context."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    token = run.attach()
+    try:
+        await aclose()
+    except Exception:  # pragma: no cover - a model stream failing while closing
+        pass
+    finally:
+        run.detach(token)
+
+
 async def _to_async(it: Iterator[Chunk]) -> AsyncIterator[Chunk]:
     """Drive a sync iterator from async code, one step per worker-thread hop, so a slow
     model never blocks the event loop."""
@@ -431,9 +455,12 @@ async def _to_async(it: Iterator[Chunk]) -> AsyncIterator[Chunk]:
     def step(ctx: contextvars.Context) -> Any:
         return ctx.run(next, it, sentinel)
 
-    while True:
-        ctx = contextvars.copy_context()
-        item = await loop.run_in_executor(None, step, ctx)
-        if item is sentinel:
-            return
-        yield item
+    try:
+        while True:
+            ctx = contextvars.copy_context()
+            item = await loop.run_in_executor(None, step, ctx)
+            if item is sentinel:
+                return
+            yield item
+    finally:
+        _close_quietly(it)

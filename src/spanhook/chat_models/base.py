@@ -159,6 +159,9 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     def _chunk_text(self, chunk: ChatGenerationChunk) -> str:
         return chunk.message.content
 
+    def _stream_item(self, chunk: ChatGenerationChunk) -> BaseMessage:
+        return chunk.message
+
     # LangChain-style helpers
     def predict(self, text: str, **kwargs: Any) -> str:
         return self.invoke(text, **kwargs).content

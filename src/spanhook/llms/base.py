@@ -136,6 +136,9 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     def _chunk_text(self, chunk: GenerationChunk) -> str:
         return chunk.text
 
+    def _stream_item(self, chunk: GenerationChunk) -> str:
+        return chunk.text
+
     # -- LangChain-style extra request methods ------------------------------------------
     def __call__(self, prompt: str, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
                  *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
