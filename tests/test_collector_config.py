@@ -362,25 +362,14 @@ def test_receivers_decode_sdk_exports(compression: bool) -> None:
 
 
 @pytest.fixture
-def collector_bin() -> str:
-    return require_binary(collector_binary(), "collector")
-
-
-@pytest.fixture
-def jaeger_bin() -> str:
-    return require_binary(jaeger_binary(), "jaeger")
-
-
-@pytest.fixture
 def backend() -> Iterator[GrpcTraceReceiver]:
     with GrpcTraceReceiver() as receiver:
         yield receiver
 
 
 @pytest.mark.collector
-def test_collector_forwards_grpc_and_http_exports(
-    collector_bin: str, backend: GrpcTraceReceiver
-) -> None:
+def test_collector_forwards_grpc_and_http_exports(backend: GrpcTraceReceiver) -> None:
+    collector_bin = require_binary(collector_binary(), "collector")
     with run_collector(jaeger_endpoint=backend.endpoint, binary=collector_bin) as collector:
         grpc_ids = send_trace(
             GrpcSpanExporter(endpoint=collector.grpc_endpoint, insecure=True), "spanhook-it-grpc"
@@ -400,7 +389,9 @@ def test_collector_forwards_grpc_and_http_exports(
 
 
 @pytest.mark.collector
-def test_collector_to_jaeger_end_to_end(collector_bin: str, jaeger_bin: str) -> None:
+def test_collector_to_jaeger_end_to_end() -> None:
+    collector_bin = require_binary(collector_binary(), "collector")
+    jaeger_bin = require_binary(jaeger_binary(), "jaeger")
     service = f"spanhook-e2e-{uuid.uuid4().hex[:8]}"
     with (
         run_jaeger(binary=jaeger_bin) as jaeger,

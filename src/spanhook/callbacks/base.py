@@ -286,63 +286,63 @@ class AsyncCallbackHandler(BaseCallbackHandler):
     spanhook's handler loop before the run goes on, so events still arrive in order.
     """
 
-    async def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
         """A model run started."""
 
-    async def on_chat_model_start(  # type: ignore[override]
+    async def on_chat_model_start(
         self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any
     ) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not implement on_chat_model_start")
 
-    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
         """A streamed token arrived."""
 
-    async def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         """A model run ended."""
 
-    async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         """A model run failed."""
 
-    async def on_chain_start(  # type: ignore[override]
+    async def on_chain_start(
         self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
     ) -> None:
         """A chain run started."""
 
-    async def on_chain_end(self, outputs: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_chain_end(self, outputs: dict[str, Any], **kwargs: Any) -> None:
         """A chain run ended."""
 
-    async def on_chain_error(self, error: BaseException, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_chain_error(self, error: BaseException, **kwargs: Any) -> None:
         """A chain run failed."""
 
-    async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
         """A tool run started."""
 
-    async def on_tool_end(self, output: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_tool_end(self, output: Any, **kwargs: Any) -> None:
         """A tool run ended."""
 
-    async def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
         """A tool run failed."""
 
-    async def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
         """A retriever run started."""
 
-    async def on_retriever_end(self, documents: Sequence[Document], **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_retriever_end(self, documents: Sequence[Document], **kwargs: Any) -> None:
         """A retriever run ended."""
 
-    async def on_retriever_error(self, error: BaseException, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_retriever_error(self, error: BaseException, **kwargs: Any) -> None:
         """A retriever run failed."""
 
-    async def on_agent_action(self, action: AgentAction, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_agent_action(self, action: AgentAction, **kwargs: Any) -> None:
         """An agent chose an action."""
 
-    async def on_agent_finish(self, finish: AgentFinish, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_agent_finish(self, finish: AgentFinish, **kwargs: Any) -> None:
         """An agent finished."""
 
-    async def on_text(self, text: str, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_text(self, text: str, **kwargs: Any) -> None:
         """Arbitrary text from a run."""
 
-    async def on_retry(self, retry_state: RetryState, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_retry(self, retry_state: RetryState, **kwargs: Any) -> None:
         """A run is about to retry."""
 
-    async def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    async def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
         """A custom event."""

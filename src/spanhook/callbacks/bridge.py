@@ -165,7 +165,7 @@ def run_coroutine_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
             if t.cancelled():
                 fut.cancel()
             elif t.exception() is not None:
-                fut.set_exception(t.exception())  # type: ignore[arg-type]
+                fut.set_exception(t.exception())
             else:
                 fut.set_result(t.result())
 
@@ -255,7 +255,12 @@ async def adispatch(
     if len(pending) == 1:
         await pending[0]
     elif pending:
-        await asyncio.gather(*pending)
+        # Every handler gets the event even if one of them raises (``raise_error``): the
+        # first error is re-raised once all deliveries are done, none is left half-sent.
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
 
 async def _acall_one(
@@ -287,4 +292,14 @@ async def _in_thread(
     loop = asyncio.get_running_loop()
     ctx = contextvars.copy_context()
     call: Callable[[], None] = lambda: dispatch((handler,), event, args, kwargs)  # noqa: E731
-    await loop.run_in_executor(None, ctx.run, call)
+    fut = loop.run_in_executor(None, ctx.run, call)
+    try:
+        await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        # The thread cannot be interrupted: let this delivery finish before the cancellation
+        # goes on, so the run's next event (its error) never overtakes it for this handler.
+        if not fut.done():
+            await asyncio.wait([fut])
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the cancellation is what propagates
+        raise

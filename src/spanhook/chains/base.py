@@ -21,8 +21,8 @@ from spanhook.tracing.signature import accepts
 class Chain(Primitive):
     """A step of an application that maps an inputs dict to an outputs dict."""
 
-    input_keys: list[str] = []
-    output_keys: list[str] = []
+    input_keys: list[str] = []  # noqa: RUF012 - subclasses override; instances may set their own
+    output_keys: list[str] = []  # noqa: RUF012
     _run_kind: RunKind = "chain"
 
     def __init__(

@@ -48,7 +48,7 @@ def get_tracer() -> trace.Tracer:
     if gp is _cached_for and _cached_tracer is not None:
         return _cached_tracer
     provider = gp if _is_usable(gp) else private_provider()
-    tracer = provider.get_tracer("spanhook", __version__)  # type: ignore[attr-defined]
+    tracer = provider.get_tracer("spanhook", __version__)
     _cached_for, _cached_tracer = gp, tracer
     return tracer
 
