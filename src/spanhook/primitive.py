@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
 from spanhook.tracing.run import Owner
 from spanhook.tracing.threads import ContextThreadPoolExecutor
@@ -128,8 +129,16 @@ def serialized_for(obj: object, **extra: Any) -> dict[str, Any]:
     """The ``serialized`` dict handlers receive: langchain-core's shape for objects that are
     not serializable (``lc``, ``type``, ``id`` = module path + class, ``name``)."""
     cls = type(obj)
-    path = [*cls.__module__.split("."), cls.__name__]
+    path = _paths.get(cls)
+    if path is None:
+        path = _paths[cls] = (*cls.__module__.split("."), cls.__name__)
     name = getattr(obj, "name", None) or cls.__name__
-    out: dict[str, Any] = {"lc": 1, "type": "not_implemented", "id": path, "name": name}
-    out.update(extra)
+    out: dict[str, Any] = {"lc": 1, "type": "not_implemented", "id": list(path), "name": name}
+    if extra:
+        # Constructor parameters (``kwargs=...``) may hold API keys or auth headers:
+        # handlers never see those.
+        out.update(mask_secrets(extra))
     return out
+
+
+_paths: dict[type, tuple[str, ...]] = {}

@@ -195,7 +195,7 @@ def dispatch(
                 continue
             try:
                 result = getattr(handler, event)(*args, **kwargs)
-                if mode == _ASYNC or inspect.iscoroutine(result):
+                if result is not None and (mode == _ASYNC or inspect.iscoroutine(result)):
                     run_coroutine_blocking(result)
             except NotImplementedError as e:
                 if event == "on_chat_model_start":
@@ -209,6 +209,44 @@ def dispatch(
                         event,
                         e,
                     )
+        except Exception as e:
+            _handler_failed(handler, event, e)
+
+
+def sync_targets(
+    handlers: Sequence[object], event: str
+) -> list[tuple[object, Callable[..., Any]]] | None:
+    """The bound methods receiving ``event`` when every handler that wants it is a plain sync
+    one, or ``None`` (then use :func:`dispatch`). For events a run repeats (tokens), resolved
+    once per run: the per-event plan lookup, ``ignore_*`` flag and method lookup are done once."""
+    flag = IGNORE_FLAG[event]
+    out: list[tuple[object, Callable[..., Any]]] = []
+    for handler in handlers:
+        mode = _plan_for(type(handler))[event]
+        if mode == _SKIP:
+            continue
+        if flag is not None and getattr(handler, flag, False):
+            continue
+        if mode != _SYNC:
+            return None
+        out.append((handler, getattr(handler, event)))
+    return out
+
+
+def call_targets(
+    targets: Sequence[tuple[object, Callable[..., Any]]], event: str, kwargs: dict[str, Any]
+) -> None:
+    """Deliver keyword-only ``event`` to targets from :func:`sync_targets`, in order, with the
+    same isolation of failing handlers as :func:`dispatch`."""
+    for handler, fn in targets:
+        try:
+            result = fn(**kwargs)
+            if result is not None and inspect.iscoroutine(result):
+                run_coroutine_blocking(result)
+        except NotImplementedError as e:
+            logger.warning(
+                "NotImplementedError in %s.%s callback: %r", type(handler).__name__, event, e
+            )
         except Exception as e:
             _handler_failed(handler, event, e)
 

@@ -27,10 +27,10 @@ class StdOutCallbackHandler(BaseCallbackHandler):
 
     def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
         name = chain_name(serialized, kwargs)
-        print(f"\n\n{bold(f'> Entering new {name} chain...')}", flush=True)  # noqa: T201
+        print(f"\n\n{bold(f'> Entering new {name} chain...')}", flush=True)
 
     def on_chain_end(self, outputs: dict[str, Any], **kwargs: Any) -> None:
-        print(f"\n{bold('> Finished chain.')}", flush=True)  # noqa: T201
+        print(f"\n{bold('> Finished chain.')}", flush=True)
 
     def on_agent_action(self, action: AgentAction, color: str | None = None, **kwargs: Any) -> Any:
         print_text(action.log, color=color or self.color)

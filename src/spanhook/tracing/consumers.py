@@ -50,6 +50,25 @@ class Consumers:
 
 EMPTY = Consumers()
 
+_HANDLER, _PROCESSOR, _EXPORTER, _INVALID = 0, 1, 2, 3
+_kind_by_type: dict[type, int] = {}
+
+
+def _kind_of(item: object) -> int:
+    cls = type(item)
+    kind = _kind_by_type.get(cls)
+    if kind is None:
+        if isinstance(item, SpanProcessor):
+            kind = _PROCESSOR
+        elif isinstance(item, SpanExporter):
+            kind = _EXPORTER
+        elif is_classic_handler(item):
+            kind = _HANDLER
+        else:
+            kind = _INVALID
+        _kind_by_type[cls] = kind
+    return kind
+
 
 def classify(callbacks: object, where: str) -> Consumers:
     """Sort ``callbacks`` into handlers and processors; raise ``TypeError`` on anything else."""
@@ -65,16 +84,17 @@ def classify(callbacks: object, where: str) -> Consumers:
     handlers: list[Any] = []
     processors: list[SpanProcessor] = []
     for i, item in enumerate(callbacks):
-        if isinstance(item, SpanProcessor):
-            if not any(p is item for p in processors):
-                processors.append(item)
-        elif isinstance(item, SpanExporter):
-            proc = processor_for_exporter(item)
-            if not any(p is proc for p in processors):
-                processors.append(proc)
-        elif is_classic_handler(item):
+        kind = _kind_of(item)
+        if kind == _HANDLER:
             if not any(h is item for h in handlers):
                 handlers.append(item)
+        elif kind == _PROCESSOR:
+            if not any(p is item for p in processors):
+                processors.append(item)  # type: ignore[arg-type]
+        elif kind == _EXPORTER:
+            proc = processor_for_exporter(item)  # type: ignore[arg-type]
+            if not any(p is proc for p in processors):
+                processors.append(proc)
         else:
             raise TypeError(
                 f"callbacks[{i}] for {where} is {item!r} ({type(item).__name__}): expected a "

@@ -21,8 +21,8 @@ import contextvars
 import logging
 import time
 import uuid
-from random import getrandbits
 from collections.abc import Iterator, Mapping, Sequence
+from random import getrandbits
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from spanhook.callbacks.bridge import adispatch, dispatch
+from spanhook.callbacks.bridge import adispatch, call_targets, dispatch, sync_targets
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.consumers import EMPTY, Consumers, classify, merge
 from spanhook.tracing.provider import get_tracer
@@ -78,6 +78,9 @@ def handlers_in_scope(*handlers: Any) -> Iterator[None]:
         SCOPED_HANDLERS.reset(token)
 
 
+_UNRESOLVED: Any = object()
+
+
 def current_run() -> Run | None:
     """The innermost run active in this context (task or thread), if any."""
     value = otel_context.get_value(_RUN_KEY)
@@ -123,6 +126,8 @@ class Request:
     ) -> Request:
         """Merge a LangChain-style ``config`` dict with explicit keyword arguments."""
         if config is None:
+            if callbacks is None and tags is None and metadata is None and not extra:
+                return NO_REQUEST
             return cls(callbacks, tags, metadata, where=where, **extra)
         if not isinstance(config, Mapping):
             raise TypeError(f"config for {where} must be a dict, got {config!r}")
@@ -167,6 +172,7 @@ class Run:
         "_finished",
         "_first_chunk_ns",
         "_token",
+        "_token_targets",
         "child_handlers",
         "child_metadata",
         "child_processors",
@@ -199,6 +205,24 @@ class Run:
     processors: tuple[SpanProcessor, ...]
     tags: list[str]
     metadata: dict[str, Any]
+    child_handlers: tuple[Any, ...]
+    child_processors: tuple[SpanProcessor, ...]
+    child_tags: list[str]
+    child_metadata: dict[str, Any]
+    verbose: bool
+    start_args: tuple[Any, ...]
+    start_kwargs: dict[str, Any]
+    end_kwargs: dict[str, Any]
+    error_kwargs: dict[str, Any]
+    start_ns: int
+    _end_args: tuple[Any, ...]
+    _entered: bool
+    _finished: bool
+    _token: Any
+    _token_targets: Any
+    _chunks: int
+    _first_chunk_ns: int
+    _child_ctx: otel_context.Context
 
     # -- events inside the run -----------------------------------------------------------
     def _base_kwargs(self) -> dict[str, Any]:
@@ -218,17 +242,22 @@ class Run:
             kwargs.update(extra)
             await adispatch(self.handlers, event, args, kwargs)
 
-    def _note_chunk(self, token: str) -> dict[str, Any] | None:
-        self._chunks += 1
-        if self._chunks == 1:
+    def _chunk_span_events(self, token: str, n: int) -> None:
+        """The first chunk's time and event, and per-token events when enabled."""
+        if n == 1:
             self._first_chunk_ns = time.monotonic_ns()
             self.span.add_event("spanhook.first_token")
         settings = get_settings()
         if settings.token_events:
-            attrs: dict[str, Any] = {"spanhook.token.index": self._chunks - 1}
+            attrs: dict[str, Any] = {"spanhook.token.index": n - 1}
             if settings.capture_content:
                 attrs["spanhook.token.text"] = token
             self.span.add_event("spanhook.token", attrs)
+
+    def _note_chunk(self, token: str) -> dict[str, Any] | None:
+        n = self._chunks = self._chunks + 1
+        if n == 1 or get_settings().token_events:
+            self._chunk_span_events(token, n)
         if not self.handlers:
             return None
         return {
@@ -239,13 +268,33 @@ class Run:
         }
 
     def on_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
-        """A streamed token: counted on the span, delivered to every handler in scope."""
-        kwargs = self._note_chunk(token)
-        if kwargs is not None:
-            kwargs["chunk"] = chunk
-            if extra:
-                kwargs.update(extra)
-            dispatch(self.handlers, "on_llm_new_token", (), kwargs)
+        """A streamed token: counted on the span, delivered to every handler in scope.
+
+        This is the hot path of streaming, kept lean: the span is touched only for the first
+        token (unless per-token events are on) and the receivers are resolved once per run.
+        """
+        n = self._chunks = self._chunks + 1
+        if n == 1 or get_settings().token_events:
+            self._chunk_span_events(token, n)
+        handlers = self.handlers
+        if not handlers:
+            return
+        kwargs = {
+            "token": token,
+            "run_id": self.run_id,
+            "parent_run_id": self.parent_run_id,
+            "tags": self.tags,
+            "chunk": chunk,
+        }
+        if extra:
+            kwargs.update(extra)
+        targets = self._token_targets
+        if targets is _UNRESOLVED:  # first token: resolve the receivers once per run
+            targets = self._token_targets = sync_targets(handlers, "on_llm_new_token")
+        if targets is None:
+            dispatch(handlers, "on_llm_new_token", (), kwargs)
+        else:
+            call_targets(targets, "on_llm_new_token", kwargs)
 
     async def aon_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
         kwargs = self._note_chunk(token)
@@ -477,6 +526,8 @@ class Run:
                 await _shielded(
                     adispatch(self.handlers, KIND_EVENTS[self.kind][1], self._end_args, kwargs)
                 )
+        except (asyncio.CancelledError, GeneratorExit):
+            raise  # interrupted while delivering the end event: the run itself succeeded
         except BaseException as e:
             self._error_status(e)
             raise
@@ -548,7 +599,7 @@ async def _shielded(coro: Any) -> None:
         if not task.done():
             await asyncio.wait([task])
         if not task.cancelled() and task.exception() is not None:
-            raise task.exception() from None  # type: ignore[misc]
+            raise task.exception() from None
         raise
 
 
@@ -563,7 +614,7 @@ def new_run_id() -> uuid.UUID:
     u = _new_uuid(uuid.UUID)
     _set(u, "int", (getrandbits(128) & _V4_CLEAR) | _V4_SET)
     _set(u, "is_safe", uuid.SafeUUID.unknown)
-    return u  # type: ignore[no-any-return]
+    return u
 
 
 def _verbose_consumers() -> tuple[Any, Any]:
@@ -587,7 +638,7 @@ def start_run(
 ) -> Run:
     """Resolve the scope of a run of ``owner`` and start its span (not yet current)."""
     ctx = otel_context.get_current()
-    parent = ctx.get(_RUN_KEY)
+    parent: Run | None = ctx.get(_RUN_KEY)  # type: ignore[assignment]
     if request is None:
         request = NO_REQUEST
     if parent is not None:
@@ -657,6 +708,7 @@ def start_run(
     run._finished = False
     run._token = None
     run._chunks = 0
+    run._token_targets = _UNRESOLVED
     run._first_chunk_ns = 0
     run.start_ns = time.monotonic_ns()
     child_ctx = dict(ctx)

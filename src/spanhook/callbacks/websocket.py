@@ -1,0 +1,462 @@
+"""``WebSocketCallbackHandler``: stream a request's events to a WebSocket as JSON messages.
+
+Pass it as a *request* callback, so it sees exactly one request::
+
+    async def serve(ws):                      # a websockets server connection
+        question = await ws.recv()
+        handler = WebSocketHandler(ws)
+        answer = await agent.arun(question, callbacks=[handler])
+        await handler.aflush()
+
+Messages (JSON objects, each with ``type`` and a ``seq`` number counting from 0):
+
+* ``{"type": "start", "kind", "name", "run_id", "parent_run_id"}`` for every run
+  (tool starts add ``input``);
+* ``{"type": "token", "token", "run_id"}`` for every streamed token, in order;
+* ``{"type": "agent_action", "tool", "tool_input", "log", "run_id"}``;
+* ``{"type": "final_answer", "answer", "run_id"}`` when an agent finishes;
+* ``{"type": "end", "kind", "name", "run_id"}`` (model runs that streamed nothing add their
+  ``text``, tool runs their ``output``);
+* ``{"type": "error", "kind", "name", "run_id", "error_type", "error"}``;
+* ``{"type": "done", "ok", "run_id", ...}`` after the outermost run ended (with ``output``
+  when it is text) or failed (with ``error_type`` and ``error``).
+
+Connections:
+
+* an **async** connection (``send`` is a coroutine: ``websockets``' asyncio server or client
+  connections): messages go through a queue drained by a task on the connection's event
+  loop, in order. The run never waits for the network. Events may come from async runs on
+  that loop or from sync runs in other threads (handed over with
+  ``loop.call_soon_threadsafe``). ``await handler.aflush()`` (on the loop) or
+  ``handler.flush()`` (from another thread) waits until everything queued was sent.
+* a **sync** connection (``websockets.sync`` client or server connections): each message is
+  sent in the thread that produced the event, in order; in async runs that is a worker
+  thread, so the event loop is never blocked.
+
+A closed or broken connection never breaks the run: the first failure is logged once
+(warning on ``spanhook.callbacks``), and every message that could not be delivered is
+counted in :attr:`failures`.
+
+The ``websockets`` package is only needed by :meth:`connect` / :meth:`aconnect`
+(``pip install 'spanhook[websocket]'``); any object with a ``send(str)`` method works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Collection, Mapping
+from typing import Any
+from uuid import UUID
+
+from spanhook.callbacks.base import BaseCallbackHandler
+from spanhook.callbacks.logger import identify_run, render_error
+
+_internal = logging.getLogger("spanhook.callbacks")
+
+MESSAGE_TYPES = frozenset(
+    {"start", "token", "agent_action", "final_answer", "end", "error", "done", "retry", "custom"}
+)
+
+
+def _require_websockets() -> Any:
+    try:
+        import websockets
+    except ImportError as e:
+        raise ImportError(
+            "WebSocketCallbackHandler.connect() needs the 'websockets' package: "
+            "pip install 'spanhook[websocket]'"
+        ) from e
+    return websockets
+
+
+def _render_output(value: Any) -> str | None:
+    """The outermost run's output as text, when it is text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        if isinstance(value.get("output"), str):
+            return str(value["output"])
+        if len(value) == 1:
+            only = next(iter(value.values()))
+            return only if isinstance(only, str) else None
+        return None
+    gens = getattr(value, "generations", None)
+    if isinstance(gens, list):
+        return "".join(g.text for per_prompt in gens for g in per_prompt)
+    return None
+
+
+class _Run:
+    __slots__ = ("kind", "name", "root", "tokens")
+
+    def __init__(self, kind: str, name: str, root: bool) -> None:
+        self.kind, self.name, self.root, self.tokens = kind, name, root, 0
+
+
+class WebSocketCallbackHandler(BaseCallbackHandler):
+    """Streams one request's events as JSON messages to a WebSocket connection.
+
+    Args:
+        connection: a WebSocket connection with ``send(str)`` (async or sync).
+        loop: the event loop of an async connection (default: the connection's ``loop``
+            attribute, else the loop running when the handler is created).
+        events: the message types to send (default: all of :data:`MESSAGE_TYPES`).
+        max_pending: async connections only: messages queued beyond this many unsent ones
+            are dropped and counted in :attr:`failures` (a stalled client must not grow
+            memory without bound).
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        events: Collection[str] | None = None,
+        max_pending: int = 10_000,
+    ) -> None:
+        send = getattr(connection, "send", None)
+        if not callable(send):
+            raise TypeError(
+                "WebSocketCallbackHandler needs a WebSocket connection with a send() method "
+                f"(e.g. a websockets connection), got {type(connection).__name__}"
+            )
+        if events is not None:
+            unknown = set(events) - MESSAGE_TYPES
+            if isinstance(events, str) or unknown:
+                raise ValueError(
+                    f"unknown message types {sorted(unknown) if unknown else events!r}; "
+                    f"choose from {sorted(MESSAGE_TYPES)}"
+                )
+        if not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be an int >= 1, got {max_pending!r}")
+        self.connection = connection
+        self.events = frozenset(events) if events is not None else MESSAGE_TYPES
+        self.max_pending = max_pending
+        self.is_async = inspect.iscoroutinefunction(send)
+        # Async connections: handle events inline (on the loop in async runs: cheap, no thread
+        # hop). Sync connections: let async runs call us from a worker thread, since send()
+        # blocks.
+        self.run_inline = self.is_async
+        if self.is_async:
+            if loop is None:
+                loop = getattr(connection, "loop", None)
+            if not isinstance(loop, asyncio.AbstractEventLoop):
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    raise ValueError(
+                        "WebSocketCallbackHandler got an async connection but cannot tell its "
+                        "event loop: create the handler on that loop or pass loop="
+                    ) from None
+        self._loop = loop
+        #: Messages handed to the connection successfully.
+        self.sent = 0
+        #: Messages that could not be delivered (send failed, connection broken, queue full).
+        self.failures = 0
+        #: The first delivery error.
+        self.last_error: BaseException | None = None
+        self._broken = False
+        self._owns_connection = False
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._runs: dict[UUID, _Run] = {}
+        # async transport state, touched on the loop thread only
+        self._queue: asyncio.Queue[str] | None = None
+        self._sender: asyncio.Task[None] | None = None
+
+    # -- convenience constructors -----------------------------------------------------------
+    @classmethod
+    def connect(cls, uri: str, **kwargs: Any) -> WebSocketCallbackHandler:
+        """Open a sync ``websockets`` client connection to ``uri``; :meth:`close` closes it."""
+        _require_websockets()
+        from websockets.sync.client import connect
+
+        connection = connect(uri)
+        connection.__enter__()  # what ``with connect(...)`` does; close() exits it
+        handler = cls(connection, **kwargs)
+        handler._owns_connection = True
+        return handler
+
+    @classmethod
+    async def aconnect(cls, uri: str, **kwargs: Any) -> WebSocketCallbackHandler:
+        """Open an asyncio ``websockets`` client connection; :meth:`aclose` closes it."""
+        _require_websockets()
+        from websockets.asyncio.client import connect
+
+        handler = cls(await connect(uri), **kwargs)
+        handler._owns_connection = True
+        return handler
+
+    # -- delivery ---------------------------------------------------------------------------
+    def _failed(self, error: BaseException | None, count: int = 1) -> None:
+        with self._lock:
+            self.failures += count
+            first = self.last_error is None and error is not None
+            if first:
+                self.last_error = error
+            self._broken = self._broken or error is not None
+        if first:
+            _internal.warning(
+                "WebSocketCallbackHandler could not send to %r (%r); the run goes on, further "
+                "undelivered messages are counted in .failures, not logged",
+                type(self.connection).__name__,
+                error,
+            )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] not in self.events:
+            return
+        if self.is_async:
+            self._send_async(message)
+            return
+        with self._lock:  # sync: one sender at a time, in seq order
+            message["seq"] = self._seq
+            self._seq += 1
+            data = json.dumps(message, default=str, ensure_ascii=False)
+            if self._broken:
+                self.failures += 1
+                return
+            try:
+                self.connection.send(data)
+                self.sent += 1
+                return
+            except Exception as e:
+                error = e
+        self._failed(error)
+
+    def _send_async(self, message: dict[str, Any]) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._enqueue(message)
+            return
+        try:
+            # FIFO per producing thread; the loop numbers messages in the order it queues them
+            loop.call_soon_threadsafe(self._enqueue, message)
+        except RuntimeError as e:  # the connection's loop is closed
+            self._failed(e)
+
+    def _enqueue(self, message: dict[str, Any]) -> None:
+        """On the connection's loop: number ``message``, queue it, make sure a sender runs."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        message["seq"] = self._seq
+        self._seq += 1
+        if self._queue.qsize() >= self.max_pending:
+            self._failed(None)
+            return
+        self._queue.put_nowait(json.dumps(message, default=str, ensure_ascii=False))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        while not queue.empty():
+            data = queue.get_nowait()
+            try:
+                if self._broken:
+                    self._failed(None)
+                else:
+                    await self.connection.send(data)
+                    self.sent += 1
+            except Exception as e:
+                self._failed(e)
+            finally:
+                queue.task_done()
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """Wait (on the connection's loop) until every queued message was sent or failed.
+        ``True`` if the queue drained within ``timeout`` seconds."""
+        if not self.is_async:
+            return True
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("aflush() must be awaited on the connection's event loop; use flush()")
+        queue = self._queue
+        if queue is None:
+            return True
+        try:
+            await asyncio.wait_for(queue.join(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait from another thread until every queued message was sent or failed."""
+        if not self.is_async:
+            return True
+        loop = self._loop
+        assert loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError("flush() would block the connection's own loop: await aflush()")
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self.aflush(), loop)
+        except RuntimeError:
+            return False
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            return False
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Flush, then close the connection if :meth:`connect` opened it (sync connections)."""
+        self.flush(timeout)
+        if self._owns_connection and not self.is_async:
+            self.connection.__exit__(None, None, None)
+
+    async def aclose(self, timeout: float | None = 5.0) -> None:
+        """Flush, then close the connection if :meth:`aconnect` opened it."""
+        await self.aflush(timeout)
+        if self._owns_connection:
+            result = self.connection.close()
+            if inspect.isawaitable(result):
+                await result
+
+    # -- events -----------------------------------------------------------------------------
+    def _start(self, event: str, serialized: Any, kwargs: dict[str, Any], **extra: Any) -> None:
+        ident = identify_run(event, serialized, kwargs)
+        run_id: UUID = kwargs["run_id"]
+        parent: UUID | None = kwargs.get("parent_run_id")
+        with self._lock:
+            # the outermost run of the request: no parent, or a parent outside our scope
+            root = parent is None or parent not in self._runs
+            self._runs[run_id] = _Run(ident.kind, ident.name, root)
+        self._send(
+            {
+                "type": "start",
+                "kind": ident.kind,
+                "name": ident.name,
+                "run_id": str(run_id),
+                "parent_run_id": str(parent) if parent else None,
+                **extra,
+            }
+        )
+
+    def _finish(self, run_id: UUID, result: Any, error: BaseException | None, **extra: Any) -> None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+            is_root = run is not None and run.root
+        kind = run.kind if run is not None else None
+        name = run.name if run is not None else None
+        if error is None:
+            self._send({"type": "end", "kind": kind, "name": name, "run_id": str(run_id), **extra})
+        else:
+            self._send(
+                {
+                    "type": "error",
+                    "kind": kind,
+                    "name": name,
+                    "run_id": str(run_id),
+                    "error_type": type(error).__qualname__,
+                    "error": render_error(error),
+                }
+            )
+        if is_root:
+            done: dict[str, Any] = {"type": "done", "ok": error is None, "run_id": str(run_id)}
+            if error is None:
+                done["output"] = _render_output(result)
+            else:
+                done["error_type"] = type(error).__qualname__
+                done["error"] = render_error(error)
+            self._send(done)
+
+    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
+        self._start("on_chain_start", serialized, kwargs)
+
+    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
+        self._start("on_llm_start", serialized, kwargs)
+
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any) -> None:
+        self._start("on_chat_model_start", serialized, kwargs)
+
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+        self._start("on_tool_start", serialized, kwargs, input=input_str)
+
+    def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
+        self._start("on_retriever_start", serialized, kwargs)
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.tokens += 1
+        self._send({"type": "token", "token": token, "run_id": str(run_id)})
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            streamed = run is not None and run.tokens > 0
+        if streamed:
+            self._finish(run_id, response, None)
+        else:
+            self._finish(run_id, response, None, text=_render_output(response))
+
+    def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, outputs, None)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, output, None, output=str(output))
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, documents, None, documents=[getattr(d, "page_content", d) for d in documents or []])
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, None, error)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, None, error)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, None, error)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._finish(run_id, None, error)
+
+    def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._send(
+            {
+                "type": "agent_action",
+                "tool": getattr(action, "tool", None),
+                "tool_input": getattr(action, "tool_input", None),
+                "log": getattr(action, "log", None),
+                "run_id": str(run_id),
+            }
+        )
+
+    def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        values = getattr(finish, "return_values", None)
+        answer = values.get("output", values) if isinstance(values, Mapping) else values
+        self._send({"type": "final_answer", "answer": answer, "run_id": str(run_id)})
+
+    def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        error = getattr(retry_state, "outcome_error", None)
+        self._send(
+            {
+                "type": "retry",
+                "attempt": int(getattr(retry_state, "attempt_number", 0)),
+                "error_type": type(error).__qualname__ if error is not None else None,
+                "run_id": str(run_id),
+            }
+        )
+
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._send({"type": "custom", "name": name, "data": data, "run_id": str(run_id)})
+
+
+WebSocketHandler = WebSocketCallbackHandler
+
+__all__ = ["MESSAGE_TYPES", "WebSocketCallbackHandler", "WebSocketHandler"]
