@@ -9,11 +9,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from app import build
-from helpers import Recorder
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from app import build
+from helpers import Recorder
 from spanhook.agents import AgentExecutor, calculator_tool
 from spanhook.callbacks import BaseCallbackHandler, ConsoleCallbackHandler, dispatch_custom_event
 from spanhook.chains import Chain, LLMChain

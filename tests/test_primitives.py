@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import Recorder
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from helpers import Recorder
 from spanhook.agents import AgentExecutor, OutputParserError, calculator_tool, parse
 from spanhook.chains import Chain, LLMChain, SequentialChain, SimpleSequentialChain
 from spanhook.chat_models import FakeListChatModel, OfflineChatModel
 from spanhook.llms import LLM, FakeListLLM, OfflineLLM
 from spanhook.prompts import ChatPromptTemplate, PromptTemplate
 from spanhook.retrievers import BaseRetriever, InMemoryRetriever
-from spanhook.schema import AIMessage, AgentAction, AgentFinish, Document, SystemMessage
+from spanhook.schema import AgentAction, AgentFinish, AIMessage, Document, SystemMessage
 from spanhook.tools import Tool, tool
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from app import build
-from helpers import Event, Recorder
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,6 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 import spanhook
+from app import build
+from helpers import Event, Recorder
 
 ALL_EIGHT = [
     ("on_chain_start", "outer_chain"),
@@ -80,7 +80,7 @@ def test_constructor_callbacks_on_the_llm_see_only_llm_runs_with_their_parent_li
 
 def test_request_callbacks_given_to_a_nested_call_see_it_and_below_only() -> None:
     nested = Recorder("nested")
-    outer, inner, llm, tool = build()
+    outer, inner, _llm, _tool = build()
 
     def call_inner(inputs: dict[str, Any]) -> dict[str, Any]:
         return inner(inputs, return_only_outputs=True, callbacks=[nested])

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from helpers import Recorder
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from helpers import Recorder
 from spanhook.chains import LLMChain
 from spanhook.llms import FakeListLLM
 from spanhook.prompts import PromptTemplate

@@ -7,8 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from app import build
-from helpers import Recorder
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -16,6 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import spanhook
+from app import build
+from helpers import Recorder
 from spanhook.chains import Chain
 from spanhook.chat_models import FakeListChatModel
 from spanhook.retrievers import InMemoryRetriever

@@ -6,9 +6,10 @@ spans' start, end, error and events back into ``BaseCallbackHandler`` calls.
 
 __version__ = "0.1.0"
 
-from spanhook.tracing.export import ExportStats, export_stats  # noqa: E402
-from spanhook.tracing.run import Run, current_run  # noqa: E402
-from spanhook.tracing.threads import ContextThreadPoolExecutor, carry, submit_with_context  # noqa: E402
+from spanhook.tracing.export import ExportStats, export_stats
+from spanhook.tracing.propagation import continue_trace, extract_context, inject_headers
+from spanhook.tracing.run import Run, current_run
+from spanhook.tracing.threads import ContextThreadPoolExecutor, carry, submit_with_context
 
 __all__ = [
     "ContextThreadPoolExecutor",
@@ -16,11 +17,14 @@ __all__ = [
     "Run",
     "__version__",
     "carry",
+    "continue_trace",
     "current_run",
     "export_stats",
+    "extract_context",
+    "inject_headers",
     "submit_with_context",
 ]
 
-from spanhook.tracing.configure import configure, force_flush, shutdown  # noqa: E402
+from spanhook.tracing.configure import configure, force_flush, shutdown
 
 __all__ += ["configure", "force_flush", "shutdown"]

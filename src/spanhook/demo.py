@@ -64,17 +64,18 @@ def run_demo(question: str = DEFAULT_QUESTION, export: str | None = None, out: T
             exporters=None if export in (None, "auto") else export,
             capture_content=True,
         )
+    before = spanhook.export_stats()  # the counters are process-wide: report this run's drops
     tracer = _TraceId()
     agent = build_agent()
     answer = agent.run(question, callbacks=[tracer])
     print(f"\nAnswer: {answer}", file=out)
     if exporting:
         ok = spanhook.force_flush(timeout=5.0)
-        stats = spanhook.export_stats()
+        dropped = spanhook.export_stats().dropped_spans - before.dropped_spans
         if tracer.trace_id:
             ui = os.environ.get(JAEGER_UI_ENV, "http://localhost:16686").rstrip("/")
             print(f"Trace: {ui}/trace/{tracer.trace_id}", file=out)
-        if not ok or stats.dropped_spans:
-            print(f"warning: export incomplete ({stats.dropped_spans} span(s) dropped); is the collector up?", file=out)
+        if not ok or dropped:
+            print(f"warning: export incomplete ({dropped} span(s) dropped); is the collector up?", file=out)
         spanhook.shutdown(timeout=2.0)
     return 0

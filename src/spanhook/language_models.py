@@ -5,14 +5,15 @@ token usage and GenAI attributes on the span, sync and async request methods."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
+from spanhook.primitive import Primitive, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
@@ -236,7 +237,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             self._result_from_chunks(chunks) if chunks else LLMResult(generations=[])
         )
 
-    def _drive_stream(self, run: Run, chunks: Iterator[Chunk], collected: list[Chunk]) -> Iterator[Chunk]:
+    def _drive_stream(self, run: Run, chunks: Iterator[Chunk], collected: list[Chunk]) -> Generator[Chunk, None, None]:
         """Iterate ``chunks`` inside ``run``: the run is current while the model computes a
         chunk, never while the caller holds it; ``on_llm_new_token`` before each yield."""
         run.open()
@@ -255,22 +256,26 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
                     run.detach(token)
                 yield chunk
         except GeneratorExit:
-            _close_quietly(chunks)
-            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-            self._finish(run, result, streamed=True)
-            run.close_ok()
+            try:
+                _close_quietly(chunks)
+            finally:
+                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+                result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+                self._finish(run, result, streamed=True)
+                run.close_ok()
             raise
         except BaseException as e:
-            _close_quietly(chunks)
-            self._partial(run, collected)
-            run.close_error(e)
+            try:
+                _close_quietly(chunks)
+            finally:
+                self._partial(run, collected)
+                run.close_error(e)
             raise
         result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
         self._finish(run, result, streamed=True)
         run.close_ok()
 
-    async def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk], collected: list[Chunk]) -> AsyncIterator[Chunk]:
+    async def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk], collected: list[Chunk]) -> AsyncGenerator[Chunk, None]:
         await run.aopen()
         try:
             while True:
@@ -285,16 +290,21 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
                     run.detach(token)
                 yield chunk
         except GeneratorExit:
-            await _aclose_quietly(run, chunks)
-            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-            self._finish(run, result, streamed=True)
-            await run.aclose_ok()
+            # the run ends even if closing the model's stream is itself cancelled
+            try:
+                await _aclose_quietly(run, chunks)
+            finally:
+                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+                result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+                self._finish(run, result, streamed=True)
+                await run.aclose_ok()
             raise
         except BaseException as e:
-            await _aclose_quietly(run, chunks)
-            self._partial(run, collected)
-            await run.aclose_error(e)
+            try:
+                await _aclose_quietly(run, chunks)
+            finally:
+                self._partial(run, collected)
+                await run.aclose_error(e)
             raise
         result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
         self._finish(run, result, streamed=True)
@@ -384,7 +394,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """Stream the answer chunk by chunk (a model that cannot stream yields it whole)."""
         request = self._request(config, callbacks, tags, metadata)
         prepared = self._prepare(input)
@@ -392,8 +402,12 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         chunks = self._stream_one(prepared, stop, run, **kwargs)
         if chunks is None:
             chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
-        for chunk in self._drive_stream(run, chunks, []):
-            yield self._stream_item(chunk)
+        drive = self._drive_stream(run, chunks, [])
+        try:
+            for chunk in drive:
+                yield self._stream_item(chunk)
+        finally:
+            drive.close()  # closing this stream ends the run now, not at garbage collection
 
     async def astream(
         self,
@@ -405,7 +419,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         request = self._request(config, callbacks, tags, metadata)
         prepared = self._prepare(input)
         run = self._start(prepared, request, stop, kwargs)
@@ -426,10 +440,8 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
 def _close_quietly(it: Iterator[Any]) -> None:
     close = getattr(it, "close", None)
     if close is not None:
-        try:
+        with contextlib.suppress(Exception):
             close()
-        except Exception:  # pragma: no cover
-            pass
 
 
 async def _aclose_quietly(run: Run, chunks: AsyncIterator[Any]) -> None:

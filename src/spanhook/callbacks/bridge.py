@@ -151,11 +151,38 @@ def _get_handler_loop() -> asyncio.AbstractEventLoop:
         return _handler_loop
 
 
+_in_handler_coroutine: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "spanhook_in_handler_coroutine", default=False
+)
+
+
+def _run_on_fresh_loop(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context) -> Any:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = ctx.run(asyncio.run, coro)
+        except BaseException as e:
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="spanhook-nested-async-handlers", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
 def run_coroutine_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run an async handler's coroutine to completion from sync code, in the caller's
     contextvars context, without touching any event loop the caller may be running."""
-    loop = _get_handler_loop()
     ctx = contextvars.copy_context()
+    if _in_handler_coroutine.get():
+        # A handler's coroutine made a sync run whose handlers include coroutines: the shared
+        # handler loop is busy with (blocked on) that coroutine, so use a loop of its own.
+        return _run_on_fresh_loop(coro, ctx)
+    ctx.run(_in_handler_coroutine.set, True)
+    loop = _get_handler_loop()
     fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
     def start() -> None:

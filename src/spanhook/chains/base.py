@@ -342,19 +342,28 @@ class Chain(Primitive):
                 collected.append(chunk)
                 yield chunk
         except GeneratorExit:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                token = run.attach()
-                try:
-                    close()
-                finally:
-                    run.detach(token)
-            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-            run.set_result(self._stream_outputs(collected))
-            run.close_ok()
+            try:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    token = run.attach()
+                    try:
+                        close()
+                    finally:
+                        run.detach(token)
+            finally:  # the run ends even if closing the inner stream fails
+                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+                run.set_result(self._stream_outputs(collected))
+                run.close_ok()
             raise
         except BaseException as e:
-            run.close_error(e)
+            try:  # close the inner stream first: nested runs end before this one
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            except Exception:
+                pass
+            finally:
+                run.close_error(e)
             raise
         outputs = self._stream_outputs(collected)
         run.record_content(attr.OUTPUT, outputs)
@@ -395,19 +404,28 @@ class Chain(Primitive):
                 collected.append(chunk)
                 yield chunk
         except GeneratorExit:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                token = run.attach()
-                try:
-                    await aclose()
-                finally:
-                    run.detach(token)
-            run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-            run.set_result(self._stream_outputs(collected))
-            await run.aclose_ok()
+            try:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    token = run.attach()
+                    try:
+                        await aclose()
+                    finally:
+                        run.detach(token)
+            finally:  # the run ends even if closing the inner stream is cancelled
+                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
+                run.set_result(self._stream_outputs(collected))
+                await run.aclose_ok()
             raise
         except BaseException as e:
-            await run.aclose_error(e)
+            try:  # close the inner stream first: nested runs end before this one
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            except Exception:
+                pass
+            finally:
+                await run.aclose_error(e)
             raise
         outputs = self._stream_outputs(collected)
         run.record_content(attr.OUTPUT, outputs)

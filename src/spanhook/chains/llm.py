@@ -77,13 +77,23 @@ class LLMChain(Chain):
 
     def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any]:
         prompt_value = self._format(inputs, run)
-        for chunk in self.llm.stream(prompt_value, stop=inputs.get("stop")):
-            yield self._chunk_text(chunk)
+        chunks = self.llm.stream(prompt_value, stop=inputs.get("stop"))
+        try:
+            for chunk in chunks:
+                yield self._chunk_text(chunk)
+        finally:
+            chunks.close()  # closed with this chain's stream: the model run ends first
 
     async def _astream_gen(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any]:
         prompt_value = await self._aformat(inputs, run)
-        async for chunk in self.llm.astream(prompt_value, stop=inputs.get("stop")):
-            yield self._chunk_text(chunk)
+        chunks = self.llm.astream(prompt_value, stop=inputs.get("stop"))
+        try:
+            async for chunk in chunks:
+                yield self._chunk_text(chunk)
+        finally:
+            # an async generator is not closed by leaving ``async for``: close the model's
+            # stream now, so its run ends before this chain's run, not at garbage collection
+            await chunks.aclose()
 
     def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any]:
         return self._astream_gen(inputs, run)

@@ -51,6 +51,8 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 MASK = "***"
+#: Terminal colour codes (verbose output colours prompts) never go onto spans.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def is_secret_name(name: str) -> bool:
@@ -99,9 +101,54 @@ def to_json(value: Any) -> str:
         return repr(value)
 
 
+def _shorten_strings(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        return truncate(value, cap)
+    if isinstance(value, dict):
+        return {k: _shorten_strings(v, cap) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten_strings(v, cap) for v in value]
+    return value
+
+
+def _longest_string(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((_longest_string(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return max((_longest_string(v) for v in value), default=0)
+    return 0
+
+
+def _fit_json(text: str, limit: int) -> str | None:
+    """``text`` (JSON) with its strings cut just enough to fit ``limit``, still valid JSON;
+    ``None`` if even that does not fit."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    lo, hi, best = 0, _longest_string(data), None
+    while lo <= hi:  # the largest per-string cap that fits
+        cap = (lo + hi) // 2
+        candidate = json.dumps(_shorten_strings(data, cap), ensure_ascii=False)
+        if len(candidate) <= limit:
+            best, lo = candidate, cap + 1
+        else:
+            hi = cap - 1
+    return best
+
+
 def content_value(value: Any, limit: int) -> str:
-    """Render content for a span attribute: JSON (secrets masked), truncated."""
-    return truncate(to_json(value), limit)
+    """Render content for a span attribute: JSON (secrets masked), at most ``limit`` chars.
+
+    Structured content (messages, inputs, outputs) is shortened inside its strings, each
+    cut string ending in ``...[truncated, N chars]``, so the value stays parseable JSON;
+    plain text is cut at the end with the same marker. Terminal colour codes are removed."""
+    text = _ANSI.sub("", to_json(value))
+    if len(text) <= limit or isinstance(value, str):
+        return truncate(text, limit)
+    return _fit_json(text, limit) or truncate(text, limit)
 
 
 def primitive(value: Any) -> AttributeValue | None:

@@ -61,11 +61,27 @@ class _Fanout(SpanProcessor):
             p.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return all(p.force_flush(timeout_millis) for p in self.children)
+        results = [p.force_flush(timeout_millis) for p in self.children]  # flush every one
+        return all(results)
 
 
 _lock = threading.Lock()
 _fanouts: dict[int, _Fanout] = {}
+
+_PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+_PROTOCOLS = ("grpc", "http/protobuf")
+
+
+def _check_protocol() -> None:
+    """Reject an unsupported OTLP protocol with an error naming the variable."""
+    for var in _PROTOCOL_VARS:
+        raw = os.environ.get(var)
+        if raw and raw.strip():
+            if raw.strip() not in _PROTOCOLS:
+                raise ValueError(
+                    f"{var}={raw!r} is not a supported OTLP protocol: use one of {', '.join(_PROTOCOLS)}"
+                )
+            return  # the traces variable wins over the generic one
 
 
 def exporter_names(names: str | Sequence[str] | None = None) -> list[str]:
@@ -82,6 +98,8 @@ def exporter_names(names: str | Sequence[str] | None = None) -> list[str]:
         name = name.strip()
         if not name or name.lower() == "none":
             continue
+        if name.startswith("otlp"):
+            _check_protocol()
         out.append(name if name == "console" else _get_exporter_entry_point(name, "traces"))
     return out
 
@@ -92,7 +110,16 @@ def make_exporter(name: str) -> SpanExporter:
         return SpanTreeExporter()
     from opentelemetry.sdk._configuration import _import_exporters
 
-    classes, _, _ = _import_exporters([name], [], [])
+    try:
+        classes, _, _ = _import_exporters([name], [], [])
+    except RuntimeError:
+        from importlib.metadata import entry_points
+
+        known = sorted({"none", *(e.name for e in entry_points(group="opentelemetry_traces_exporter"))})
+        raise ValueError(
+            f"unknown trace exporter {name!r} (OTEL_TRACES_EXPORTER or configure(exporters=...)): "
+            f"use one of {', '.join(known)}"
+        ) from None
     cls: Any = classes[name]
     kwargs: dict[str, Any] = {}
     if name.startswith("otlp") and not any(os.environ.get(v) for v in _TIMEOUT_VARS):
@@ -127,7 +154,6 @@ def configure(
     )
     if settings.max_content_length < 16:
         raise ValueError(f"max_content_length must be >= 16, got {settings.max_content_length}")
-    set_settings(settings)
 
     built: list[SpanExporter] = []
     if exporters is None or isinstance(exporters, str):
@@ -140,6 +166,7 @@ def configure(
                 built += [make_exporter(n) for n in exporter_names(e)]
             else:
                 raise TypeError(f"exporters[{i}] is {e!r}: expected an exporter name or a SpanExporter")
+    set_settings(settings)  # only once the configuration is known to be valid
 
     with _lock:
         gp = trace.get_tracer_provider()

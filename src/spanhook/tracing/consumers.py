@@ -90,9 +90,9 @@ def classify(callbacks: object, where: str) -> Consumers:
                 handlers.append(item)
         elif kind == _PROCESSOR:
             if not any(p is item for p in processors):
-                processors.append(item)  # type: ignore[arg-type]
+                processors.append(item)
         elif kind == _EXPORTER:
-            proc = processor_for_exporter(item)  # type: ignore[arg-type]
+            proc = processor_for_exporter(item)
             if not any(p is proc for p in processors):
                 processors.append(proc)
         else:

@@ -54,13 +54,6 @@ def export_stats() -> ExportStats:
         return ExportStats(_stats.exported_spans, _stats.dropped_spans, _stats.failed_exports)
 
 
-def _count(exported: int = 0, dropped: int = 0, failed: int = 0) -> None:
-    with _stats_lock:
-        _stats.exported_spans += exported
-        _stats.dropped_spans += dropped
-        _stats.failed_exports += failed
-
-
 class ExportProcessor(SpanProcessor):
     """Batches finished spans to ``exporter`` from a background thread."""
 
@@ -91,6 +84,7 @@ class ExportProcessor(SpanProcessor):
         self._flush_requested = 0
         self._closing = False
         self._closed = False
+        self._abandoned = False  # shutdown gave up on the batch in flight (counted as dropped)
         self._last_drop_log = 0.0
         self._worker = threading.Thread(
             target=self._run, name=f"spanhook-export-{type(exporter).__name__}", daemon=True
@@ -119,44 +113,56 @@ class ExportProcessor(SpanProcessor):
                 self._cond.notify()
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
-        """Wait (at most ``timeout_millis``) until every queued span was handed to the exporter."""
+        """Wait (at most ``timeout_millis``) until every queued span went through the exporter.
+
+        ``False`` if that did not happen in time or if spans were dropped meanwhile (export
+        failed, queue full): unlike the SDK's batch processor, a failed flush says so."""
         deadline = time.monotonic() + timeout_millis / 1000
+        dropped_before = self.dropped_spans
         with self._cond:
             self._flush_requested += 1
             self._cond.notify_all()
-            while self._queue or self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._worker.is_alive():
-                    return False
-                self._cond.wait(min(left, 0.05))
-            self._flush_requested -= 1
-        return True
+            try:
+                while self._queue or self._in_flight:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._worker.is_alive():
+                        return False
+                    self._cond.wait(min(left, 0.05))
+            finally:
+                self._flush_requested -= 1
+        return self.dropped_spans == dropped_before
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
         """Send what can be sent within the timeout, count the rest as dropped, stop."""
         if self._closed:
             return
         timeout = self.shutdown_timeout if timeout_millis is None else timeout_millis / 1000
+        deadline = time.monotonic() + timeout
+        # Keep part of the budget to interrupt an exporter stuck on a down collector, so the
+        # whole shutdown stays within ``timeout``.
+        grace = min(0.25, timeout / 4)
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._worker.join(timeout)
+        self._worker.join(max(0.0, timeout - grace))
         self._closed = True
+        try:
+            # Interrupts retry sleeps and (gRPC) the call in flight.
+            self.exporter.shutdown()
+        except Exception:  # pragma: no cover - exporter bug
+            logger.exception("exporter shutdown failed")
         if self._worker.is_alive():
-            # The exporter is stuck (collector down, retrying): interrupt it.
-            try:
-                self.exporter.shutdown()
-            except Exception:  # pragma: no cover - exporter bug
-                logger.exception("exporter shutdown failed")
-            self._worker.join(0.2)
-        else:
-            try:
-                self.exporter.shutdown()
-            except Exception:  # pragma: no cover - exporter bug
-                logger.exception("exporter shutdown failed")
-        left = len(self._queue)
-        if left:
+            self._worker.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            left = len(self._queue)
             self._queue.clear()
+            if self._worker.is_alive() and self._in_flight:
+                # The exporter did not give up in time: its batch is lost as far as we know.
+                left += self._in_flight
+                self._in_flight = 0
+                self._abandoned = True
+            self._cond.notify_all()
+        if left:
             self._drop(left, "shutdown timed out before they were exported", force_log=True)
 
     # -- worker --------------------------------------------------------------------------
@@ -176,30 +182,40 @@ class ExportProcessor(SpanProcessor):
                 n = min(len(self._queue), self.max_export_batch_size)
                 batch = [self._queue.popleft() for _ in range(n)]
                 self._in_flight = n
+            ok = False
             try:
-                self._export(batch)
+                ok = self._export(batch)
             finally:
                 with self._cond:
+                    # Counted together with clearing ``_in_flight``, so that a flush or a
+                    # shutdown waiting on it sees the final counts.
+                    if not self._abandoned:  # else shutdown counted the batch as dropped
+                        self._account(len(batch), ok)
                     self._in_flight = 0
                     self._cond.notify_all()
 
-    def _export(self, batch: Sequence[ReadableSpan]) -> None:
+    def _export(self, batch: Sequence[ReadableSpan]) -> bool:
         try:
-            result = self.exporter.export(batch)
+            return self.exporter.export(batch) == SpanExportResult.SUCCESS
         except Exception as e:
-            logger.warning("span export raised %r; %d spans dropped", e, len(batch))
-            result = SpanExportResult.FAILURE
-        if result == SpanExportResult.SUCCESS:
-            self.exported_spans += len(batch)
-            _count(exported=len(batch))
+            logger.warning("span export raised %r", e)
+            return False
+
+    def _account(self, n: int, ok: bool) -> None:
+        if ok:
+            with _stats_lock:
+                self.exported_spans += n
+                _stats.exported_spans += n
         else:
-            self.failed_exports += 1
-            _count(failed=1)
-            self._drop(len(batch), f"{type(self.exporter).__name__} failed to export them")
+            with _stats_lock:
+                self.failed_exports += 1
+                _stats.failed_exports += 1
+            self._drop(n, f"{type(self.exporter).__name__} failed to export them")
 
     def _drop(self, n: int, why: str, force_log: bool = False) -> None:
-        self.dropped_spans += n
-        _count(dropped=n)
+        with _stats_lock:
+            self.dropped_spans += n
+            _stats.dropped_spans += n
         now = time.monotonic()
         if force_log or now - self._last_drop_log > 10:
             self._last_drop_log = now
