@@ -157,3 +157,43 @@ def test_configure_never_replaces_an_application_provider() -> None:
     outer, *_ = build()
     outer.invoke({"q": "hi"})
     assert len(exporter.get_finished_spans()) == 4
+
+
+def test_with_no_consumer_runs_get_non_recording_spans_with_valid_ids() -> None:
+    """No application provider and no scoped consumer: nothing would read the span, so the
+    run gets a non-recording span; its ids are still valid and nested runs share its trace."""
+    seen: list[Any] = []
+    probe = RunProbe(seen)
+    outer, *_ = build()
+    outer.invoke({"q": "hi"}, callbacks=[probe])
+    spans = [run.span for run in seen]
+    assert len(spans) == 4
+    assert not any(s.is_recording() for s in spans)
+    contexts = [s.get_span_context() for s in spans]
+    assert all(c.is_valid for c in contexts)
+    assert len({c.trace_id for c in contexts}) == 1
+    assert len({c.span_id for c in contexts}) == 4
+    # a scoped exporter in the same app makes that request's spans real again
+    exporter = InMemorySpanExporter()
+    outer.invoke({"q": "hi"}, callbacks=[probe, SimpleSpanProcessor(exporter)])
+    assert len(exporter.get_finished_spans()) == 4
+    assert {s.context.span_id for s in exporter.get_finished_spans()} == {
+        run.span.get_span_context().span_id for run in seen[4:]
+    }
+
+
+class RunProbe(Recorder):
+    """Keeps the current run at each start event."""
+
+    def __init__(self, seen: list[Any]) -> None:
+        super().__init__("probe")
+        self.seen = seen
+
+    def on_chain_start(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.seen.append(spanhook.current_run())
+
+    def on_llm_start(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.seen.append(spanhook.current_run())
+
+    def on_tool_start(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.seen.append(spanhook.current_run())

@@ -312,7 +312,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
 
     # -- request methods -----------------------------------------------------------------
     def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
-        return Request.from_config(config, callbacks, tags, metadata, where=f"{type(self).__name__} request", **extra)
+        return Request.from_config(config, callbacks, tags, metadata, where=self._request_label, **extra)
 
     def invoke(
         self,

@@ -74,6 +74,26 @@ class Primitive(Owner):
     def get_name(self) -> str:
         return self.name or type(self).__name__
 
+    @property
+    def _request_label(self) -> RequestLabel:
+        """Names this object's requests in error messages (formatted only on error)."""
+        label = self.__dict__.get("_label")
+        if label is None:
+            label = self.__dict__["_label"] = RequestLabel(self)
+        return label
+
+
+class RequestLabel:
+    """``"<name> request"``, computed only when an error message needs it."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: Primitive) -> None:
+        self.owner = owner
+
+    def __str__(self) -> str:
+        return f"{self.owner.get_name()} request"
+
 
 def run_batch(
     fn: Callable[[T], R],

@@ -65,6 +65,14 @@ def _collect_noops(*classes: type) -> None:
 
 
 _collect_noops(BaseCallbackHandler, AsyncCallbackHandler)
+
+#: The base classes' ``ignore_*`` properties, which always say False: a handler whose class
+#: keeps them needs no flag lookup per event.
+_default_flags: set[Any] = {
+    BaseCallbackHandler.__dict__[f] for f in IGNORE_FLAG.values() if f is not None and f in BaseCallbackHandler.__dict__
+}
+#: Added to a plan's mode when the handler's ``ignore_*`` flag must be read at each event.
+_CHECK_FLAG = 8
 _UNIMPLEMENTED_CHAT = {
     BaseCallbackHandler.on_chat_model_start,
     AsyncCallbackHandler.on_chat_model_start,
@@ -77,6 +85,10 @@ def _learn_langchain_bases(cls: type) -> None:
     for base in cls.__mro__:
         if base.__module__ == "langchain_core.callbacks.base":
             _collect_noops(base)
+            for flag in set(IGNORE_FLAG.values()) - {None}:
+                prop = base.__dict__.get(flag or "")
+                if isinstance(prop, property):
+                    _default_flags.add(prop)
             chat = base.__dict__.get("on_chat_model_start")
             if chat is not None:
                 _UNIMPLEMENTED_CHAT.add(chat)
@@ -103,8 +115,20 @@ def _plan_for(cls: type) -> _Plan:
     # The fallback target must exist for the fallback to mean anything.
     if plan["on_chat_model_start"] == _CHAT_FALLBACK and plan["on_llm_start"] == _SKIP:
         plan["on_chat_model_start"] = _SKIP
+    custom_lookup = _class_attr(cls, "__getattribute__") is not object.__getattribute__
+    for event, mode in plan.items():
+        flag = IGNORE_FLAG[event]
+        if mode and flag is not None and (custom_lookup or _class_attr(cls, flag) not in _default_flags):
+            plan[event] = mode | _CHECK_FLAG
     _plans[cls] = plan
     return plan
+
+
+def _class_attr(cls: type, name: str) -> Any:
+    for base in cls.__mro__:
+        if name in base.__dict__:
+            return base.__dict__[name]
+    return None
 
 
 def is_classic_handler(obj: object) -> bool:
@@ -118,7 +142,7 @@ def is_classic_handler(obj: object) -> bool:
 
 def wants(handler: object, event: str) -> bool:
     """Whether ``handler`` implements ``event`` at all (ignoring ``ignore_*`` flags)."""
-    return _plan_for(type(handler))[event] != _SKIP
+    return _plan_for(type(handler))[event] & ~_CHECK_FLAG != _SKIP
 
 
 def _handler_failed(handler: object, event: str, exc: Exception) -> None:
@@ -209,13 +233,15 @@ def dispatch(
     handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
     """Deliver ``event`` to ``handlers`` from sync code, in order."""
-    flag = IGNORE_FLAG[event]
     for handler in handlers:
-        mode = _plan_for(type(handler))[event]
-        if mode == _SKIP:
+        plan = _plans.get(type(handler))
+        mode = (plan or _plan_for(type(handler)))[event]
+        if not mode:
             continue
-        if flag is not None and getattr(handler, flag, False):
-            continue
+        if mode & _CHECK_FLAG:
+            if getattr(handler, IGNORE_FLAG[event] or "", False):
+                continue
+            mode &= ~_CHECK_FLAG
         try:
             if mode == _CHAT_FALLBACK:
                 _call_sync(handler, "on_llm_start", _chat_fallback_args(args), kwargs, "ignore_llm")
@@ -249,7 +275,7 @@ def sync_targets(
     flag = IGNORE_FLAG[event]
     out: list[tuple[object, Callable[..., Any]]] = []
     for handler in handlers:
-        mode = _plan_for(type(handler))[event]
+        mode = _plan_for(type(handler))[event] & ~_CHECK_FLAG
         if mode == _SKIP:
             continue
         if flag is not None and getattr(handler, flag, False):
@@ -305,7 +331,7 @@ async def adispatch(
     flag = IGNORE_FLAG[event]
     pending: list[Any] = []
     for handler in handlers:
-        mode = _plan_for(type(handler))[event]
+        mode = _plan_for(type(handler))[event] & ~_CHECK_FLAG
         if mode == _SKIP:
             continue
         if flag is not None and getattr(handler, flag, False):

@@ -53,9 +53,10 @@ class Chain(Primitive):
 
     # -- plumbing -------------------------------------------------------------------------
     def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
-        if accepts(self._call, "run_manager"):
-            return self._call(inputs, run_manager=run)
-        return self._call(inputs)
+        call = self._call
+        if accepts(call, "run_manager"):
+            return call(inputs, run_manager=run)
+        return call(inputs)
 
     async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
         if accepts(self._acall, "run_manager"):
@@ -63,7 +64,13 @@ class Chain(Primitive):
         return await self._acall(inputs)
 
     def prep_inputs(self, inputs: Any) -> dict[str, Any]:
-        keys = list(self.input_keys)
+        keys = self.input_keys
+        if type(inputs) is dict:
+            for k in keys:
+                if k not in inputs:
+                    break
+            else:
+                return dict(inputs)
         if not isinstance(inputs, Mapping):
             if len(keys) != 1:
                 raise ValueError(
@@ -77,6 +84,12 @@ class Chain(Primitive):
         return dict(inputs)
 
     def _check_outputs(self, outputs: Any) -> dict[str, Any]:
+        if type(outputs) is dict:
+            for k in self.output_keys:
+                if k not in outputs:
+                    break
+            else:
+                return outputs
         if not isinstance(outputs, Mapping):
             raise TypeError(f"{type(self).__name__}._call must return a dict, got {type(outputs).__name__}")
         missing = [k for k in self.output_keys if k not in outputs]
@@ -92,25 +105,28 @@ class Chain(Primitive):
 
     def _start(self, inputs: dict[str, Any], request: Request | None) -> Run:
         name = self.get_name()
+        run_name = request.run_name if request is not None else None
         run = start_run(
             self._run_kind,
             self,
             request,
             name=name,
-            span_name=self._span_name() if request is None or not request.run_name else request.run_name,
+            span_name=run_name or self._span_name(),
             start_args=(serialized_for(self), inputs),
-            start_kwargs={"name": request.run_name if request is not None and request.run_name else name},
+            start_kwargs={"name": run_name or name},
             attributes=self._span_attributes(),
         )
-        run.record_content(attr.INPUT, inputs)
+        if run.span.is_recording():
+            run.record_content(attr.INPUT, inputs)
         return run
 
     def _execute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
         run = self._start(inputs, request)
         with run:
             outputs = self._check_outputs(self._invoke_call(inputs, run))
-            run.record_content(attr.OUTPUT, outputs)
-            run.set_result(outputs)
+            if run.span.is_recording():
+                run.record_content(attr.OUTPUT, outputs)
+            run._end_args = (outputs,)
         return outputs
 
     async def _aexecute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
@@ -122,7 +138,7 @@ class Chain(Primitive):
         return outputs
 
     def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
-        return Request.from_config(config, callbacks, tags, metadata, where=f"{self.get_name()} request", **extra)
+        return Request.from_config(config, callbacks, tags, metadata, where=self._request_label, **extra)
 
     @staticmethod
     def _merge(inputs: dict[str, Any], outputs: dict[str, Any], return_only_outputs: bool) -> dict[str, Any]:

@@ -58,7 +58,7 @@ class BaseRetriever(Primitive):
 
     def invoke(self, input: str, config: Mapping[str, Any] | None = None, *, callbacks: Sequence[Any] | None = None,
                tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> list[Document]:
-        request = Request.from_config(config, callbacks, tags, metadata, where=f"{self.get_name()} request")
+        request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
         run = self._start(input, request)
         with run:
             docs = list(self._fetch(input, run))
@@ -67,7 +67,7 @@ class BaseRetriever(Primitive):
 
     async def ainvoke(self, input: str, config: Mapping[str, Any] | None = None, *, callbacks: Sequence[Any] | None = None,
                       tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> list[Document]:
-        request = Request.from_config(config, callbacks, tags, metadata, where=f"{self.get_name()} request")
+        request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
         run = self._start(input, request)
         async with run:
             docs = list(await self._aget_relevant_documents(input, run_manager=run))

@@ -70,7 +70,7 @@ def _kind_of(item: object) -> int:
     return kind
 
 
-def classify(callbacks: object, where: str) -> Consumers:
+def classify(callbacks: object, where: object) -> Consumers:
     """Sort ``callbacks`` into handlers and processors; raise ``TypeError`` on anything else."""
     if callbacks is None:
         return EMPTY

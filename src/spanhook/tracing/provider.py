@@ -53,6 +53,27 @@ def get_tracer() -> trace.Tracer:
     return tracer
 
 
+def recording_tracer() -> trace.Tracer | None:
+    """The tracer for runs, or ``None`` when no span would reach anyone: no application
+    provider is set and spanhook's private provider has no processor. Runs then get a
+    non-recording span (valid ids, nothing recorded), unless a scoped consumer needs it."""
+    gp = trace.get_tracer_provider()
+    tracer = _cached_tracer if gp is _cached_for and _cached_tracer is not None else get_tracer()
+    if not _is_usable(gp) and not _private_has_processors():
+        return None
+    return tracer
+
+
+def _private_has_processors() -> bool:
+    private = _private
+    if private is None:
+        return False
+    try:
+        return bool(private._active_span_processor._span_processors)
+    except AttributeError:  # an SDK without these internals: assume someone listens
+        return True
+
+
 def reset_for_tests() -> None:
     """Forget the cached tracer (and the private provider, which is rebuilt on next use)."""
     global _cached_for, _cached_tracer

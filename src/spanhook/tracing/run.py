@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from spanhook.callbacks.bridge import adispatch, call_targets, dispatch, sync_targets
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.consumers import EMPTY, Consumers, classify, merge
-from spanhook.tracing.provider import get_tracer
+from spanhook.tracing.provider import get_tracer, recording_tracer
 from spanhook.tracing.settings import get_settings
 
 logger = logging.getLogger("spanhook.tracing")
@@ -41,6 +41,10 @@ logger = logging.getLogger("spanhook.tracing")
 RunKind = Literal["chain", "llm", "chat_model", "tool", "agent", "retriever"]
 
 _RUN_KEY = otel_context.create_key("spanhook.run")
+_attach = otel_context.attach
+_detach = otel_context.detach
+_get_current = otel_context.get_current
+_Context = otel_context.Context
 _SPAN_KEY = trace.propagation._SPAN_KEY  # the key set_span_in_context uses
 
 #: start, end and error event of each run kind (chat models end like LLMs, agents like chains).
@@ -100,7 +104,7 @@ class Request:
         metadata: Mapping[str, Any] | None = None,
         run_name: str | None = None,
         run_id: uuid.UUID | None = None,
-        where: str = "the request",
+        where: object = "the request",
     ) -> None:
         self.consumers = classify(callbacks, where)
         if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
@@ -121,13 +125,16 @@ class Request:
         callbacks: object = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
-        where: str = "the request",
+        where: object = "the request",
         **extra: Any,
     ) -> Request:
         """Merge a LangChain-style ``config`` dict with explicit keyword arguments."""
         if config is None:
-            if callbacks is None and tags is None and metadata is None and not extra:
-                return NO_REQUEST
+            if tags is None and metadata is None and not extra:
+                if callbacks is None:
+                    return NO_REQUEST
+                if type(callbacks) is list:
+                    return _callbacks_only(callbacks, where)
             return cls(callbacks, tags, metadata, where=where, **extra)
         if not isinstance(config, Mapping):
             raise TypeError(f"config for {where} must be a dict, got {config!r}")
@@ -149,6 +156,23 @@ class Request:
 
 
 NO_REQUEST = Request()
+
+_request_cache: dict[tuple[int, ...], tuple[list[Any], Request]] = {}
+
+
+def _callbacks_only(callbacks: list[Any], where: object) -> Request:
+    """The request for ``callbacks=[...]`` alone, reused while the same objects are passed
+    (classifying handlers on every call would dominate a cheap run)."""
+    key = tuple(map(id, callbacks))
+    hit = _request_cache.get(key)
+    if hit is not None:
+        # The cache holds the objects, so their ids cannot be reused while it has them.
+        return hit[1]
+    request = Request(callbacks, where=where)
+    if len(_request_cache) >= 256:
+        _request_cache.clear()
+    _request_cache[key] = (list(callbacks), request)
+    return request
 
 
 class Owner:
@@ -440,7 +464,8 @@ class Run:
         if self._finished:
             return
         self._finished = True
-        self._stream_attributes()
+        if self._chunks:
+            self._stream_attributes()
         span = self.span
         try:
             span.end()
@@ -455,17 +480,32 @@ class Run:
                         logger.exception("span processor %r failed in on_end", p)
             token, self._token = self._token, None
             if token is not None:
-                otel_context.detach(token)
+                _detach(token)
 
     def __enter__(self) -> Run:
-        self._begin()
-        if self.handlers:
+        if self._entered:
+            raise RuntimeError(f"run {self.name!r} ({self.run_id}) was already entered")
+        self._entered = True
+        self._token = _attach(self._child_ctx)
+        if self.processors:
+            self._processors_start()
+        handlers = self.handlers
+        if handlers:
+            kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags,
+                      "metadata": self.metadata, **self.start_kwargs}
             try:
-                dispatch(self.handlers, KIND_EVENTS[self.kind][0], self.start_args, self._start_kwargs())
+                dispatch(handlers, KIND_EVENTS[self.kind][0], self.start_args, kwargs)
             except BaseException as e:
                 self._fail(e)
                 raise
         return self
+
+    def _processors_start(self) -> None:
+        for p in self.processors:
+            try:
+                p.on_start(self.span, parent_context=self._child_ctx)  # type: ignore[arg-type]
+            except Exception:
+                logger.exception("span processor %r failed in on_start", p)
 
     def _fail(self, error: BaseException) -> None:
         try:
@@ -481,11 +521,15 @@ class Run:
         if exc is not None:
             self._fail(exc)
             return False
+        handlers = self.handlers
+        if not handlers:
+            self._close()
+            return False
         try:
-            if self.handlers:
-                kwargs = self._base_kwargs()
+            kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
+            if self.end_kwargs:
                 kwargs.update(self.end_kwargs)
-                dispatch(self.handlers, KIND_EVENTS[self.kind][1], self._end_args, kwargs)
+            dispatch(handlers, KIND_EVENTS[self.kind][1], self._end_args, kwargs)
         except BaseException as e:  # a raise_error handler rejected the result
             self._error_status(e)
             raise
@@ -617,6 +661,20 @@ def new_run_id() -> uuid.UUID:
     return u
 
 
+_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+
+
+def _light_span(ctx: otel_context.Context) -> trace.Span:
+    """A non-recording span with fresh ids, for runs whose span would reach no one."""
+    parent = ctx.get(_SPAN_KEY)
+    parent_sc = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
+    if parent_sc is not None and parent_sc.is_valid:
+        trace_id, flags = parent_sc.trace_id, parent_sc.trace_flags
+    else:
+        trace_id, flags = getrandbits(128) or 1, _SAMPLED
+    return trace.NonRecordingSpan(trace.SpanContext(trace_id, getrandbits(64) or 1, False, flags))
+
+
 def _verbose_consumers() -> tuple[Any, Any]:
     from spanhook.callbacks.stdout import StdOutCallbackHandler
     from spanhook.tracing.console import SpanTreePrinter
@@ -637,7 +695,7 @@ def start_run(
     attributes: dict[str, Any] | None = None,
 ) -> Run:
     """Resolve the scope of a run of ``owner`` and start its span (not yet current)."""
-    ctx = otel_context.get_current()
+    ctx = _get_current()
     parent: Run | None = ctx.get(_RUN_KEY)  # type: ignore[assignment]
     if request is None:
         request = NO_REQUEST
@@ -650,8 +708,11 @@ def start_run(
     if scoped:
         ih = merge(ih, scoped)
     rc = request.consumers
-    if rc:
-        ih, ip = merge(ih, rc.handlers), merge(ip, rc.processors)
+    if rc is not EMPTY:
+        if rc.handlers:
+            ih = merge(ih, rc.handlers) if ih else rc.handlers
+        if rc.processors:
+            ip = merge(ip, rc.processors) if ip else rc.processors
     if request.tags:
         itags = itags + [t for t in request.tags if t not in itags]
     if request.metadata:
@@ -668,8 +729,8 @@ def start_run(
     handlers = merge(ih, oc.handlers) if oc.handlers else ih
     processors = merge(ip, oc.processors) if oc.processors else ip
     own_tags = owner._own_tags
-    tags = itags + [t for t in own_tags if t not in itags] if own_tags else list(itags)
-    metadata = {**imeta, **owner._own_metadata} if owner._own_metadata else dict(imeta)
+    tags = itags + [t for t in own_tags if t not in itags] if own_tags else itags
+    metadata = {**imeta, **owner._own_metadata} if owner._own_metadata else imeta
 
     run_id = request.run_id or new_run_id()
     if request.run_name:
@@ -681,7 +742,11 @@ def start_run(
         span_attrs[attr.TAGS] = tags
     if metadata:
         span_attrs.update(attr.metadata_attributes(metadata, get_settings().max_content_length))
-    span = get_tracer().start_span(span_name, context=ctx, kind=span_kind, attributes=span_attrs)
+    tracer = recording_tracer()
+    if tracer is None and not processors:
+        span: trace.Span = _light_span(ctx)
+    else:
+        span = (tracer or get_tracer()).start_span(span_name, context=ctx, kind=span_kind, attributes=span_attrs)
 
     run = Run()
     run.kind = kind
@@ -711,10 +776,7 @@ def start_run(
     run._token_targets = _UNRESOLVED
     run._first_chunk_ns = 0
     run.start_ns = time.monotonic_ns()
-    child_ctx = dict(ctx)
-    child_ctx[_SPAN_KEY] = span
-    child_ctx[_RUN_KEY] = run
-    run._child_ctx = otel_context.Context(child_ctx)
+    run._child_ctx = _Context({**ctx, _SPAN_KEY: span, _RUN_KEY: run})
     return run
 
 
