@@ -55,16 +55,32 @@ MASK = "***"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+_secret_names: dict[str, bool] = {}
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a parameter or header name holds a secret (``api_key``, ``Authorization``...)."""
-    lowered = name.lower()
-    if lowered in ("max_tokens", "max_completion_tokens", "max_new_tokens", "tokens"):
-        return False
-    return _SECRET_NAME.search(name) is not None
+    known = _secret_names.get(name)
+    if known is None:
+        lowered = name.lower()
+        if lowered in ("max_tokens", "max_completion_tokens", "max_new_tokens", "tokens"):
+            known = False
+        else:
+            known = _SECRET_NAME.search(name) is not None
+        if len(_secret_names) < 4096:
+            _secret_names[name] = known
+    return known
+
+
+_LEAVES = (str, int, float, bool, type(None))
 
 
 def mask_secrets(value: Any) -> Any:
     """A copy of ``value`` with every secret-named mapping entry replaced by ``***``."""
+    if type(value) in _LEAVES:
+        return value
+    if type(value) is list and all(type(v) in _LEAVES for v in value):
+        return list(value)
     if isinstance(value, Mapping):
         return {
             k: (MASK if isinstance(k, str) and is_secret_name(k) else mask_secrets(v))
