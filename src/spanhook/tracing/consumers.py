@@ -8,6 +8,7 @@ callback handler is a ``TypeError`` naming the offending entry.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,18 +19,22 @@ from spanhook.callbacks.bridge import is_classic_handler
 from spanhook.tracing.export import ExportProcessor
 
 _exporter_lock = threading.Lock()
-_exporter_processors: dict[int, tuple[SpanExporter, ExportProcessor]] = {}
+#: Processors for exporters passed in ``callbacks=[...]``, by exporter id; weak, so that an
+#: exporter (and its processor) nobody refers to any more is collected once its worker,
+#: idle, has stopped. Passing a new exporter per request therefore leaks no thread.
+_exporter_processors: weakref.WeakValueDictionary[int, ExportProcessor] = weakref.WeakValueDictionary()
+#: Seconds an idle worker of such a processor waits before stopping.
+CALLBACK_EXPORTER_IDLE_TIMEOUT = 10.0
 
 
 def processor_for_exporter(exporter: SpanExporter) -> ExportProcessor:
-    """The background processor that feeds ``exporter`` (one per exporter object)."""
-    key = id(exporter)
+    """The background processor that feeds ``exporter`` (one per live exporter object)."""
     with _exporter_lock:
-        entry = _exporter_processors.get(key)
-        if entry is None or entry[0] is not exporter:
-            entry = (exporter, ExportProcessor(exporter))
-            _exporter_processors[key] = entry
-        return entry[1]
+        proc = _exporter_processors.get(id(exporter))
+        if proc is None or proc.exporter is not exporter:
+            proc = ExportProcessor(exporter, idle_timeout=CALLBACK_EXPORTER_IDLE_TIMEOUT)
+            _exporter_processors[id(exporter)] = proc
+        return proc
 
 
 class Consumers:

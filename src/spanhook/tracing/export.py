@@ -65,7 +65,10 @@ class ExportProcessor(SpanProcessor):
         max_export_batch_size: int = 512,
         schedule_delay: float = 0.5,
         shutdown_timeout: float = 2.0,
+        idle_timeout: float | None = None,
     ) -> None:
+        """``idle_timeout``: seconds after which an idle worker thread stops (it restarts
+        with the next span), so that a processor nobody uses any more can be collected."""
         if max_queue_size < 1 or max_export_batch_size < 1:
             raise ValueError("max_queue_size and max_export_batch_size must be >= 1")
         if schedule_delay <= 0 or shutdown_timeout < 0:
@@ -86,12 +89,26 @@ class ExportProcessor(SpanProcessor):
         self._closed = False
         self._abandoned = False  # shutdown gave up on the batch in flight (counted as dropped)
         self._last_drop_log = 0.0
-        self._worker = threading.Thread(
-            target=self._run, name=f"spanhook-export-{type(exporter).__name__}", daemon=True
-        )
-        self._worker.start()
+        self.idle_timeout = idle_timeout
+        self._worker_active = True
+        self._worker = self._start_worker()
         _processors.add(self)
         _register_atexit()
+
+    def _start_worker(self) -> threading.Thread:
+        worker = threading.Thread(
+            target=self._run, name=f"spanhook-export-{type(self.exporter).__name__}", daemon=True
+        )
+        worker.start()
+        return worker
+
+    def _ensure_worker(self) -> None:
+        """Restart the worker if it stopped after being idle."""
+        with self._cond:
+            if not self._worker_active and not self._closed:
+                self._worker.join()  # it is leaving: it holds no span
+                self._worker_active = True
+                self._worker = self._start_worker()
 
     # -- SpanProcessor ---------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -108,6 +125,8 @@ class ExportProcessor(SpanProcessor):
             self._drop(1, f"the export queue is full ({self.max_queue_size} spans)")
             return
         q.append(span)
+        if not self._worker_active:
+            self._ensure_worker()
         if len(q) >= self.max_export_batch_size:
             with self._cond:
                 self._cond.notify()
@@ -119,6 +138,8 @@ class ExportProcessor(SpanProcessor):
         failed, queue full): unlike the SDK's batch processor, a failed flush says so."""
         deadline = time.monotonic() + timeout_millis / 1000
         dropped_before = self.dropped_spans
+        if self._queue:
+            self._ensure_worker()
         with self._cond:
             self._flush_requested += 1
             self._cond.notify_all()
@@ -141,6 +162,8 @@ class ExportProcessor(SpanProcessor):
         # Keep part of the budget to interrupt an exporter stuck on a down collector, so the
         # whole shutdown stays within ``timeout``.
         grace = min(0.25, timeout / 4)
+        if self._queue:
+            self._ensure_worker()
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -167,6 +190,7 @@ class ExportProcessor(SpanProcessor):
 
     # -- worker --------------------------------------------------------------------------
     def _run(self) -> None:
+        idle_since = time.monotonic()
         while True:
             with self._cond:
                 q = self._queue
@@ -178,7 +202,15 @@ class ExportProcessor(SpanProcessor):
                     if self._closing:
                         return
                     self._cond.notify_all()
+                    if self.idle_timeout is not None and time.monotonic() - idle_since > self.idle_timeout:
+                        # Say so first, then look again: a span appended meanwhile either
+                        # sees the flag (and on_end restarts a worker) or is seen here.
+                        self._worker_active = False
+                        if not self._queue:
+                            return
+                        self._worker_active = True
                     continue
+                idle_since = time.monotonic()
                 n = min(len(self._queue), self.max_export_batch_size)
                 batch = [self._queue.popleft() for _ in range(n)]
                 self._in_flight = n

@@ -157,21 +157,15 @@ class Request:
 
 NO_REQUEST = Request()
 
-_request_cache: dict[tuple[int, ...], tuple[list[Any], Request]] = {}
-
-
 def _callbacks_only(callbacks: list[Any], where: object) -> Request:
-    """The request for ``callbacks=[...]`` alone, reused while the same objects are passed
-    (classifying handlers on every call would dominate a cheap run)."""
-    key = tuple(map(id, callbacks))
-    hit = _request_cache.get(key)
-    if hit is not None:
-        # The cache holds the objects, so their ids cannot be reused while it has them.
-        return hit[1]
-    request = Request(callbacks, where=where)
-    if len(_request_cache) >= 256:
-        _request_cache.clear()
-    _request_cache[key] = (list(callbacks), request)
+    """The request for ``callbacks=[...]`` alone, without the checks of the other fields.
+    (Not cached: a cache would keep per-request handlers, and what they hold, alive.)"""
+    request = object.__new__(Request)
+    request.consumers = classify(callbacks, where)
+    request.tags = ()
+    request.metadata = {}
+    request.run_name = None
+    request.run_id = None
     return request
 
 
