@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
-from app import build
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spanhook
+from app import build
 from spanhook.tracing import consumers
 
 
