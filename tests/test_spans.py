@@ -197,3 +197,25 @@ class RunProbe(Recorder):
 
     def on_tool_start(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         self.seen.append(spanhook.current_run())
+
+
+def test_finished_runs_are_freed_without_the_cycle_collector() -> None:
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[Any]] = []
+
+    class Keep(Recorder):
+        def on_chain_start(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            run = spanhook.current_run()
+            assert run is not None
+            refs.append(weakref.ref(run))
+
+    outer, *_ = build()
+    gc.disable()
+    try:
+        outer.invoke({"q": "hi"}, callbacks=[Keep()])
+        assert len(refs) == 2
+        assert all(r() is None for r in refs)
+    finally:
+        gc.enable()

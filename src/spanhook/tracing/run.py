@@ -45,6 +45,7 @@ _attach = otel_context.attach
 _detach = otel_context.detach
 _get_current = otel_context.get_current
 _Context = otel_context.Context
+_FINISHED_CTX = otel_context.Context()
 _SPAN_KEY = trace.propagation._SPAN_KEY  # the key set_span_in_context uses
 
 #: start, end and error event of each run kind (chat models end like LLMs, agents like chains).
@@ -183,6 +184,7 @@ class Run:
     """One run and its span. Create with :func:`start_run`; use as a context manager."""
 
     __slots__ = (
+        "__weakref__",
         "_child_ctx",
         "_chunks",
         "_end_args",
@@ -456,6 +458,9 @@ class Run:
     def _close(self) -> None:
         """End the span, hand it to scoped processors, detach the context."""
         if self._finished:
+            token, self._token = self._token, None
+            if token is not None:
+                _detach(token)
             return
         self._finished = True
         if self._chunks:
@@ -475,6 +480,9 @@ class Run:
             token, self._token = self._token, None
             if token is not None:
                 _detach(token)
+            # The run's context holds the run: drop it so that a finished run is freed by
+            # reference counting instead of waiting for the cycle collector.
+            self._child_ctx = _FINISHED_CTX
 
     def __enter__(self) -> Run:
         if self._entered:
