@@ -8,7 +8,15 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
@@ -17,6 +25,7 @@ from spanhook.primitive import Primitive, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
+from spanhook.tracing.streams import adrive, drive
 
 In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
 Chunk = TypeVar("Chunk")
@@ -209,8 +218,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         if self.streaming:
             chunks = self._stream_one(prepared, stop, run, **kwargs)
             if chunks is not None:
-                collected: list[Chunk] = []
-                for _ in self._drive_stream(run, chunks, collected):
+                for _ in self._drive_stream(run, chunks):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         with run:
@@ -223,8 +231,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         if self.streaming:
             chunks = self._astream_one(prepared, stop, run, **kwargs)
             if chunks is not None:
-                collected: list[Chunk] = []
-                async for _ in self._adrive_stream(run, chunks, collected):
+                async for _ in self._adrive_stream(run, chunks):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         async with run:
@@ -237,78 +244,31 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             self._result_from_chunks(chunks) if chunks else LLMResult(generations=[])
         )
 
-    def _drive_stream(self, run: Run, chunks: Iterator[Chunk], collected: list[Chunk]) -> Generator[Chunk, None, None]:
-        """Iterate ``chunks`` inside ``run``: the run is current while the model computes a
-        chunk, never while the caller holds it; ``on_llm_new_token`` before each yield."""
-        run.open()
-        try:
-            while True:
-                # the run is current while the model computes a chunk and while handlers
-                # get its token (as for every other event of the run), never across yield
-                token = run.attach()
-                try:
-                    chunk = next(chunks)
-                    collected.append(chunk)
-                    run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk)
-                except StopIteration:
-                    break
-                finally:
-                    run.detach(token)
-                yield chunk
-        except GeneratorExit:
-            try:
-                _close_quietly(chunks)
-            finally:
-                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-                result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-                self._finish(run, result, streamed=True)
-                run.close_ok()
-            raise
-        except BaseException as e:
-            try:
-                _close_quietly(chunks)
-            finally:
-                self._partial(run, collected)
-                run.close_error(e)
-            raise
-        result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-        self._finish(run, result, streamed=True)
-        run.close_ok()
+    def _stream_finish(self, run: Run) -> Callable[[list[Chunk]], None]:
+        def finish(collected: list[Chunk]) -> None:
+            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
+            self._finish(run, result, streamed=True)
 
-    async def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk], collected: list[Chunk]) -> AsyncGenerator[Chunk, None]:
-        await run.aopen()
-        try:
-            while True:
-                token = run.attach()
-                try:
-                    chunk = await chunks.__anext__()
-                    collected.append(chunk)
-                    await run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    run.detach(token)
-                yield chunk
-        except GeneratorExit:
-            # the run ends even if closing the model's stream is itself cancelled
-            try:
-                await _aclose_quietly(run, chunks)
-            finally:
-                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-                result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-                self._finish(run, result, streamed=True)
-                await run.aclose_ok()
-            raise
-        except BaseException as e:
-            try:
-                await _aclose_quietly(run, chunks)
-            finally:
-                self._partial(run, collected)
-                await run.aclose_error(e)
-            raise
-        result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-        self._finish(run, result, streamed=True)
-        await run.aclose_ok()
+        return finish
+
+    def _drive_stream(self, run: Run, chunks: Iterator[Chunk]) -> Generator[Chunk, None, None]:
+        """Iterate ``chunks`` inside ``run``, ``on_llm_new_token`` before each yield."""
+        return drive(
+            run,
+            chunks,
+            self._stream_finish(run),
+            on_chunk=lambda chunk: run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk),
+            fail=lambda collected: self._partial(run, collected),
+        )
+
+    def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
+        return adrive(
+            run,
+            chunks,
+            self._stream_finish(run),
+            on_chunk=lambda chunk: run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk),
+            fail=lambda collected: self._partial(run, collected),
+        )
 
     # -- request methods -----------------------------------------------------------------
     def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
@@ -402,12 +362,12 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         chunks = self._stream_one(prepared, stop, run, **kwargs)
         if chunks is None:
             chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
-        drive = self._drive_stream(run, chunks, [])
+        driven = self._drive_stream(run, chunks)
         try:
-            for chunk in drive:
+            for chunk in driven:
                 yield self._stream_item(chunk)
         finally:
-            drive.close()  # closing this stream ends the run now, not at garbage collection
+            driven.close()  # closing this stream ends the run now, not at garbage collection
 
     async def astream(
         self,
@@ -426,7 +386,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         chunks = self._astream_one(prepared, stop, run, **kwargs)
         if chunks is None:
             chunks = _to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
-        agen = self._adrive_stream(run, chunks, [])
+        agen = self._adrive_stream(run, chunks)
         try:
             async for chunk in agen:
                 yield self._stream_item(chunk)
@@ -442,20 +402,6 @@ def _close_quietly(it: Iterator[Any]) -> None:
     if close is not None:
         with contextlib.suppress(Exception):
             close()
-
-
-async def _aclose_quietly(run: Run, chunks: AsyncIterator[Any]) -> None:
-    """Close the model's own stream (releasing its connection) inside the run's context."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is None:
-        return
-    token = run.attach()
-    try:
-        await aclose()
-    except Exception:  # pragma: no cover - a model stream failing while closing
-        pass
-    finally:
-        run.detach(token)
 
 
 async def _to_async(it: Iterator[Chunk]) -> AsyncIterator[Chunk]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.signature import accepts
+from spanhook.tracing.streams import drive
 
 
 class Chain(Primitive):
@@ -344,47 +345,19 @@ class Chain(Primitive):
                 run.set_result(outputs)
             yield outputs
             return
-        collected: list[Any] = []
-        run.open()
+        driven = drive(run, chunks, self._stream_finish(run))
         try:
-            while True:
-                token = run.attach()
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
-                finally:
-                    run.detach(token)
-                collected.append(chunk)
-                yield chunk
-        except GeneratorExit:
-            try:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    token = run.attach()
-                    try:
-                        close()
-                    finally:
-                        run.detach(token)
-            finally:  # the run ends even if closing the inner stream fails
-                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-                run.set_result(self._stream_outputs(collected))
-                run.close_ok()
-            raise
-        except BaseException as e:
-            try:  # close the inner stream first: nested runs end before this one
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-            except Exception:
-                pass
-            finally:
-                run.close_error(e)
-            raise
-        outputs = self._stream_outputs(collected)
-        run.record_content(attr.OUTPUT, outputs)
-        run.set_result(outputs)
-        run.close_ok()
+            yield from driven
+        finally:
+            driven.close()  # closing this stream ends the run now, not at garbage collection
+
+    def _stream_finish(self, run: Run) -> Callable[[list[Any]], None]:
+        def finish(collected: list[Any]) -> None:
+            outputs = self._stream_outputs(collected)
+            run.record_content(attr.OUTPUT, outputs)
+            run.set_result(outputs)
+
+        return finish
 
     async def astream(
         self,
@@ -406,6 +379,8 @@ class Chain(Primitive):
                 run.set_result(outputs)
             yield outputs
             return
+        # Driven inline, not through streams.adrive: a second async generator layer would be
+        # finalized on its own (in another task) when the loop shuts down an abandoned stream.
         collected: list[Any] = []
         await run.aopen()
         try:
