@@ -77,5 +77,5 @@ def run_demo(question: str = DEFAULT_QUESTION, export: str | None = None, out: T
             print(f"Trace: {ui}/trace/{tracer.trace_id}", file=out)
         if not ok or dropped:
             print(f"warning: export incomplete ({dropped} span(s) dropped); is the collector up?", file=out)
-        spanhook.shutdown(timeout=2.0)
+        spanhook.shutdown(timeout=1.5)
     return 0

@@ -201,6 +201,6 @@ def force_flush(timeout: float = 5.0) -> bool:
     return flush_all(timeout)
 
 
-def shutdown(timeout: float = 2.0) -> None:
+def shutdown(timeout: float = 1.5) -> None:
     """Export what can be exported within ``timeout`` seconds, count the rest as dropped."""
     shutdown_all(timeout)

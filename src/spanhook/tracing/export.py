@@ -9,7 +9,7 @@ collector is down. Here:
 - ``on_end`` only appends to a queue (no lock held for long, no I/O); the queue is large
   (65,536 spans by default) and, when it is full, the new span is dropped and *counted*;
 - a worker thread exports batches; ``force_flush(timeout)`` waits for the worker, bounded;
-- ``shutdown(timeout)`` is bounded (2 s by default): what could not be sent by then is
+- ``shutdown(timeout)`` is bounded (1.5 s by default): what could not be sent by then is
   counted as dropped and reported;
 - every drop (queue full, export failure, shutdown) is counted in ``dropped_spans``, added
   to the process-wide counter ``spanhook.export_stats()`` and logged (rate-limited).
@@ -64,7 +64,7 @@ class ExportProcessor(SpanProcessor):
         max_queue_size: int = 65_536,
         max_export_batch_size: int = 512,
         schedule_delay: float = 0.5,
-        shutdown_timeout: float = 2.0,
+        shutdown_timeout: float = 1.5,
         idle_timeout: float | None = None,
     ) -> None:
         """``idle_timeout``: seconds after which an idle worker thread stops (it restarts
@@ -270,7 +270,7 @@ def _register_atexit() -> None:
         atexit.register(shutdown_all)
 
 
-def shutdown_all(timeout: float = 2.0) -> None:
+def shutdown_all(timeout: float = 1.5) -> None:
     """Shut every live export processor down, all within ``timeout`` seconds in total."""
     deadline = time.monotonic() + timeout
     for p in list(_processors):
