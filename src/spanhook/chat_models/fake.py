@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from spanhook.chat_models.base import Messages, SimpleChatModel
+from spanhook.llms.fake import ResponseCycle
 from spanhook.llms.offline import MODEL_NAME, count_tokens, respond, tokenize
 from spanhook.schema import AIMessageChunk, ChatGenerationChunk, get_buffer_string
 from spanhook.tracing.run import Run
@@ -26,18 +26,12 @@ class FakeListChatModel(SimpleChatModel):
                  tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
                  verbose: bool = False, name: str | None = None, streaming: bool = False) -> None:
         super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name, streaming=streaming)
-        if isinstance(responses, str) or not responses or not all(isinstance(r, str) for r in responses):
-            raise ValueError("FakeListChatModel needs a non-empty list of response strings")
-        self.responses = list(responses)
+        self._cycle = ResponseCycle(responses, "FakeListChatModel")
+        self.responses = self._cycle.responses
         self.sleep = sleep
-        self.i = 0
-        self._lock = threading.Lock()
 
     def _next(self) -> str:
-        with self._lock:
-            r = self.responses[self.i]
-            self.i = (self.i + 1) % len(self.responses)
-        return r
+        return self._cycle.next()
 
     def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
         if self.sleep:

@@ -15,6 +15,23 @@ from spanhook.schema import GenerationChunk
 from spanhook.tracing.run import Run
 
 
+class ResponseCycle:
+    """The given responses in turn, starting over at the end (thread-safe)."""
+
+    def __init__(self, responses: Sequence[str], owner: str) -> None:
+        if isinstance(responses, str) or not responses or not all(isinstance(r, str) for r in responses):
+            raise ValueError(f"{owner} needs a non-empty list of response strings")
+        self.responses = list(responses)
+        self.i = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            response = self.responses[self.i]
+            self.i = (self.i + 1) % len(self.responses)
+        return response
+
+
 class FakeListLLM(LLM):
     """Returns ``responses[0]``, then ``responses[1]``, ... and starts over at the end.
 
@@ -40,18 +57,12 @@ class FakeListLLM(LLM):
     ) -> None:
         super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose,
                          name=name, streaming=streaming, max_retries=max_retries)
-        if isinstance(responses, str) or not responses or not all(isinstance(r, str) for r in responses):
-            raise ValueError("FakeListLLM needs a non-empty list of response strings")
-        self.responses = list(responses)
+        self._cycle = ResponseCycle(responses, "FakeListLLM")
+        self.responses = self._cycle.responses
         self.sleep = sleep
-        self.i = 0
-        self._lock = threading.Lock()
 
     def _next(self) -> str:
-        with self._lock:
-            response = self.responses[self.i]
-            self.i = (self.i + 1) % len(self.responses)
-        return response
+        return self._cycle.next()
 
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "responses": self.responses}
