@@ -219,3 +219,24 @@ def test_finished_runs_are_freed_without_the_cycle_collector() -> None:
         assert all(r() is None for r in refs)
     finally:
         gc.enable()
+
+
+def test_a_request_can_choose_the_root_run_id_before_it_starts(memory_exporter: InMemorySpanExporter) -> None:
+    """Known ids: the caller picks the root run's id (e.g. to attach feedback later); nested
+    runs get their own ids, and the span carries the chosen one."""
+    import uuid
+
+    chosen = uuid.uuid4()
+    rec = Recorder()
+    outer, *_ = build()
+    outer.invoke({"q": "hi"}, config={"run_id": chosen, "run_name": "ask", "callbacks": [rec]})
+    root = rec.starts()[0]
+    assert root.run_id == chosen and root.kwargs["name"] == "ask"
+    assert [e.run_id for e in rec.starts()].count(chosen) == 1
+    assert all(e.parent_run_id == chosen for e in rec.starts() if e.name == "inner_chain")
+    spans = {s.attributes["spanhook.run_id"]: s for s in memory_exporter.get_finished_spans()}
+    assert spans[str(chosen)].name == "ask"
+    with pytest.raises(TypeError, match="run_id .* must be a uuid.UUID"):
+        outer.invoke({"q": "hi"}, config={"run_id": "not-a-uuid"})
+    with pytest.raises(TypeError, match="unknown keys \\['colour'\\]"):
+        outer.invoke({"q": "hi"}, config={"colour": "red"})
