@@ -236,7 +236,7 @@ def test_a_request_can_choose_the_root_run_id_before_it_starts(memory_exporter: 
     assert all(e.parent_run_id == chosen for e in rec.starts() if e.name == "inner_chain")
     spans = {s.attributes["spanhook.run_id"]: s for s in memory_exporter.get_finished_spans()}
     assert spans[str(chosen)].name == "ask"
-    with pytest.raises(TypeError, match="run_id .* must be a uuid.UUID"):
+    with pytest.raises(TypeError, match=r"run_id .* must be a uuid\.UUID"):
         outer.invoke({"q": "hi"}, config={"run_id": "not-a-uuid"})
     with pytest.raises(TypeError, match="unknown keys \\['colour'\\]"):
         outer.invoke({"q": "hi"}, config={"colour": "red"})
