@@ -53,7 +53,6 @@ _SKIP, _SYNC, _ASYNC, _CHAT_FALLBACK = 0, 1, 2, 3
 _Plan = dict[str, int]
 _plans: dict[type, _Plan] = {}
 _noop_functions: set[Any] = set()
-_langchain_bases_seen = False
 
 
 def _collect_noops(*classes: type) -> None:
@@ -81,7 +80,6 @@ _UNIMPLEMENTED_CHAT = {
 
 def _learn_langchain_bases(cls: type) -> None:
     """Treat langchain-core's own no-op base methods as 'not implemented' too."""
-    global _langchain_bases_seen
     for base in cls.__mro__:
         if base.__module__ == "langchain_core.callbacks.base":
             _collect_noops(base)
@@ -92,7 +90,6 @@ def _learn_langchain_bases(cls: type) -> None:
             chat = base.__dict__.get("on_chat_model_start")
             if chat is not None:
                 _UNIMPLEMENTED_CHAT.add(chat)
-    _langchain_bases_seen = True
 
 
 def _plan_for(cls: type) -> _Plan:
@@ -138,11 +135,6 @@ def is_classic_handler(obj: object) -> bool:
         return True
     cls = type(obj)
     return any(callable(getattr(cls, e, None)) for e in EVENTS)
-
-
-def wants(handler: object, event: str) -> bool:
-    """Whether ``handler`` implements ``event`` at all (ignoring ``ignore_*`` flags)."""
-    return _plan_for(type(handler))[event] & ~_CHECK_FLAG != _SKIP
 
 
 def _handler_failed(handler: object, event: str, exc: Exception) -> None:

@@ -35,12 +35,6 @@ def _is_usable(provider: object) -> bool:
     return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
-def active_provider() -> object:
-    """The provider runs use now: the application's global one if set, else the private one."""
-    gp = trace.get_tracer_provider()
-    return gp if _is_usable(gp) else private_provider()
-
-
 def get_tracer() -> trace.Tracer:
     """The tracer for runs; cheap to call on every run (cached per global provider)."""
     global _cached_for, _cached_tracer
