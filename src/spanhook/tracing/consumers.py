@@ -79,9 +79,11 @@ def classify(callbacks: object, where: object) -> Consumers:
     """Sort ``callbacks`` into handlers and processors; raise ``TypeError`` on anything else."""
     if callbacks is None:
         return EMPTY
-    if isinstance(callbacks, Consumers):
-        return callbacks
-    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+    if type(callbacks) is not list and type(callbacks) is not tuple and (
+        isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable)
+    ):
+        if isinstance(callbacks, Consumers):
+            return callbacks
         raise TypeError(
             f"callbacks for {where} must be a list of handlers, got {type(callbacks).__name__}"
             f" {callbacks!r}"
@@ -89,16 +91,18 @@ def classify(callbacks: object, where: object) -> Consumers:
     handlers: list[Any] = []
     processors: list[SpanProcessor] = []
     for i, item in enumerate(callbacks):
-        kind = _kind_of(item)
+        kind = _kind_by_type.get(type(item))
+        if kind is None:
+            kind = _kind_of(item)
         if kind == _HANDLER:
-            if not any(h is item for h in handlers):
+            if not _holds(handlers, item):
                 handlers.append(item)
         elif kind == _PROCESSOR:
-            if not any(p is item for p in processors):
+            if not _holds(processors, item):
                 processors.append(item)
         elif kind == _EXPORTER:
             proc = processor_for_exporter(item)
-            if not any(p is proc for p in processors):
+            if not _holds(processors, proc):
                 processors.append(proc)
         else:
             raise TypeError(
@@ -111,16 +115,22 @@ def classify(callbacks: object, where: object) -> Consumers:
     return Consumers(tuple(handlers), tuple(processors))
 
 
-def merge(*parts: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Concatenate consumer tuples, keeping the first occurrence of each object."""
-    nonempty = [p for p in parts if p]
-    if not nonempty:
-        return ()
-    if len(nonempty) == 1:
-        return nonempty[0]
-    out: list[Any] = []
-    for part in nonempty:
-        for item in part:
-            if not any(o is item for o in out):
-                out.append(item)
+def _holds(items: list[Any] | tuple[Any, ...], obj: object) -> bool:
+    """Whether ``obj`` itself (not an equal object) is in ``items``."""
+    for item in items:
+        if item is obj:
+            return True
+    return False
+
+
+def merge(first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``first`` then what ``second`` adds, keeping the first occurrence of each object."""
+    if not second:
+        return first
+    if not first:
+        return second
+    out = list(first)
+    for item in second:
+        if not _holds(out, item):
+            out.append(item)
     return tuple(out)

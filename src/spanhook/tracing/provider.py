@@ -47,10 +47,33 @@ def get_tracer() -> trace.Tracer:
     return tracer
 
 
+_decision: tuple[object, int, trace.Tracer | None] | None = None
+
+
 def recording_tracer() -> trace.Tracer | None:
     """The tracer for runs, or ``None`` when no span would reach anyone: no application
     provider is set and spanhook's private provider has no processor. Runs then get a
-    non-recording span (valid ids, nothing recorded), unless a scoped consumer needs it."""
+    non-recording span (valid ids, nothing recorded), unless a scoped consumer needs it.
+
+    Decided once per global provider (and private-provider state), not per run."""
+    global _decision
+    gp_raw = getattr(trace, "_TRACER_PROVIDER", _MISSING)
+    state = id(_private) if _private is not None else 0
+    decision = _decision
+    if decision is not None and decision[0] is gp_raw and decision[1] == state and gp_raw is not _MISSING:
+        return decision[2]
+    result = _decide()
+    if not _private_has_processors():
+        _decision = (gp_raw, state, result)
+    else:
+        _decision = None
+    return result
+
+
+_MISSING = object()
+
+
+def _decide() -> trace.Tracer | None:
     gp = trace.get_tracer_provider()
     tracer = _cached_tracer if gp is _cached_for and _cached_tracer is not None else get_tracer()
     if not _is_usable(gp) and not _private_has_processors():
@@ -70,6 +93,7 @@ def _private_has_processors() -> bool:
 
 def reset_for_tests() -> None:
     """Forget the cached tracer (and the private provider, which is rebuilt on next use)."""
-    global _cached_for, _cached_tracer
+    global _cached_for, _cached_tracer, _decision
+    _decision = None
     _cached_for = None
     _cached_tracer = None

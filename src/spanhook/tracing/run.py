@@ -650,6 +650,7 @@ async def _shielded(coro: Any) -> None:
 
 
 _new_uuid = object.__new__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member: looked up once, not per run
 _set = object.__setattr__
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET = (0x4000 << 64) | (0x8000 << 48)
@@ -659,7 +660,7 @@ def new_run_id() -> uuid.UUID:
     """A random version-4 UUID, built without ``uuid.uuid4()``'s syscall and validation."""
     u = _new_uuid(uuid.UUID)
     _set(u, "int", (getrandbits(128) & _V4_CLEAR) | _V4_SET)
-    _set(u, "is_safe", uuid.SafeUUID.unknown)
+    _set(u, "is_safe", _UNKNOWN_SAFETY)
     return u
 
 
