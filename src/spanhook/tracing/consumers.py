@@ -117,7 +117,7 @@ def classify(callbacks: object, where: object) -> Consumers:
 
 def _holds(items: list[Any] | tuple[Any, ...], obj: object) -> bool:
     """Whether ``obj`` itself (not an equal object) is in ``items``."""
-    for item in items:
+    for item in items:  # noqa: SIM110 - a plain loop: any() with a generator costs more here
         if item is obj:
             return True
     return False

@@ -63,10 +63,7 @@ def recording_tracer() -> trace.Tracer | None:
     if decision is not None and decision[0] is gp_raw and decision[1] == state and gp_raw is not _MISSING:
         return decision[2]
     result = _decide()
-    if not _private_has_processors():
-        _decision = (gp_raw, state, result)
-    else:
-        _decision = None
+    _decision = None if _private_has_processors() else (gp_raw, state, result)
     return result
 
 
