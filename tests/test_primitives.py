@@ -234,3 +234,53 @@ def test_offline_model_is_deterministic() -> None:
     first = [OfflineLLM().invoke(p) for p in prompts]
     assert first == [OfflineLLM().invoke(p) for p in prompts]
     assert first[0] == "3" and first[2] == "1024"
+
+
+def test_offline_model_arithmetic_is_thread_safe() -> None:
+    """The offline model's arithmetic is its own parser, safe in threads (CPython 3.11's
+    ast.parse is not: concurrent calls can fail with a recursion-depth SystemError)."""
+    import threading
+
+    from spanhook.llms.offline import evaluate
+
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(1500):
+                assert evaluate(f"({k} + {i}) * 2 - (3 ** 2)") == (k + i) * 2 - 9
+        except BaseException as e:
+            errors.append(e)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["1+2", "12 * (3 + 4)", "-2**2", "2**-1", "7/2", "7 % 3", "-(3+4)*2", "2 ** 3 ** 2", "1 + 2 * 3 - 4 / 2", "10 - 2 - 3"],
+)
+def test_offline_arithmetic_follows_python_precedence(expression: str) -> None:
+    from spanhook.llms.offline import evaluate
+
+    expected = eval(expression)  # the reference: Python's own arithmetic
+    assert evaluate(expression) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "1 +", "(1", "1)", "abc", "2 ** 100", "1 2", '__import__("os")'])
+def test_offline_arithmetic_rejects_anything_else(bad: str) -> None:
+    from spanhook.llms.offline import evaluate
+
+    with pytest.raises(ValueError):
+        evaluate(bad)

@@ -7,7 +7,6 @@ the observation) and streams its answer word by word with real token counts.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import operator
 import re
@@ -23,15 +22,13 @@ from spanhook.tracing.run import Run
 MODEL_NAME = "spanhook-offline-1"
 _TOKEN = re.compile(r"\s*\S+|\s+")
 _ARITH = re.compile(r"(-?\d+(?:\.\d+)?(?:\s*(?:\*\*|[-+*/%])\s*\(?\s*-?\d+(?:\.\d+)?\s*\)?)+)")
-_OPS: dict[type, Any] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-    ast.USub: operator.neg,
-    ast.UAdd: operator.pos,
+_ARITH_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|(\*\*|[-+*/%()]))")
+_BINARY: dict[str, Any] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
 }
 
 
@@ -45,27 +42,72 @@ def count_tokens(text: str) -> int:
 
 
 def evaluate(expression: str) -> float | int:
-    """Evaluate an arithmetic expression safely (numbers and + - * / % ** only)."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError:
-        raise ValueError(f"not an arithmetic expression: {expression!r}") from None
+    """Evaluate an arithmetic expression safely: numbers, ``+ - * / % **`` and parentheses,
+    with Python's precedence (a small recursive-descent parser; nothing is executed)."""
+    tokens: list[str] = []
+    pos, text = 0, expression.strip()
+    while pos < len(text):
+        match = _ARITH_TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"not an arithmetic expression: {expression!r}")
+        tokens.append(match.group(1) or match.group(2))
+        pos = match.end()
+    if not tokens:
+        raise ValueError(f"not an arithmetic expression: {expression!r}")
+    at = 0
 
-    def ev(node: ast.AST) -> Any:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+    def peek() -> str | None:
+        return tokens[at] if at < len(tokens) else None
+
+    def take() -> str:
+        nonlocal at
+        token = peek()
+        if token is None:
+            raise ValueError(f"incomplete arithmetic expression: {expression!r}")
+        at += 1
+        return token
+
+    def expr() -> Any:  # expr := term (('+'|'-') term)*
+        value = term()
+        while peek() in ("+", "-"):
+            value = _BINARY[take()](value, term())
+        return value
+
+    def term() -> Any:  # term := factor (('*'|'/'|'%') factor)*
+        value = factor()
+        while peek() in ("*", "/", "%"):
+            value = _BINARY[take()](value, factor())
+        return value
+
+    def factor() -> Any:  # factor := ('+'|'-') factor | power
+        if peek() in ("+", "-"):
+            return -factor() if take() == "-" else factor()
+        return power()
+
+    def power() -> Any:  # power := atom ('**' factor)?
+        base = atom()
+        if peek() == "**":
+            take()
+            exponent = factor()
+            if abs(exponent) > 64:
                 raise ValueError("exponent too large")
-            return _OPS[type(node.op)](left, right)
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](ev(node.operand))
+            return base**exponent
+        return base
+
+    def atom() -> Any:  # atom := NUMBER | '(' expr ')'
+        token = take()
+        if token == "(":
+            value = expr()
+            if take() != ")":
+                raise ValueError(f"unbalanced parentheses in {expression!r}")
+            return value
+        if token[0].isdigit():
+            return float(token) if "." in token else int(token)
         raise ValueError(f"not an arithmetic expression: {expression!r}")
 
-    value = ev(tree)
+    value = expr()
+    if at != len(tokens):
+        raise ValueError(f"not an arithmetic expression: {expression!r}")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value  # type: ignore[no-any-return]
