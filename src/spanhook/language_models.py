@@ -154,7 +154,8 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             attributes=attributes,
         )
         run.error_kwargs["response"] = LLMResult(generations=[])
-        run.record_content(attr.GEN_AI_INPUT_MESSAGES, self._content_messages(prepared))
+        if run.capturing():
+            run.record_content(attr.GEN_AI_INPUT_MESSAGES, self._content_messages(prepared))
         return run
 
     def _finish(self, run: Run, result: LLMResult, streamed: bool) -> None:
@@ -178,7 +179,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
                 attr.GEN_AI_REQUEST_STREAM: streamed,
             }
         )
-        if gens:
+        if gens and run.capturing():
             run.record_content(
                 attr.GEN_AI_OUTPUT_MESSAGES,
                 [{"role": "assistant", "parts": [{"type": "text", "content": g.text}],

@@ -131,7 +131,7 @@ class Tool(Primitive):
         passed to ``on_tool_end`` as LangChain's agents do."""
         if self.func is None:
             raise RuntimeError(f"tool {self.name!r} only has a coroutine: call arun()/ainvoke()")
-        request = Request(callbacks, tags, metadata, run_name=run_name, where=f"tool {self.name!r} request")
+        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
         args, kw = self._arguments(tool_input)
         run = self._start(tool_input, request, start_color, tool_call_id, {})
         with run:
@@ -155,7 +155,7 @@ class Tool(Primitive):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        request = Request(callbacks, tags, metadata, run_name=run_name, where=f"tool {self.name!r} request")
+        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
         args, kw = self._arguments(tool_input)
         run = self._start(tool_input, request, start_color, tool_call_id, {})
         async with run:

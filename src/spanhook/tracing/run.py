@@ -413,11 +413,15 @@ class Run:
         if self.span.is_recording():
             self.span.set_attributes({k: v for k, v in attributes.items() if v is not None})
 
+    def capturing(self) -> bool:
+        """Whether content put on this run's span would be recorded (capture on, span
+        recording): check it before building a costly content payload."""
+        return get_settings().capture_content and self.span.is_recording()
+
     def record_content(self, key: str, value: Any) -> None:
         """Put ``value`` on the span under ``key`` if content capture is on (truncated)."""
-        settings = get_settings()
-        if settings.capture_content and self.span.is_recording():
-            self.span.set_attribute(key, attr.content_value(value, settings.max_content_length))
+        if self.capturing():
+            self.span.set_attribute(key, attr.content_value(value, get_settings().max_content_length))
 
     # -- lifecycle -------------------------------------------------------------------------
     def _begin(self) -> None:
