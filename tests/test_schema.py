@@ -39,3 +39,27 @@ def test_results_dump_like_pydantic_models() -> None:
     dumped = result.model_dump()
     assert dumped["generations"][0][0]["text"] == "x"
     assert dumped["type"] == "LLMResult" and result.dict() == dumped
+
+
+def test_tool_call_chunks_join_by_index_and_parse_into_tool_calls() -> None:
+    from spanhook.schema import AIMessageChunk
+    from spanhook.schema.messages import tool_calls_from_chunks
+
+    parts = [
+        AIMessageChunk(content="", tool_call_chunks=[{"name": "add", "args": "", "id": "c1", "index": 0, "type": "tool_call_chunk"}]),
+        AIMessageChunk(content="", tool_call_chunks=[{"name": None, "args": '{"a": ', "id": None, "index": 0, "type": "tool_call_chunk"}]),
+        AIMessageChunk(content="", tool_call_chunks=[{"name": "neg", "args": '{"x"', "id": "c2", "index": 1, "type": "tool_call_chunk"}]),
+        AIMessageChunk(content="", tool_call_chunks=[{"name": None, "args": "1}", "id": None, "index": 0, "type": "tool_call_chunk"}]),
+        AIMessageChunk(content="", tool_call_chunks=[{"name": None, "args": ": 2", "id": None, "index": 1, "type": "tool_call_chunk"}]),
+    ]
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    assert [(c["name"], c["args"], c["id"], c["index"]) for c in total.tool_call_chunks] == [
+        ("add", '{"a": 1}', "c1", 0),
+        ("neg", '{"x": 2', "c2", 1),
+    ]
+    assert parts[0].tool_call_chunks[0]["args"] == ""  # adding never mutates the parts
+    calls = tool_calls_from_chunks(total.tool_call_chunks)
+    assert calls[0] == {"name": "add", "args": {"a": 1}, "id": "c1", "type": "tool_call"}
+    assert calls[1]["args"] == {"__raw__": '{"x": 2'}  # cut-off JSON is kept, not lost

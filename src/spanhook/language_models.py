@@ -112,6 +112,14 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.get_model_name()}
 
+    def _span_attributes(self) -> dict[str, Any]:
+        """Extra attributes for this model's spans (e.g. ``server.address``)."""
+        return {}
+
+    def _retryable(self, error: Exception) -> bool:
+        """Whether a failed call is worth another attempt (within ``max_retries``)."""
+        return True
+
     # -- helpers ---------------------------------------------------------------------------
     def get_model_name(self) -> str:
         return self.model_name or type(self).__name__
@@ -137,6 +145,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             value = params.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 attributes[name] = value
+        attributes.update(self._span_attributes())
         run = start_run(
             self._run_kind,
             self,
@@ -173,6 +182,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         run.set_attributes(
             {
                 attr.GEN_AI_RESPONSE_MODEL: (result.llm_output or {}).get("model_name") or self.get_model_name(),
+                attr.GEN_AI_RESPONSE_ID: (result.llm_output or {}).get("id"),
                 attr.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
                 attr.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
                 attr.GEN_AI_RESPONSE_FINISH_REASONS: reasons or None,
@@ -193,7 +203,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             try:
                 return self._generate_one(prepared, stop, run, **kwargs)
             except Exception as e:
-                if attempt > self.max_retries:
+                if attempt > self.max_retries or not self._retryable(e):
                     raise
                 run.on_retry(RetryState(attempt_number=attempt, idle_for=0.0, outcome_error=e, next_sleep=self.retry_delay))
                 if self.retry_delay:
@@ -206,7 +216,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             try:
                 return await self._agenerate_one(prepared, stop, run, **kwargs)
             except Exception as e:
-                if attempt > self.max_retries:
+                if attempt > self.max_retries or not self._retryable(e):
                     raise
                 await run.aon_retry(RetryState(attempt_number=attempt, idle_for=0.0, outcome_error=e, next_sleep=self.retry_delay))
                 if self.retry_delay:

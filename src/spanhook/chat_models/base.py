@@ -26,7 +26,7 @@ from spanhook.schema import (
     HumanMessage,
     LLMResult,
 )
-from spanhook.schema.messages import message_from_role
+from spanhook.schema.messages import message_from_role, tool_calls_from_chunks
 from spanhook.tracing.run import Run
 from spanhook.tracing.signature import accepts
 
@@ -146,8 +146,12 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         for c in chunks[1:]:
             total = total + c
         msg = total.message
+        tool_calls = list(getattr(msg, "tool_calls", None) or [])
+        if not tool_calls and getattr(msg, "tool_call_chunks", None):
+            tool_calls = tool_calls_from_chunks(msg.tool_call_chunks)  # type: ignore[attr-defined]
         final = AIMessage(content=msg.content, usage_metadata=getattr(msg, "usage_metadata", None),
-                          response_metadata=msg.response_metadata, id=msg.id)
+                          response_metadata=msg.response_metadata, id=msg.id, tool_calls=tool_calls,
+                          additional_kwargs=msg.additional_kwargs)
         gen = ChatGeneration(message=final, generation_info=total.generation_info or {"finish_reason": "stop"})
         return self._to_llm_result(ChatResult(generations=[gen]))
 

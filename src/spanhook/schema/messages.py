@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -48,6 +49,11 @@ class AIMessage(BaseMessage):
 
 @dataclass
 class AIMessageChunk(AIMessage):
+    """A streamed piece of an ``AIMessage``. ``tool_call_chunks`` carry tool-call deltas
+    (``name``, ``args`` text, ``id``, ``index``) as langchain-core's do: adding chunks joins
+    the deltas of the same ``index``."""
+
+    tool_call_chunks: list[dict[str, Any]] = field(default_factory=list)
     type: ClassVar[str] = "AIMessageChunk"
 
     def __add__(self, other: AIMessageChunk) -> AIMessageChunk:
@@ -58,7 +64,45 @@ class AIMessageChunk(AIMessage):
             tool_calls=[*self.tool_calls, *other.tool_calls],
             usage_metadata=other.usage_metadata or self.usage_metadata,
             id=self.id or other.id,
+            tool_call_chunks=merge_tool_call_chunks(self.tool_call_chunks, other.tool_call_chunks),
         )
+
+
+def merge_tool_call_chunks(
+    first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Join tool-call deltas: text fields of chunks with the same ``index`` are concatenated."""
+    if not second:
+        return first
+    merged = [dict(c) for c in first]
+    for chunk in second:
+        index = chunk.get("index")
+        target = next((m for m in merged if index is not None and m.get("index") == index), None)
+        if target is None:
+            merged.append(dict(chunk))
+            continue
+        for key, value in chunk.items():
+            if value is None or key in ("index", "type"):
+                continue
+            old = target.get(key)
+            target[key] = old + value if isinstance(old, str) and isinstance(value, str) else value
+    return merged
+
+
+def tool_calls_from_chunks(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete tool calls (``args`` parsed from JSON) from joined tool-call chunks; a call
+    whose arguments are not valid JSON keeps them as text under ``args["__raw__"]``."""
+    calls = []
+    for c in chunks:
+        text = c.get("args") or ""
+        try:
+            args = json.loads(text) if text else {}
+        except ValueError:
+            args = {"__raw__": text}
+        if not isinstance(args, dict):
+            args = {"__raw__": text}
+        calls.append({"name": c.get("name") or "", "args": args, "id": c.get("id"), "type": "tool_call"})
+    return calls
 
 
 @dataclass
