@@ -1,0 +1,209 @@
+"""What the OpenAI-compatible models share: the SDK import, client construction, retry
+policy, usage and server attributes (``pip install 'spanhook[openai]'``).
+
+Retries are spanhook's, not the SDK's: the clients are built with ``max_retries=0`` and the
+model's ``max_retries`` re-attempts the call inside the same run, so each retry is an
+``on_retry`` event and a ``spanhook.retry`` span event instead of an invisible SDK loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from spanhook.tracing import attributes as attr
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def load_openai() -> Any:
+    """The ``openai`` package, or an ImportError saying how to install it."""
+    try:
+        import openai
+    except ImportError as e:  # pragma: no cover - the test extra installs openai
+        raise ImportError(
+            "spanhook's OpenAI models need the openai package: pip install 'spanhook[openai]'"
+        ) from e
+    return openai
+
+
+class ClientConfig:
+    """How to reach an OpenAI-compatible server; builds the sync and async SDK clients."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        organization: str | None,
+        timeout: float | None,
+        default_headers: Mapping[str, str] | None,
+        where: str,
+    ) -> None:
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ValueError(f"{where}: timeout must be a positive number of seconds, got {timeout!r}")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise ValueError(
+                f"{where} needs an API key: pass api_key=... or set OPENAI_API_KEY "
+                "(any non-empty value for a local OpenAI-compatible server)"
+            )
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{where}: base_url must be an http(s) URL, got {url!r}")
+        self.base_url = url
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._kwargs: dict[str, Any] = {
+            "api_key": key,
+            "base_url": url,
+            "organization": organization,
+            "timeout": timeout,
+            "max_retries": 0,
+            "default_headers": dict(default_headers) if default_headers else None,
+        }
+        self._sync: Any = None
+        self._async: Any = None
+
+    def sync_client(self) -> Any:
+        if self._sync is None:
+            self._sync = load_openai().OpenAI(**self._kwargs)
+        return self._sync
+
+    def async_client(self) -> Any:
+        if self._async is None:
+            self._async = load_openai().AsyncOpenAI(**self._kwargs)
+        return self._async
+
+    def span_attributes(self) -> dict[str, Any]:
+        return {attr.SERVER_ADDRESS: self.host, attr.SERVER_PORT: self.port}
+
+
+def retryable(error: Exception) -> bool:
+    """Connection failures, timeouts, rate limits and server errors are worth a retry;
+    a bad request or a rejected key is not."""
+    openai = load_openai()
+    retry_types = (
+        openai.APIConnectionError,  # includes APITimeoutError
+        openai.RateLimitError,
+        openai.InternalServerError,
+    )
+    if isinstance(error, retry_types):
+        return True
+    status = getattr(error, "status_code", None)
+    return isinstance(status, int) and status in (408, 409)
+
+
+def usage_dict(usage: Any) -> dict[str, int] | None:
+    """``token_usage`` (prompt/completion/total tokens) from an SDK usage object."""
+    if usage is None:
+        return None
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    total = int(getattr(usage, "total_tokens", 0) or (prompt + completion))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def usage_metadata(usage: dict[str, int] | None) -> dict[str, int] | None:
+    """langchain-core's ``usage_metadata`` shape of a ``token_usage`` dict."""
+    if usage is None:
+        return None
+    return {
+        "input_tokens": usage["prompt_tokens"],
+        "output_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
+
+
+def request_params(
+    model: str,
+    temperature: float | None,
+    max_tokens: int | None,
+    model_kwargs: Mapping[str, Any],
+    stop: list[str] | None,
+    kwargs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The request body's parameters besides the messages or prompt (``None`` left out)."""
+    params: dict[str, Any] = {"model": model}
+    if temperature is not None:
+        params["temperature"] = temperature
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    params.update(model_kwargs)
+    if stop:
+        params["stop"] = stop
+    params.update(kwargs)
+    return params
+
+
+def check_sampling(where: str, temperature: float | None, max_tokens: int | None) -> None:
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+    ):
+        raise ValueError(f"{where}: temperature must be between 0 and 2, got {temperature!r}")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"{where}: max_tokens must be a positive int, got {max_tokens!r}")
+
+
+def to_openai_message(message: Any) -> dict[str, Any]:
+    """A spanhook message in the chat-completions request shape."""
+    kind = message.type
+    role = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "system": "system",
+            "tool": "tool"}.get(kind) or getattr(message, "role", None)
+    if role is None:
+        raise TypeError(f"cannot send a {type(message).__name__} to an OpenAI-compatible model")
+    out: dict[str, Any] = {"role": role, "content": message.content}
+    if message.name:
+        out["name"] = message.name
+    if role == "assistant" and getattr(message, "tool_calls", None):
+        out["tool_calls"] = [
+            {"id": c.get("id"), "type": "function",
+             "function": {"name": c["name"], "arguments": json.dumps(c.get("args") or {})}}
+            for c in message.tool_calls
+        ]
+        out["content"] = message.content or None
+    if role == "tool":
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+
+
+def to_openai_tool(tool: Any) -> dict[str, Any]:
+    """A tool definition for the request: OpenAI-shaped dicts pass through; a spanhook
+    ``Tool`` becomes a function whose parameters come from its function's signature."""
+    if isinstance(tool, Mapping):
+        if tool.get("type") != "function" or not isinstance(tool.get("function"), Mapping):
+            raise ValueError(f"a tool definition must look like {{'type': 'function', 'function': {{...}}}}, got {tool!r}")
+        return dict(tool)
+    name = getattr(tool, "name", None)
+    target = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
+    if not isinstance(name, str) or target is None:
+        raise TypeError(f"tools take spanhook Tool objects or OpenAI tool dicts, got {tool!r}")
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for p in inspect.signature(target).parameters.values():
+        if p.name in ("run_manager", "callbacks") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        schema: dict[str, Any] = {}
+        json_type = _JSON_TYPES.get(p.annotation) if not isinstance(p.annotation, str) else {
+            "str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(p.annotation)
+        if json_type:
+            schema["type"] = json_type
+        properties[p.name] = schema
+        if p.default is p.empty:
+            required.append(p.name)
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": getattr(tool, "description", "") or "",
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }

@@ -1,0 +1,204 @@
+"""``ChatOpenAI``: a chat model for OpenAI and any OpenAI-compatible server (vLLM,
+llama.cpp, Ollama, LiteLLM, ...), over the official ``openai`` SDK
+(``pip install 'spanhook[openai]'``).
+
+Every call is a ``chat_model`` run: a CLIENT span named ``chat <model>`` carrying the GenAI
+attributes (request and response model, response id, token usage, finish reasons,
+``server.address`` / ``server.port``). Streaming asks the server for usage
+(``stream_options.include_usage``), so token counts are there for streamed calls too, and
+tool-call argument deltas reach ``on_llm_new_token`` in ``chunk.message.tool_call_chunks``.
+The API key is never put on a span or handed to a handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from spanhook._openai import (
+    ClientConfig,
+    check_sampling,
+    request_params,
+    retryable,
+    to_openai_message,
+    to_openai_tool,
+    usage_dict,
+    usage_metadata,
+)
+from spanhook.chat_models.base import BaseChatModel, Messages
+from spanhook.schema import (
+    AIMessage,
+    AIMessageChunk,
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    LLMResult,
+)
+from spanhook.schema.messages import tool_calls_from_chunks
+from spanhook.tracing.run import Run
+
+
+class ChatOpenAI(BaseChatModel):
+    """A chat-completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and
+    ``base_url`` to ``OPENAI_BASE_URL`` (else api.openai.com). ``max_retries`` retries
+    connection errors, timeouts, rate limits and 5xx answers inside the same run, each
+    reported through ``on_retry``."""
+
+    provider = "openai"
+    span_kind = SpanKind.CLIENT
+
+    def __init__(
+        self,
+        model: str = "gpt-4o-mini",
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        timeout: float | None = 60.0,
+        max_retries: int = 2,
+        retry_delay: float = 0.5,
+        default_headers: Mapping[str, str] | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        tools: Sequence[Any] | None = None,
+        stream_usage: bool = True,
+        streaming: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+    ) -> None:
+        where = f"{type(self).__name__}(...)"
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
+        check_sampling(where, temperature, max_tokens)
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name,
+                         streaming=streaming, max_retries=max_retries, retry_delay=retry_delay)
+        self.model_name = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.model_kwargs = dict(model_kwargs or {})
+        self.tools = [to_openai_tool(t) for t in tools] if tools else None
+        self.stream_usage = stream_usage
+        self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
+                                   timeout=timeout, default_headers=default_headers, where=where)
+
+    # -- what the run records ---------------------------------------------------------------
+    def _llm_type(self) -> str:
+        return "openai-chat"
+
+    def _identifying_params(self) -> dict[str, Any]:
+        params = {"model_name": self.model_name, "model": self.model_name, "temperature": self.temperature,
+                  "max_tokens": self.max_tokens, **self.model_kwargs}
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return self.client.span_attributes()
+
+    def _retryable(self, error: Exception) -> bool:
+        return retryable(error)
+
+    # -- requests -------------------------------------------------------------------------
+    def _body(self, messages: Messages, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+        body = request_params(self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs)
+        if body.get("tools"):
+            body["tools"] = [to_openai_tool(t) for t in body["tools"]]
+        elif self.tools:
+            body["tools"] = self.tools
+        body["messages"] = [to_openai_message(m) for m in messages]
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+        response = self.client.sync_client().chat.completions.create(**self._body(messages, stop, kwargs, False))
+        return _chat_result(response)
+
+    async def _agenerate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+        response = await self.client.async_client().chat.completions.create(**self._body(messages, stop, kwargs, False))
+        return _chat_result(response)
+
+    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        stream = self.client.sync_client().chat.completions.create(**self._body(messages, stop, kwargs, True))
+        try:
+            for event in stream:
+                chunk = _chunk(event)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            stream.close()
+
+    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        stream = await self.client.async_client().chat.completions.create(**self._body(messages, stop, kwargs, True))
+        try:
+            async for event in stream:
+                chunk = _chunk(event)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            await stream.close()
+
+    def _result_from_chunks(self, chunks: list[ChatGenerationChunk]) -> LLMResult:
+        result = super()._result_from_chunks(chunks)
+        meta = result.generations[0][0].message.response_metadata  # type: ignore[attr-defined]
+        out = dict(result.llm_output or {})
+        if meta.get("model_name"):
+            out["model_name"] = meta["model_name"]
+        if meta.get("id"):
+            out["id"] = meta["id"]
+        result.llm_output = out
+        return result
+
+
+def _chat_result(response: Any) -> ChatResult:
+    usage = usage_dict(response.usage)
+    gens = []
+    for choice in response.choices:
+        m = choice.message
+        calls = tool_calls_from_chunks(
+            [{"name": c.function.name, "args": c.function.arguments, "id": c.id} for c in m.tool_calls or []]
+        )
+        msg = AIMessage(
+            content=m.content or "",
+            tool_calls=calls,
+            usage_metadata=usage_metadata(usage),
+            response_metadata={"model_name": response.model, "id": response.id,
+                               "finish_reason": choice.finish_reason,
+                               "system_fingerprint": getattr(response, "system_fingerprint", None)},
+            id=response.id,
+        )
+        gens.append(ChatGeneration(message=msg, generation_info={"finish_reason": choice.finish_reason}))
+    llm_output: dict[str, Any] = {"model_name": response.model, "id": response.id}
+    if usage is not None:
+        llm_output["token_usage"] = usage
+    return ChatResult(generations=gens, llm_output=llm_output)
+
+
+def _chunk(event: Any) -> ChatGenerationChunk | None:
+    """A stream event as a chunk (``None`` for an event that carries nothing)."""
+    usage = usage_metadata(usage_dict(getattr(event, "usage", None)))
+    meta = {"model_name": event.model, "id": event.id}
+    if not event.choices:
+        if usage is None:
+            return None
+        return ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage, response_metadata=meta, id=event.id))
+    choice = event.choices[0]
+    delta = choice.delta
+    tool_chunks = [
+        {"name": c.function.name if c.function else None,
+         "args": c.function.arguments if c.function else None,
+         "id": c.id, "index": c.index, "type": "tool_call_chunk"}
+        for c in delta.tool_calls or []
+    ]
+    info = {"finish_reason": choice.finish_reason} if choice.finish_reason else None
+    return ChatGenerationChunk(
+        message=AIMessageChunk(content=delta.content or "", tool_call_chunks=tool_chunks, usage_metadata=usage,
+                               response_metadata=meta, id=event.id),
+        generation_info=info,
+    )

@@ -1,0 +1,149 @@
+"""``OpenAI``: a text-completion model for OpenAI's (legacy) completions endpoint and the
+OpenAI-compatible servers that serve ``/v1/completions`` (vLLM, llama.cpp, ...), over the
+official ``openai`` SDK (``pip install 'spanhook[openai]'``). The drop-in for the seed's
+``OpenAI()``; see :class:`spanhook.chat_models.ChatOpenAI` for chat models."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from spanhook._openai import ClientConfig, check_sampling, request_params, retryable, usage_dict
+from spanhook.llms.base import LLM
+from spanhook.schema import Generation, GenerationChunk, LLMResult
+from spanhook.tracing.run import Run
+
+#: Keys of a stream chunk's ``generation_info`` that belong in ``llm_output`` instead.
+_RESPONSE_KEYS = ("token_usage", "model_name", "id")
+
+
+class OpenAI(LLM):
+    """A completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and ``base_url`` to
+    ``OPENAI_BASE_URL`` (else api.openai.com); retries as in ``ChatOpenAI``."""
+
+    provider = "openai"
+    span_kind = SpanKind.CLIENT
+
+    def __init__(
+        self,
+        model: str = "gpt-3.5-turbo-instruct",
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        timeout: float | None = 60.0,
+        max_retries: int = 2,
+        retry_delay: float = 0.5,
+        default_headers: Mapping[str, str] | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        stream_usage: bool = True,
+        streaming: bool = False,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+    ) -> None:
+        where = f"{type(self).__name__}(...)"
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
+        check_sampling(where, temperature, max_tokens)
+        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name,
+                         streaming=streaming, max_retries=max_retries, retry_delay=retry_delay)
+        self.model_name = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.model_kwargs = dict(model_kwargs or {})
+        self.stream_usage = stream_usage
+        self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
+                                   timeout=timeout, default_headers=default_headers, where=where)
+
+    def _llm_type(self) -> str:
+        return "openai"
+
+    def _identifying_params(self) -> dict[str, Any]:
+        params = {"model_name": self.model_name, "model": self.model_name, "temperature": self.temperature,
+                  "max_tokens": self.max_tokens, **self.model_kwargs}
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return self.client.span_attributes()
+
+    def _retryable(self, error: Exception) -> bool:
+        return retryable(error)
+
+    def _body(self, prompt: str, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+        body = request_params(self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs)
+        body["prompt"] = prompt
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    # -- one call (whole) -------------------------------------------------------------------
+    def _generate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        return _completion_result(self.client.sync_client().completions.create(**self._body(prepared, stop, kwargs, False)))
+
+    async def _agenerate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+        response = await self.client.async_client().completions.create(**self._body(prepared, stop, kwargs, False))
+        return _completion_result(response)
+
+    # -- streaming ----------------------------------------------------------------------------
+    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+        stream = self.client.sync_client().completions.create(**self._body(prompt, stop, kwargs, True))
+        try:
+            for event in stream:
+                chunk = _chunk(event)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            stream.close()
+
+    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+        stream = await self.client.async_client().completions.create(**self._body(prompt, stop, kwargs, True))
+        try:
+            async for event in stream:
+                chunk = _chunk(event)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            await stream.close()
+
+    def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:
+        total = chunks[0]
+        for c in chunks[1:]:
+            total = total + c
+        info = dict(total.generation_info or {})
+        out: dict[str, Any] = {"model_name": self.model_name}
+        for key in _RESPONSE_KEYS:
+            if key in info:
+                out[key] = info.pop(key)
+        gen = Generation(text=total.text, generation_info=info or {"finish_reason": "stop"})
+        return LLMResult(generations=[[gen]], llm_output=out)
+
+
+def _completion_result(response: Any) -> LLMResult:
+    gens = [Generation(text=c.text or "", generation_info={"finish_reason": c.finish_reason}) for c in response.choices]
+    out: dict[str, Any] = {"model_name": response.model, "id": response.id}
+    usage = usage_dict(response.usage)
+    if usage is not None:
+        out["token_usage"] = usage
+    return LLMResult(generations=[gens], llm_output=out)
+
+
+def _chunk(event: Any) -> GenerationChunk | None:
+    info: dict[str, Any] = {"model_name": event.model, "id": event.id}
+    usage = usage_dict(getattr(event, "usage", None))
+    if usage is not None:
+        info["token_usage"] = usage
+    if not event.choices:
+        return GenerationChunk(text="", generation_info=info) if usage is not None else None
+    choice = event.choices[0]
+    if choice.finish_reason:
+        info["finish_reason"] = choice.finish_reason
+    return GenerationChunk(text=choice.text or "", generation_info=info)
