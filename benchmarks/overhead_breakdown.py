@@ -19,6 +19,7 @@ VARIANTS = {
     "raw": "raw OTel start_as_current_span",
     "raw_span_attach": "raw start_span + attach/detach + end (no contextlib)",
     "raw_attrs": "raw start_as_current_span + spanhook's 2 attributes",
+    "minimum": "hand-written minimum chain run (2 attributes, 2 direct handler calls)",
     "run_only": "spanhook Run, no handler",
     "run_handler": "spanhook Run, one no-op handler",
     "chain_no_handler": "spanhook chain.invoke, no handler",
@@ -29,11 +30,13 @@ VARIANTS = {
 def child(which: str, calls: int) -> None:
     sys.path.insert(0, "benchmarks")
     from bench_overhead import (
+        REQUIRED_ATTRIBUTES,
         BatchSpanProcessor,
         Echo,
         NoOpHandler,
         NullExporter,
         TracerProvider,
+        minimum_chain_run,
         trace,
     )
     from opentelemetry import context
@@ -46,7 +49,8 @@ def child(which: str, calls: int) -> None:
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("bench")
     handler, chain, owner, request = NoOpHandler(), Echo(), Owner(), Request([NoOpHandler()])
-    attrs = {"spanhook.run.kind": "chain", "spanhook.run_id": "123e4567-e89b-12d3-a456-426614174000"}
+    attrs = REQUIRED_ATTRIBUTES
+    minimum = minimum_chain_run(tracer, handler)
 
     def raw() -> None:
         with tracer.start_as_current_span("Echo"):
