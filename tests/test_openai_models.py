@@ -392,3 +392,44 @@ def test_completion_async_generate(server: OpenAIServer) -> None:
     assert [g[0].text for g in result.generations] == ["echo: x", "echo: y"]
     assert rec.names().count("on_llm_start") == 2 and rec.names().count("on_llm_end") == 2
     assert result.llm_output is not None and result.llm_output["token_usage"]["prompt_tokens"] == 14
+
+
+# -- one LLM span per call, next to a provider instrumentation ----------------------------------
+
+
+@pytest.fixture
+def openai_instrumented() -> Iterator[None]:
+    """OpenLLMetry's instrumentation of the openai SDK (it makes an LLM span per SDK call)."""
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument()
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
+
+
+def test_a_provider_instrumentation_adds_no_second_llm_span_for_spanhook_calls(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter, openai_instrumented: None
+) -> None:
+    model = chat(server)
+    model.invoke("whole")
+    "".join(c.content for c in model.stream("streamed"))
+    asyncio.run(model.ainvoke("async"))
+    direct = openai.OpenAI(base_url=server.url, api_key=SECRET, max_retries=0)
+    direct.chat.completions.create(model="m", messages=[{"role": "user", "content": "direct"}])
+
+    names = [s.name for s in memory_exporter.get_finished_spans()]
+    assert names.count("chat test-model") == 3
+    # the app's own SDK call is still traced by the instrumentation: suppression is scoped
+    assert len(names) == 4 and names[-1] != "chat test-model"
+
+
+def test_provider_spans_can_be_kept_and_then_nest_under_the_run(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter, openai_instrumented: None
+) -> None:
+    chat(server, suppress_provider_spans=False).invoke("hi")
+    provider_span, run_span = memory_exporter.get_finished_spans()
+    assert run_span.name == "chat test-model" and provider_span.name != run_span.name
+    assert provider_span.parent is not None and provider_span.parent.span_id == run_span.context.span_id

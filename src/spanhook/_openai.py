@@ -1,6 +1,12 @@
 """What the OpenAI-compatible models share: the SDK import, client construction, retry
 policy, usage and server attributes (``pip install 'spanhook[openai]'``).
 
+One LLM span per call: while the SDK call runs, the context carries the key that
+OpenLLMetry's OpenAI instrumentation checks before making its own LLM span, so an app that
+also instruments the SDK does not get the same call twice. The key is set only around
+spanhook's calls: the app's direct SDK calls are still traced, and HTTP client spans still
+nest under the run.
+
 Retries are spanhook's, not the SDK's: the clients are built with ``max_retries=0`` and the
 model's ``max_retries`` re-attempts the call inside the same run, so each retry is an
 ``on_retry`` event and a ``spanhook.retry`` span event instead of an invisible SDK loop.
@@ -11,13 +17,18 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
 
 from spanhook.tracing import attributes as attr
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+#: The context key OpenLLMetry's LLM instrumentations check before making a span of their own.
+SUPPRESS_PROVIDER_SPANS_KEY = "suppress_language_model_instrumentation"
 
 
 def load_openai() -> Any:
@@ -42,6 +53,7 @@ class ClientConfig:
         organization: str | None,
         timeout: float | None,
         default_headers: Mapping[str, str] | None,
+        suppress_provider_spans: bool,
         where: str,
     ) -> None:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
@@ -57,6 +69,7 @@ class ClientConfig:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{where}: base_url must be an http(s) URL, got {url!r}")
         self.base_url = url
+        self.suppress_provider_spans = suppress_provider_spans
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self._kwargs: dict[str, Any] = {
@@ -82,6 +95,26 @@ class ClientConfig:
 
     def span_attributes(self) -> dict[str, Any]:
         return {attr.SERVER_ADDRESS: self.host, attr.SERVER_PORT: self.port}
+
+    def call(self, create: Callable[..., Any], body: Mapping[str, Any]) -> Any:
+        """``create(**body)``, with provider instrumentations' own LLM spans suppressed
+        (if ``suppress_provider_spans``)."""
+        if not self.suppress_provider_spans:
+            return create(**body)
+        token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
+        try:
+            return create(**body)
+        finally:
+            otel_context.detach(token)
+
+    async def acall(self, create: Callable[..., Awaitable[Any]], body: Mapping[str, Any]) -> Any:
+        if not self.suppress_provider_spans:
+            return await create(**body)
+        token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
+        try:
+            return await create(**body)
+        finally:
+            otel_context.detach(token)
 
 
 def retryable(error: Exception) -> bool:

@@ -44,7 +44,9 @@ class ChatOpenAI(BaseChatModel):
     """A chat-completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and
     ``base_url`` to ``OPENAI_BASE_URL`` (else api.openai.com). ``max_retries`` retries
     connection errors, timeouts, rate limits and 5xx answers inside the same run, each
-    reported through ``on_retry``."""
+    reported through ``on_retry``. With ``suppress_provider_spans`` (the default), an
+    instrumentation of the openai SDK that honours the suppression key makes no second LLM
+    span for this model's calls."""
 
     provider = "openai"
     span_kind = SpanKind.CLIENT
@@ -65,6 +67,7 @@ class ChatOpenAI(BaseChatModel):
         model_kwargs: Mapping[str, Any] | None = None,
         tools: Sequence[Any] | None = None,
         stream_usage: bool = True,
+        suppress_provider_spans: bool = True,
         streaming: bool = False,
         callbacks: Sequence[Any] | None = None,
         tags: Sequence[str] | None = None,
@@ -85,7 +88,8 @@ class ChatOpenAI(BaseChatModel):
         self.tools = [to_openai_tool(t) for t in tools] if tools else None
         self.stream_usage = stream_usage
         self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
-                                   timeout=timeout, default_headers=default_headers, where=where)
+                                   timeout=timeout, default_headers=default_headers,
+                                   suppress_provider_spans=suppress_provider_spans, where=where)
 
     # -- what the run records ---------------------------------------------------------------
     def _llm_type(self) -> str:
@@ -117,15 +121,15 @@ class ChatOpenAI(BaseChatModel):
         return body
 
     def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
-        response = self.client.sync_client().chat.completions.create(**self._body(messages, stop, kwargs, False))
+        response = self.client.call(self.client.sync_client().chat.completions.create, self._body(messages, stop, kwargs, False))
         return _chat_result(response)
 
     async def _agenerate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
-        response = await self.client.async_client().chat.completions.create(**self._body(messages, stop, kwargs, False))
+        response = await self.client.acall(self.client.async_client().chat.completions.create, self._body(messages, stop, kwargs, False))
         return _chat_result(response)
 
     def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        stream = self.client.sync_client().chat.completions.create(**self._body(messages, stop, kwargs, True))
+        stream = self.client.call(self.client.sync_client().chat.completions.create, self._body(messages, stop, kwargs, True))
         try:
             for event in stream:
                 chunk = _chunk(event)
@@ -135,7 +139,7 @@ class ChatOpenAI(BaseChatModel):
             stream.close()
 
     async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        stream = await self.client.async_client().chat.completions.create(**self._body(messages, stop, kwargs, True))
+        stream = await self.client.acall(self.client.async_client().chat.completions.create, self._body(messages, stop, kwargs, True))
         try:
             async for event in stream:
                 chunk = _chunk(event)

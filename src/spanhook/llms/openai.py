@@ -21,7 +21,8 @@ _RESPONSE_KEYS = ("token_usage", "model_name", "id")
 
 class OpenAI(LLM):
     """A completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and ``base_url`` to
-    ``OPENAI_BASE_URL`` (else api.openai.com); retries as in ``ChatOpenAI``."""
+    ``OPENAI_BASE_URL`` (else api.openai.com); retries and ``suppress_provider_spans`` as in
+    ``ChatOpenAI``."""
 
     provider = "openai"
     span_kind = SpanKind.CLIENT
@@ -41,6 +42,7 @@ class OpenAI(LLM):
         default_headers: Mapping[str, str] | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
         stream_usage: bool = True,
+        suppress_provider_spans: bool = True,
         streaming: bool = False,
         callbacks: Sequence[Any] | None = None,
         tags: Sequence[str] | None = None,
@@ -60,7 +62,8 @@ class OpenAI(LLM):
         self.model_kwargs = dict(model_kwargs or {})
         self.stream_usage = stream_usage
         self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
-                                   timeout=timeout, default_headers=default_headers, where=where)
+                                   timeout=timeout, default_headers=default_headers,
+                                   suppress_provider_spans=suppress_provider_spans, where=where)
 
     def _llm_type(self) -> str:
         return "openai"
@@ -87,15 +90,15 @@ class OpenAI(LLM):
 
     # -- one call (whole) -------------------------------------------------------------------
     def _generate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
-        return _completion_result(self.client.sync_client().completions.create(**self._body(prepared, stop, kwargs, False)))
+        return _completion_result(self.client.call(self.client.sync_client().completions.create, self._body(prepared, stop, kwargs, False)))
 
     async def _agenerate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
-        response = await self.client.async_client().completions.create(**self._body(prepared, stop, kwargs, False))
+        response = await self.client.acall(self.client.async_client().completions.create, self._body(prepared, stop, kwargs, False))
         return _completion_result(response)
 
     # -- streaming ----------------------------------------------------------------------------
     def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
-        stream = self.client.sync_client().completions.create(**self._body(prompt, stop, kwargs, True))
+        stream = self.client.call(self.client.sync_client().completions.create, self._body(prompt, stop, kwargs, True))
         try:
             for event in stream:
                 chunk = _chunk(event)
@@ -105,7 +108,7 @@ class OpenAI(LLM):
             stream.close()
 
     async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
-        stream = await self.client.async_client().completions.create(**self._body(prompt, stop, kwargs, True))
+        stream = await self.client.acall(self.client.async_client().completions.create, self._body(prompt, stop, kwargs, True))
         try:
             async for event in stream:
                 chunk = _chunk(event)
