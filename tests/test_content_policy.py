@@ -3,7 +3,9 @@ truncated (still valid JSON), secrets never. Checked on what a real OTLP receive
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -314,3 +316,107 @@ def test_secrets_never_reach_spans_or_handler_params(rx: GrpcTraceReceiver, capt
     # Content itself does reach handlers (only secrets are masked).
     assert starts[0].args[1] == ["PROMPT-CONTENT"]
     assert rec.of("on_chain_start")[0].args[1] == {"q": "PROMPT-CONTENT"}
+
+
+# -- capture per block of code, and the redaction hook -----------------------------------------
+
+
+def test_capture_can_be_turned_off_for_one_request_and_what_it_runs(rx: GrpcTraceReceiver) -> None:
+    spanhook.configure(exporters="otlp", capture_content=True)
+    with spanhook.capture_content(False):
+        workload()  # chains, an agent with a tool, a retriever, a chat model: all nested runs
+        LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{t}")).batch(
+            [{"t": f"BATCH-MARK-{i}"} for i in range(3)]  # runs in worker threads
+        )
+    private = exported(rx, WORKLOAD_SPANS + 6)
+    text = "\n".join(span_texts(private))
+    for mark in [*MARKS, "BATCH-MARK-"]:
+        assert mark not in text
+    assert "gen_ai.tool.name=lookup" in text  # what is not content is still recorded
+    rx.clear()
+    workload()  # outside the block: the process-wide setting again
+    assert all(mark in "\n".join(span_texts(exported(rx))) for mark in MARKS)
+
+
+def test_capture_can_be_turned_on_for_one_async_request(rx: GrpcTraceReceiver) -> None:
+    spanhook.configure(exporters="otlp")  # off for the process
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{t}"))
+
+    async def main() -> None:
+        async def debug_request() -> None:
+            with spanhook.capture_content(True):
+                await chain.arun(t="DEBUG-MARK")
+
+        await asyncio.gather(debug_request(), chain.arun(t="PLAIN-MARK"))
+
+    asyncio.run(main())
+    spans = exported(rx, 4)
+    by_input = {s.attributes.get("spanhook.input"): s for s in spans if s.span.name == "LLMChain"}
+    assert set(by_input) == {json.dumps({"t": "DEBUG-MARK"}), None}
+    assert "PLAIN-MARK" not in "\n".join(span_texts(spans))
+    with pytest.raises(TypeError, match="True or False"):
+        spanhook.capture_content("yes")  # type: ignore[arg-type]
+
+
+_MARK = re.compile(r"[A-Z]+-MARK-\d")
+
+
+def scrub(key: str, value: Any) -> Any:
+    """A user's redaction hook: hide every marker, whatever the shape of the value."""
+    if isinstance(value, str):
+        return _MARK.sub("[hidden]", value)
+    if isinstance(value, dict):
+        return {k: scrub(key, v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(key, v) for v in value]
+    return value
+
+
+def test_the_redact_hook_sees_every_content_family_and_metadata(rx: GrpcTraceReceiver) -> None:
+    seen: set[str] = set()
+
+    def hook(key: str, value: Any) -> Any:
+        seen.add(key)
+        return scrub(key, value)
+
+    spanhook.configure(exporters="otlp", capture_content=True, redact=hook)
+    rec = Recorder()
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template(PROMPT + " say {topic}"))
+    chain.run(topic=TOPIC, callbacks=[rec], metadata={"user_email": "EMAIL-MARK-9", "tier": "gold"})
+    workload()
+    spans = exported(rx, WORKLOAD_SPANS + 2)
+    text = "\n".join(span_texts(spans))
+    assert not _MARK.search(text)
+    assert text.count("[hidden]") >= len(MARKS)
+    assert {"spanhook.input", "spanhook.output", "gen_ai.input.messages", "gen_ai.output.messages",
+            "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "spanhook.text", "spanhook.data",
+            "spanhook.log", "spanhook.metadata.user_email"} <= seen
+    chain_span = next(s for s in spans if s.span.name == "LLMChain" and "spanhook.metadata.tier" in s.attributes)
+    assert chain_span.attributes["spanhook.metadata.user_email"] == "[hidden]"
+    assert chain_span.attributes["spanhook.metadata.tier"] == "gold"
+    assert json.loads(chain_span.attributes["spanhook.input"]) == {"topic": "[hidden]"}
+    # handlers run in-process and still get the real content
+    assert rec.of("on_chain_start")[0].args[1] == {"topic": TOPIC}
+
+
+def test_the_redact_hook_can_drop_a_value_and_fails_closed(
+    rx: GrpcTraceReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    def hook(key: str, value: Any) -> Any:
+        if key == "spanhook.output":
+            return None
+        if key == "spanhook.input":
+            raise RuntimeError("hook bug")
+        return value
+
+    spanhook.configure(exporters="otlp", capture_content=True, redact=hook)
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{t}"))
+    assert chain.run(t="INPUT-MARK-1") == "You said: INPUT-MARK-1"  # the run is unharmed
+    spans = exported(rx, 2)
+    chain_span = named(spans, "LLMChain")
+    assert "spanhook.output" not in chain_span.attributes
+    assert chain_span.attributes["spanhook.input"] == "[redaction failed]"
+    assert "INPUT-MARK-1" not in chain_span.attributes.values()
+    assert "the redact hook failed on spanhook.input" in caplog.text
+    with pytest.raises(TypeError, match="redact must be a function"):
+        spanhook.configure(exporters="otlp", redact="nope")  # type: ignore[arg-type]

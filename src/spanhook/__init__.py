@@ -26,5 +26,6 @@ __all__ = [
 ]
 
 from spanhook.tracing.configure import configure, force_flush, shutdown
+from spanhook.tracing.settings import capture_content
 
-__all__ += ["configure", "force_flush", "shutdown"]
+__all__ += ["capture_content", "configure", "force_flush", "shutdown"]

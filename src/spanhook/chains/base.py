@@ -15,7 +15,7 @@ from typing import Any
 from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
-from spanhook.tracing.settings import get_settings
+from spanhook.tracing.settings import content_capture_enabled
 from spanhook.tracing.signature import accepts
 from spanhook.tracing.streams import drive
 
@@ -118,7 +118,7 @@ class Chain(Primitive):
             start_kwargs={"name": run_name or name},
             attributes=self._span_attributes(),
         )
-        if get_settings().capture_content:
+        if content_capture_enabled():
             run.record_content(attr.INPUT, inputs)
         return run
 
@@ -126,7 +126,7 @@ class Chain(Primitive):
         run = self._start(inputs, request)
         with run:
             outputs = self._check_outputs(self._invoke_call(inputs, run))
-            if get_settings().capture_content:
+            if content_capture_enabled():
                 run.record_content(attr.OUTPUT, outputs)
             run._end_args = (outputs,)
         return outputs

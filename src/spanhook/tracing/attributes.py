@@ -4,11 +4,14 @@ recording under the capture policy, truncation and secret masking."""
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
+
+logger = logging.getLogger("spanhook.tracing")
 
 # GenAI semantic conventions
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
@@ -179,13 +182,34 @@ def primitive(value: Any) -> AttributeValue | None:
     return None
 
 
-def metadata_attributes(metadata: Mapping[str, Any], limit: int) -> dict[str, AttributeValue]:
+REDACTION_FAILED = "[redaction failed]"
+
+
+def redacted(redact: Callable[[str, Any], Any] | None, key: str, value: Any) -> Any:
+    """``value`` after the user's redaction hook (``None``: drop it). A hook that raises
+    fails closed: the value is replaced by a marker, never recorded as it was."""
+    if redact is None:
+        return value
+    try:
+        return redact(key, value)
+    except Exception:
+        logger.exception("the redact hook failed on %s; recording %r instead", key, REDACTION_FAILED)
+        return REDACTION_FAILED
+
+
+def metadata_attributes(
+    metadata: Mapping[str, Any], limit: int, redact: Callable[[str, Any], Any] | None = None
+) -> dict[str, AttributeValue]:
     out: dict[str, AttributeValue] = {}
     for key, value in metadata.items():
         name = METADATA_PREFIX + str(key)
         if is_secret_name(str(key)):
             out[name] = MASK
             continue
+        if redact is not None:
+            value = redacted(redact, name, value)
+            if value is None:
+                continue
         prim = primitive(value)
         out[name] = prim if prim is not None else content_value(value, limit)
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -134,6 +134,7 @@ def configure(
     capture_content: bool | None = None,
     max_content_length: int | None = None,
     token_events: bool | None = None,
+    redact: Callable[[str, Any], Any] | None = None,
     sampler: Sampler | None = None,
     max_queue_size: int = 65_536,
     shutdown_timeout: float = 2.0,
@@ -144,13 +145,19 @@ def configure(
     ``SpanExporter`` objects; default ``OTEL_TRACES_EXPORTER`` (``otlp`` when unset).
     ``capture_content``: put prompts, completions, inputs/outputs and tool arguments/results
     on exported spans (default ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+    ``redact``: ``redact(attribute_key, value)`` is called on every content and metadata value
+    before it goes on a span and returns what to record (``None``: nothing); a hook that
+    raises records ``"[redaction failed]"``. Kept by later calls that do not pass one.
     """
+    if redact is not None and not callable(redact):
+        raise TypeError(f"redact must be a function redact(key, value), got {redact!r}")
     base = TracingSettings.from_env()
     current = get_settings()
     settings = TracingSettings(
         capture_content=base.capture_content if capture_content is None else bool(capture_content),
         max_content_length=current.max_content_length if max_content_length is None else max_content_length,
         token_events=base.token_events if token_events is None else bool(token_events),
+        redact=current.redact if redact is None else redact,
     )
     if settings.max_content_length < 16:
         raise ValueError(f"max_content_length must be >= 16, got {settings.max_content_length}")

@@ -34,7 +34,7 @@ from spanhook.callbacks.bridge import adispatch, call_targets, dispatch, sync_ta
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.consumers import EMPTY, Consumers, classify, merge
 from spanhook.tracing.provider import get_tracer, recording_tracer
-from spanhook.tracing.settings import get_settings
+from spanhook.tracing.settings import content_capture_enabled, get_settings
 
 logger = logging.getLogger("spanhook.tracing")
 
@@ -267,11 +267,12 @@ class Run:
         if n == 1:
             self._first_chunk_ns = time.monotonic_ns()
             self.span.add_event("spanhook.first_token")
-        settings = get_settings()
-        if settings.token_events:
+        if get_settings().token_events:
             attrs: dict[str, Any] = {"spanhook.token.index": n - 1}
-            if settings.capture_content:
-                attrs["spanhook.token.text"] = token
+            if content_capture_enabled():
+                text = attr.redacted(get_settings().redact, "spanhook.token.text", token)
+                if text is not None:
+                    attrs["spanhook.token.text"] = str(text)
             self.span.add_event("spanhook.token", attrs)
 
     def _note_chunk(self, token: str) -> dict[str, Any] | None:
@@ -328,10 +329,11 @@ class Run:
         if not self.span.is_recording():
             return
         attrs: dict[str, Any] = dict(plain or {})
-        settings = get_settings()
-        if settings.capture_content:
+        if content and content_capture_enabled():
             for k, v in content.items():
-                attrs[k] = attr.content_value(v, settings.max_content_length)
+                value = _content_attribute(k, v)
+                if value is not None:
+                    attrs[k] = value
         self.span.add_event(name, attrs)
 
     def on_text(self, text: str, **extra: Any) -> None:
@@ -416,12 +418,15 @@ class Run:
     def capturing(self) -> bool:
         """Whether content put on this run's span would be recorded (capture on, span
         recording): check it before building a costly content payload."""
-        return get_settings().capture_content and self.span.is_recording()
+        return content_capture_enabled() and self.span.is_recording()
 
     def record_content(self, key: str, value: Any) -> None:
-        """Put ``value`` on the span under ``key`` if content capture is on (truncated)."""
+        """Put ``value`` on the span under ``key`` if content capture is on (redacted by the
+        ``redact`` hook, if any, then truncated)."""
         if self.capturing():
-            self.span.set_attribute(key, attr.content_value(value, get_settings().max_content_length))
+            recorded = _content_attribute(key, value)
+            if recorded is not None:
+                self.span.set_attribute(key, recorded)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _begin(self) -> None:
@@ -653,6 +658,17 @@ async def _shielded(coro: Any) -> None:
         raise
 
 
+def _content_attribute(key: str, value: Any) -> str | None:
+    """The one way content reaches a span: the ``redact`` hook, then JSON, masked secrets and
+    truncation (``None``: the hook dropped it)."""
+    settings = get_settings()
+    if settings.redact is not None:
+        value = attr.redacted(settings.redact, key, value)
+        if value is None:
+            return None
+    return attr.content_value(value, settings.max_content_length)
+
+
 _new_uuid = object.__new__
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member: looked up once, not per run
 _set = object.__setattr__
@@ -748,7 +764,8 @@ def start_run(
     if tags:
         span_attrs[attr.TAGS] = tags
     if metadata:
-        span_attrs.update(attr.metadata_attributes(metadata, get_settings().max_content_length))
+        settings = get_settings()
+        span_attrs.update(attr.metadata_attributes(metadata, settings.max_content_length, settings.redact))
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = _light_span(ctx)

@@ -1,12 +1,17 @@
-"""Process-wide tracing settings: content capture, truncation, token events.
+"""Tracing settings: content capture, redaction, truncation, token events.
 
-Read from the environment on first use; ``spanhook.configure()`` overrides them.
+Process-wide ones are read from the environment on first use and ``spanhook.configure()``
+overrides them; :func:`capture_content` overrides content capture for one block of code
+(a request, a tenant, a trace) and everything it runs, in threads and tasks too.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MAX_LENGTH_ENV = "SPANHOOK_CONTENT_MAX_LENGTH"
@@ -51,6 +56,9 @@ class TracingSettings:
     #: Record every streamed token as a span event (time to first token and token counts
     #: are always recorded).
     token_events: bool = False
+    #: Called as ``redact(attribute_key, value)`` on every content value and metadata value
+    #: before it is put on a span; returns what to record instead (``None``: record nothing).
+    redact: Callable[[str, Any], Any] | None = None
 
     @classmethod
     def from_env(cls) -> TracingSettings:
@@ -75,3 +83,33 @@ def set_settings(settings: TracingSettings | None) -> None:
     """Replace the settings (``None``: read the environment again on next use)."""
     global _settings
     _settings = settings
+
+
+_capture_override: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "spanhook_capture_content", default=None
+)
+
+
+def content_capture_enabled() -> bool:
+    """Whether content goes on spans here: the innermost :func:`capture_content` block's
+    choice, else the process-wide setting."""
+    override = _capture_override.get()
+    return get_settings().capture_content if override is None else override
+
+
+class capture_content:
+    """Turn content capture on or off for the runs started inside the block (and the runs
+    nested in them, in this thread or task and in those that carry its context), whatever
+    the process-wide setting says: e.g. off for a tenant whose data must not be exported."""
+
+    def __init__(self, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"capture_content() takes True or False, got {enabled!r}")
+        self.enabled = enabled
+        self._tokens: list[contextvars.Token[bool | None]] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(_capture_override.set(self.enabled))
+
+    def __exit__(self, *exc: object) -> None:
+        _capture_override.reset(self._tokens.pop())
