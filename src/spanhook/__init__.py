@@ -10,11 +10,13 @@ from spanhook.tracing.export import ExportStats, export_stats
 from spanhook.tracing.logs import RunLogFilter
 from spanhook.tracing.propagation import continue_trace, extract_context, inject_headers
 from spanhook.tracing.run import Run, current_run
+from spanhook.tracing.sampling import KeepErrorsSampler
 from spanhook.tracing.threads import ContextThreadPoolExecutor, carry, submit_with_context
 
 __all__ = [
     "ContextThreadPoolExecutor",
     "ExportStats",
+    "KeepErrorsSampler",
     "Run",
     "RunLogFilter",
     "__version__",

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 from spanhook.tracing import provider as provider_mod
 from spanhook.tracing.console import SpanTreeExporter
 from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all
+from spanhook.tracing.sampling import KeepErrorsSampler, check_ratio
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
 
 logger = logging.getLogger("spanhook.configure")
@@ -136,6 +137,7 @@ def configure(
     token_events: bool | None = None,
     redact: Callable[[str, Any], Any] | None = None,
     sampler: Sampler | None = None,
+    keep_ratio: float | None = None,
     max_queue_size: int = 65_536,
     shutdown_timeout: float = 2.0,
 ) -> TracerProvider:
@@ -148,7 +150,11 @@ def configure(
     ``redact``: ``redact(attribute_key, value)`` is called on every content and metadata value
     before it goes on a span and returns what to record (``None``: nothing); a hook that
     raises records ``"[redaction failed]"``. Kept by later calls that do not pass one.
+    ``keep_ratio``: export whole traces, every one with an error and this share of the
+    others, decided when each trace is complete (:class:`KeepErrorsSampler`).
     """
+    if keep_ratio is not None:
+        check_ratio(keep_ratio, "keep_ratio")
     if redact is not None and not callable(redact):
         raise TypeError(f"redact must be a function redact(key, value), got {redact!r}")
     base = TracingSettings.from_env()
@@ -193,9 +199,10 @@ def configure(
             tp.add_span_processor(fan)
             _fanouts[id(tp)] = fan
         old = fan.children
-        fan.children = tuple(
+        exports: tuple[SpanProcessor, ...] = tuple(
             ExportProcessor(e, max_queue_size=max_queue_size, shutdown_timeout=shutdown_timeout) for e in built
         )
+        fan.children = (KeepErrorsSampler(exports, keep_ratio),) if keep_ratio is not None and exports else exports
     for p in old:
         p.shutdown()
     provider_mod.reset_for_tests()  # the next run picks up the (possibly new) global provider

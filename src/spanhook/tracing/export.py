@@ -30,6 +30,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from spanhook.tracing.sampling import release_all_pending
+
 logger = logging.getLogger("spanhook.export")
 
 _stats_lock = threading.Lock()
@@ -273,6 +275,7 @@ def _register_atexit() -> None:
 def shutdown_all(timeout: float = 1.5) -> None:
     """Shut every live export processor down, all within ``timeout`` seconds in total."""
     deadline = time.monotonic() + timeout
+    release_all_pending()
     for p in list(_processors):
         p.shutdown(timeout_millis=int(max(0.0, deadline - time.monotonic()) * 1000))
 
@@ -280,6 +283,7 @@ def shutdown_all(timeout: float = 1.5) -> None:
 def flush_all(timeout: float = 5.0) -> bool:
     """Flush every live export processor, within ``timeout`` seconds in total."""
     deadline = time.monotonic() + timeout
+    release_all_pending()
     ok = True
     for p in list(_processors):
         ok = p.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000)) and ok
