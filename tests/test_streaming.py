@@ -506,3 +506,46 @@ def test_model_that_cannot_stream_yields_whole_answer_once(
     assert [e.kwargs["token"] for e in rec.of("on_llm_new_token")] == ["all at once"]
     (span,) = memory_exporter.get_finished_spans()
     assert (span.attributes or {})[attr.STREAM_CHUNKS] == 1
+
+
+class CannotOpenStream(LLM):
+    """A model whose stream fails before its first chunk, in the call that opens it (a
+    plain function, not a generator: e.g. the HTTP request is sent when it is called)."""
+
+    def _call(self, prompt: str, stop: list[str] | None = None, **kwargs: Any) -> str:
+        return "unused"
+
+    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[GenerationChunk]:
+        raise ConnectionError("stream refused")
+
+    def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None,
+                 **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+        raise ConnectionError("astream refused")
+
+
+@pytest.mark.parametrize("how", ["stream", "invoke(streaming)", "astream", "ainvoke(streaming)"])
+def test_a_stream_that_fails_to_open_ends_its_run_with_the_error(
+    memory_exporter: InMemorySpanExporter, how: str
+) -> None:
+    rec = Recorder()
+    plain, streaming = CannotOpenStream(), CannotOpenStream(streaming=True)
+
+    async def consume() -> None:
+        if how == "astream":
+            async for _ in plain.astream("p", callbacks=[rec]):
+                pass
+        else:
+            await streaming.ainvoke("p", callbacks=[rec])
+
+    with pytest.raises(ConnectionError, match="refused"):
+        if how == "stream":
+            list(plain.stream("p", callbacks=[rec]))
+        elif how == "invoke(streaming)":
+            streaming.invoke("p", callbacks=[rec])
+        else:
+            asyncio.run(consume())
+    assert rec.names() == ["on_llm_start", "on_llm_error"]
+    (span,) = memory_exporter.get_finished_spans()  # ended, not leaked
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[attr.ERROR_TYPE] == "ConnectionError"

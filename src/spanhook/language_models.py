@@ -223,11 +223,25 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
                     await asyncio.sleep(self.retry_delay)
                 attempt += 1
 
+    def _open_stream(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[Chunk] | None:
+        """The model's chunks; a model that fails while opening its stream (before the first
+        chunk is asked for) fails inside the run, which then ends with the error."""
+        try:
+            return self._stream_one(prepared, stop, run, **kwargs)
+        except Exception as e:
+            return _failing(e)
+
+    def _aopen_stream(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> AsyncIterator[Chunk] | None:
+        try:
+            return self._astream_one(prepared, stop, run, **kwargs)
+        except Exception as e:
+            return _to_async(_failing(e))
+
     # -- one call ----------------------------------------------------------------------
     def _call_one(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: dict[str, Any], batch_size: int = 1) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
-            chunks = self._stream_one(prepared, stop, run, **kwargs)
+            chunks = self._open_stream(prepared, stop, run, kwargs)
             if chunks is not None:
                 for _ in self._drive_stream(run, chunks):
                     pass
@@ -240,7 +254,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     async def _acall_one(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: dict[str, Any], batch_size: int = 1) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
-            chunks = self._astream_one(prepared, stop, run, **kwargs)
+            chunks = self._aopen_stream(prepared, stop, run, kwargs)
             if chunks is not None:
                 async for _ in self._adrive_stream(run, chunks):
                     pass
@@ -370,7 +384,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         request = self._request(config, callbacks, tags, metadata)
         prepared = self._prepare(input)
         run = self._start(prepared, request, stop, kwargs)
-        chunks = self._stream_one(prepared, stop, run, **kwargs)
+        chunks = self._open_stream(prepared, stop, run, kwargs)
         if chunks is None:
             chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
         driven = self._drive_stream(run, chunks)
@@ -394,7 +408,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         request = self._request(config, callbacks, tags, metadata)
         prepared = self._prepare(input)
         run = self._start(prepared, request, stop, kwargs)
-        chunks = self._astream_one(prepared, stop, run, **kwargs)
+        chunks = self._aopen_stream(prepared, stop, run, kwargs)
         if chunks is None:
             chunks = _to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
         agen = self._adrive_stream(run, chunks)
@@ -406,6 +420,12 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
 
     def _whole_as_chunk(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[Chunk]:
         raise NotImplementedError
+
+
+def _failing(error: Exception) -> Iterator[Any]:
+    """A stream that fails with ``error`` on its first step."""
+    raise error
+    yield  # pragma: no cover - makes this a generator
 
 
 def _close_quietly(it: Iterator[Any]) -> None:
