@@ -17,8 +17,8 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -26,6 +26,8 @@ from opentelemetry import context as otel_context
 from spanhook.tracing import attributes as attr
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+T = TypeVar("T")
 
 #: The context key OpenLLMetry's LLM instrumentations check before making a span of their own.
 SUPPRESS_PROVIDER_SPANS_KEY = "suppress_language_model_instrumentation"
@@ -240,3 +242,95 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
             "parameters": {"type": "object", "properties": properties, "required": required},
         },
     }
+
+
+class OpenAICompatible:
+    """What ``ChatOpenAI`` and ``OpenAI`` share; mixed in before their model base class."""
+
+    model_name: str
+    temperature: float | None
+    max_tokens: int | None
+    model_kwargs: dict[str, Any]
+    stream_usage: bool
+    client: ClientConfig
+
+    def _setup_openai(
+        self,
+        model: str,
+        *,
+        temperature: float | None,
+        max_tokens: int | None,
+        api_key: str | None,
+        base_url: str | None,
+        organization: str | None,
+        timeout: float | None,
+        default_headers: Mapping[str, str] | None,
+        model_kwargs: Mapping[str, Any] | None,
+        stream_usage: bool,
+        suppress_provider_spans: bool,
+    ) -> None:
+        where = f"{type(self).__name__}(...)"
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
+        check_sampling(where, temperature, max_tokens)
+        self.model_name = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.model_kwargs = dict(model_kwargs or {})
+        self.stream_usage = stream_usage
+        self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
+                                   timeout=timeout, default_headers=default_headers,
+                                   suppress_provider_spans=suppress_provider_spans, where=where)
+
+    # -- what the run records -----------------------------------------------------------------
+    def _identifying_params(self) -> dict[str, Any]:
+        params = {"model_name": self.model_name, "model": self.model_name, "temperature": self.temperature,
+                  "max_tokens": self.max_tokens, **self.model_kwargs}
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return self.client.span_attributes()
+
+    def _retryable(self, error: Exception) -> bool:
+        return retryable(error)
+
+    # -- requests ---------------------------------------------------------------------------
+    def _endpoint(self, client: Any) -> Any:
+        """The SDK resource whose ``create`` this model calls."""
+        raise NotImplementedError
+
+    def _request_body(self, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+        body = request_params(self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs)
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _create(self, body: Mapping[str, Any]) -> Any:
+        return self.client.call(self._endpoint(self.client.sync_client()).create, body)
+
+    async def _acreate(self, body: Mapping[str, Any]) -> Any:
+        return await self.client.acall(self._endpoint(self.client.async_client()).create, body)
+
+    def _events(self, body: Mapping[str, Any], convert: Callable[[Any], T | None]) -> Iterator[T]:
+        """The converted events of a streamed request (events that carry nothing skipped);
+        the HTTP stream is closed however the iteration ends."""
+        stream = self._create(body)
+        try:
+            for event in stream:
+                chunk = convert(event)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            stream.close()
+
+    async def _aevents(self, body: Mapping[str, Any], convert: Callable[[Any], T | None]) -> AsyncIterator[T]:
+        stream = await self._acreate(body)
+        try:
+            async for event in stream:
+                chunk = convert(event)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            await stream.close()

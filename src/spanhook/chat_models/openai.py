@@ -18,10 +18,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from spanhook._openai import (
-    ClientConfig,
-    check_sampling,
-    request_params,
-    retryable,
+    OpenAICompatible,
     to_openai_message,
     to_openai_tool,
     usage_dict,
@@ -40,7 +37,7 @@ from spanhook.schema.messages import tool_calls_from_chunks
 from spanhook.tracing.run import Run
 
 
-class ChatOpenAI(BaseChatModel):
+class ChatOpenAI(OpenAICompatible, BaseChatModel):
     """A chat-completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and
     ``base_url`` to ``OPENAI_BASE_URL`` (else api.openai.com). ``max_retries`` retries
     connection errors, timeouts, rate limits and 5xx answers inside the same run, each
@@ -75,78 +72,42 @@ class ChatOpenAI(BaseChatModel):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        where = f"{type(self).__name__}(...)"
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
-        check_sampling(where, temperature, max_tokens)
         super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name,
                          streaming=streaming, max_retries=max_retries, retry_delay=retry_delay)
-        self.model_name = model
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.model_kwargs = dict(model_kwargs or {})
+        self._setup_openai(model, temperature=temperature, max_tokens=max_tokens, api_key=api_key,
+                           base_url=base_url, organization=organization, timeout=timeout,
+                           default_headers=default_headers, model_kwargs=model_kwargs,
+                           stream_usage=stream_usage, suppress_provider_spans=suppress_provider_spans)
         self.tools = [to_openai_tool(t) for t in tools] if tools else None
-        self.stream_usage = stream_usage
-        self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
-                                   timeout=timeout, default_headers=default_headers,
-                                   suppress_provider_spans=suppress_provider_spans, where=where)
 
-    # -- what the run records ---------------------------------------------------------------
     def _llm_type(self) -> str:
         return "openai-chat"
 
-    def _identifying_params(self) -> dict[str, Any]:
-        params = {"model_name": self.model_name, "model": self.model_name, "temperature": self.temperature,
-                  "max_tokens": self.max_tokens, **self.model_kwargs}
-        return {k: v for k, v in params.items() if v is not None}
-
-    def _span_attributes(self) -> dict[str, Any]:
-        return self.client.span_attributes()
-
-    def _retryable(self, error: Exception) -> bool:
-        return retryable(error)
-
     # -- requests -------------------------------------------------------------------------
+    def _endpoint(self, client: Any) -> Any:
+        return client.chat.completions
+
     def _body(self, messages: Messages, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
-        body = request_params(self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs)
+        body = self._request_body(stop, kwargs, stream)
         if body.get("tools"):
             body["tools"] = [to_openai_tool(t) for t in body["tools"]]
         elif self.tools:
             body["tools"] = self.tools
         body["messages"] = [to_openai_message(m) for m in messages]
-        if stream:
-            body["stream"] = True
-            if self.stream_usage:
-                body["stream_options"] = {"include_usage": True}
         return body
 
     def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
-        response = self.client.call(self.client.sync_client().chat.completions.create, self._body(messages, stop, kwargs, False))
-        return _chat_result(response)
+        return _chat_result(self._create(self._body(messages, stop, kwargs, False)))
 
     async def _agenerate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
-        response = await self.client.acall(self.client.async_client().chat.completions.create, self._body(messages, stop, kwargs, False))
-        return _chat_result(response)
+        return _chat_result(await self._acreate(self._body(messages, stop, kwargs, False)))
 
     def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        stream = self.client.call(self.client.sync_client().chat.completions.create, self._body(messages, stop, kwargs, True))
-        try:
-            for event in stream:
-                chunk = _chunk(event)
-                if chunk is not None:
-                    yield chunk
-        finally:
-            stream.close()
+        yield from self._events(self._body(messages, stop, kwargs, True), _chunk)  # lazy: nothing runs before the first step
 
     async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        stream = await self.client.acall(self.client.async_client().chat.completions.create, self._body(messages, stop, kwargs, True))
-        try:
-            async for event in stream:
-                chunk = _chunk(event)
-                if chunk is not None:
-                    yield chunk
-        finally:
-            await stream.close()
+        async for chunk in self._aevents(self._body(messages, stop, kwargs, True), _chunk):
+            yield chunk
 
     def _result_from_chunks(self, chunks: list[ChatGenerationChunk]) -> LLMResult:
         result = super()._result_from_chunks(chunks)

@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from spanhook._openai import ClientConfig, check_sampling, request_params, retryable, usage_dict
+from spanhook._openai import OpenAICompatible, usage_dict
 from spanhook.llms.base import LLM
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.tracing.run import Run
@@ -19,7 +19,7 @@ from spanhook.tracing.run import Run
 _RESPONSE_KEYS = ("token_usage", "model_name", "id")
 
 
-class OpenAI(LLM):
+class OpenAI(OpenAICompatible, LLM):
     """A completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and ``base_url`` to
     ``OPENAI_BASE_URL`` (else api.openai.com); retries and ``suppress_provider_spans`` as in
     ``ChatOpenAI``."""
@@ -50,72 +50,36 @@ class OpenAI(LLM):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        where = f"{type(self).__name__}(...)"
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
-        check_sampling(where, temperature, max_tokens)
         super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name,
                          streaming=streaming, max_retries=max_retries, retry_delay=retry_delay)
-        self.model_name = model
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.model_kwargs = dict(model_kwargs or {})
-        self.stream_usage = stream_usage
-        self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
-                                   timeout=timeout, default_headers=default_headers,
-                                   suppress_provider_spans=suppress_provider_spans, where=where)
+        self._setup_openai(model, temperature=temperature, max_tokens=max_tokens, api_key=api_key,
+                           base_url=base_url, organization=organization, timeout=timeout,
+                           default_headers=default_headers, model_kwargs=model_kwargs,
+                           stream_usage=stream_usage, suppress_provider_spans=suppress_provider_spans)
 
     def _llm_type(self) -> str:
         return "openai"
 
-    def _identifying_params(self) -> dict[str, Any]:
-        params = {"model_name": self.model_name, "model": self.model_name, "temperature": self.temperature,
-                  "max_tokens": self.max_tokens, **self.model_kwargs}
-        return {k: v for k, v in params.items() if v is not None}
-
-    def _span_attributes(self) -> dict[str, Any]:
-        return self.client.span_attributes()
-
-    def _retryable(self, error: Exception) -> bool:
-        return retryable(error)
+    def _endpoint(self, client: Any) -> Any:
+        return client.completions
 
     def _body(self, prompt: str, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
-        body = request_params(self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs)
+        body = self._request_body(stop, kwargs, stream)
         body["prompt"] = prompt
-        if stream:
-            body["stream"] = True
-            if self.stream_usage:
-                body["stream_options"] = {"include_usage": True}
         return body
 
-    # -- one call (whole) -------------------------------------------------------------------
     def _generate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
-        return _completion_result(self.client.call(self.client.sync_client().completions.create, self._body(prepared, stop, kwargs, False)))
+        return _completion_result(self._create(self._body(prepared, stop, kwargs, False)))
 
     async def _agenerate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
-        response = await self.client.acall(self.client.async_client().completions.create, self._body(prepared, stop, kwargs, False))
-        return _completion_result(response)
+        return _completion_result(await self._acreate(self._body(prepared, stop, kwargs, False)))
 
-    # -- streaming ----------------------------------------------------------------------------
     def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
-        stream = self.client.call(self.client.sync_client().completions.create, self._body(prompt, stop, kwargs, True))
-        try:
-            for event in stream:
-                chunk = _chunk(event)
-                if chunk is not None:
-                    yield chunk
-        finally:
-            stream.close()
+        yield from self._events(self._body(prompt, stop, kwargs, True), _chunk)  # lazy: nothing runs before the first step
 
     async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
-        stream = await self.client.acall(self.client.async_client().completions.create, self._body(prompt, stop, kwargs, True))
-        try:
-            async for event in stream:
-                chunk = _chunk(event)
-                if chunk is not None:
-                    yield chunk
-        finally:
-            await stream.close()
+        async for chunk in self._aevents(self._body(prompt, stop, kwargs, True), _chunk):
+            yield chunk
 
     def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:
         total = chunks[0]
