@@ -80,3 +80,21 @@ def test_missing_prompt_variables_are_named() -> None:
         chain.run(a=1)
     with pytest.raises(KeyError, match="missing variable"):
         PromptTemplate.from_template("{a} and {b}").format(a=1)
+
+
+def test_the_transcript_can_be_kept_as_a_value_instead_of_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spanhook.callbacks import StreamingStdOutCallbackHandler
+
+    monkeypatch.setattr(sys, "stdout", Terminal())  # even with a terminal on stdout
+    transcript, tokens = io.StringIO(), io.StringIO()
+    llm = FakeListLLM(responses=["\n\n3"], streaming=True)
+    chain = LLMChain(llm=llm, prompt=PromptTemplate.from_template("1 + {number} = "))
+    chain.run(number=2, callbacks=[StdOutCallbackHandler(file=transcript), StreamingStdOutCallbackHandler(file=tokens)])
+    assert transcript.getvalue() == PLAIN  # the file is no terminal: no colour
+    assert tokens.getvalue() == "\n\n3"
+    assert sys.stdout.getvalue() == ""  # nothing went to stdout
+    coloured = Terminal()
+    chain.run(number=2, callbacks=[StdOutCallbackHandler(file=coloured)])
+    assert coloured.getvalue() == COLOURED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -44,7 +45,15 @@ def bold(text: str, enabled: bool | None = None) -> str:
     return f"\x1b[1m{text}\x1b[0m"
 
 
+#: Terminal colour codes (stripped where colour is off, and from span content).
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def print_text(text: str, color: str | None = None, end: str = "", file: TextIO | None = None) -> None:
-    """Print ``text`` in ``color`` (when colour is on) with no newline unless ``end`` says so."""
+    """Print ``text`` in ``color`` (when colour is on for that stream) with no newline unless
+    ``end`` says so. Text coloured upstream loses its colour on a stream without colour."""
     stream = sys.stdout if file is None else file
-    print(colored(text, color, color_enabled(stream)), end=end, file=stream, flush=True)
+    enabled = color_enabled(stream)
+    if not enabled and "\x1b[" in text:
+        text = ANSI_ESCAPE.sub("", text)
+    print(colored(text, color, enabled), end=end, file=stream, flush=True)

@@ -11,6 +11,8 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
+from spanhook._color import ANSI_ESCAPE
+
 logger = logging.getLogger("spanhook.tracing")
 
 # GenAI semantic conventions
@@ -58,7 +60,6 @@ _SECRET_NAME = re.compile(
 )
 MASK = "***"
 #: Terminal colour codes (verbose output colours prompts) never go onto spans.
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 _secret_names: dict[str, bool] = {}
@@ -167,7 +168,7 @@ def content_value(value: Any, limit: int) -> str:
     Structured content (messages, inputs, outputs) is shortened inside its strings, each
     cut string ending in ``...[truncated, N chars]``, so the value stays parseable JSON;
     plain text is cut at the end with the same marker. Terminal colour codes are removed."""
-    text = _ANSI.sub("", to_json(value))
+    text = ANSI_ESCAPE.sub("", to_json(value))
     if len(text) <= limit or isinstance(value, str):
         return truncate(text, limit)
     return _fit_json(text, limit) or truncate(text, limit)
