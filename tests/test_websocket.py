@@ -357,3 +357,51 @@ def test_bad_arguments() -> None:
 
     with pytest.raises(ValueError, match="event loop"):
         WebSocketHandler(AsyncConn())
+
+
+def test_a_starlette_websocket_endpoint_served_by_uvicorn_streams_the_agent() -> None:
+    """FastAPI/Starlette: the endpoint hands its ``WebSocket`` to the handler (text goes out
+    through ``send_text``), served by a real uvicorn on 127.0.0.1, read by a real client."""
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    recs: list[Recorder] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        question = await websocket.receive_text()
+        rec = Recorder()
+        recs.append(rec)
+        handler = WebSocketHandler(websocket)
+        await build_agent(verbose=False).arun(question, callbacks=[handler, rec])
+        assert await handler.aflush(WAIT)
+        await websocket.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute("/ask", endpoint)]),
+                                           log_level="warning", ws="websockets-sansio"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        assert server.started
+
+        with sconnect(f"ws://127.0.0.1:{port}/ask") as client:
+            client.send(QUESTION)
+            msgs: list[dict[str, Any]] = []
+            while not msgs or msgs[-1]["type"] != "done":
+                msgs.append(json.loads(client.recv(timeout=WAIT)))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+    check_agent_stream(msgs, recs[0], "84")

@@ -24,8 +24,8 @@ Messages (JSON objects, each with ``type`` and a ``seq`` number counting from 0)
 Connections:
 
 * an **async** connection (``send`` is a coroutine: ``websockets``' asyncio server or client
-  connections): messages go through a queue drained by a task on the connection's event
-  loop, in order. The run never waits for the network. Events may come from async runs on
+  connections; Starlette / FastAPI ``WebSocket`` objects, through ``send_text``): messages
+  go through a queue drained by a task on the connection's event loop, in order. The run never waits for the network. Events may come from async runs on
   that loop or from sync runs in other threads (handed over with
   ``loop.call_soon_threadsafe``). ``await handler.aflush()`` (on the loop) or
   ``handler.flush()`` (from another thread) waits until everything queued was sent.
@@ -38,7 +38,8 @@ A closed or broken connection never breaks the run: the first failure is logged 
 counted in :attr:`failures`.
 
 The ``websockets`` package is only needed by :meth:`connect` / :meth:`aconnect`
-(``pip install 'spanhook[websocket]'``); any object with a ``send(str)`` method works.
+(``pip install 'spanhook[websocket]'``); any object with a ``send_text(str)`` or ``send(str)``
+method works.
 """
 
 from __future__ import annotations
@@ -119,11 +120,15 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
         events: Collection[str] | None = None,
         max_pending: int = 10_000,
     ) -> None:
-        send = getattr(connection, "send", None)
+        # Starlette / FastAPI WebSockets send text with send_text(); their send() takes ASGI
+        # message dicts. websockets connections send text with send().
+        send = getattr(connection, "send_text", None)
+        if not callable(send):
+            send = getattr(connection, "send", None)
         if not callable(send):
             raise TypeError(
-                "WebSocketCallbackHandler needs a WebSocket connection with a send() method "
-                f"(e.g. a websockets connection), got {type(connection).__name__}"
+                "WebSocketCallbackHandler needs a WebSocket connection with a send_text() or send() "
+                f"method (e.g. a websockets or Starlette/FastAPI connection), got {type(connection).__name__}"
             )
         if events is not None:
             unknown = set(events) - MESSAGE_TYPES
@@ -135,6 +140,7 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
         if not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be an int >= 1, got {max_pending!r}")
         self.connection = connection
+        self._send_text: Any = send
         self.events = frozenset(events) if events is not None else MESSAGE_TYPES
         self.max_pending = max_pending
         self.is_async = inspect.iscoroutinefunction(send)
@@ -222,7 +228,7 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
                 self.failures += 1
                 return
             try:
-                self.connection.send(data)
+                self._send_text(data)
                 self.sent += 1
                 return
             except Exception as e:
@@ -267,7 +273,7 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
                 if self._broken:
                     self._failed(None)
                 else:
-                    await self.connection.send(data)
+                    await self._send_text(data)
                     self.sent += 1
             except Exception as e:
                 self._failed(e)
