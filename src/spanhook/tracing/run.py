@@ -270,9 +270,9 @@ class Run:
         if get_settings().token_events:
             attrs: dict[str, Any] = {"spanhook.token.index": n - 1}
             if content_capture_enabled():
-                text = attr.redacted(get_settings().redact, "spanhook.token.text", token)
+                text = _content_attribute("spanhook.token.text", token)
                 if text is not None:
-                    attrs["spanhook.token.text"] = str(text)
+                    attrs["spanhook.token.text"] = text
             self.span.add_event("spanhook.token", attrs)
 
     def _note_chunk(self, token: str) -> dict[str, Any] | None:
