@@ -156,6 +156,28 @@ def test_constructor_tags_and_metadata_are_local_request_ones_inherited() -> Non
     assert "metadata" not in llm_end.kwargs
 
 
+def test_a_handler_changing_tags_or_metadata_in_place_affects_no_other_run() -> None:
+    class Scribbler(spanhook.callbacks.BaseCallbackHandler):  # type: ignore[name-defined,misc]
+        def on_chain_start(self, serialized: Any, inputs: Any, *, tags: list[str],
+                           metadata: dict[str, Any], **kwargs: Any) -> None:
+            tags.append("scribbled")
+            metadata["scribbled"] = True
+
+    rec = Recorder()
+    outer, *_ = build()
+    outer.invoke({"q": "hi"}, callbacks=[Scribbler(), rec], tags=["req-tag"], metadata={"req": 1})
+    runs = runs_by_name(rec.events)
+    # the recorder is called after the scribbler, on the same run's objects...
+    assert runs["outer_chain"].kwargs["tags"] == ["req-tag", "scribbled"]
+    # ...but nested runs and siblings got their own, untouched
+    assert runs["inner_chain"].kwargs["tags"] == ["req-tag", "scribbled"]  # its own start event
+    assert runs["FakeListLLM"].kwargs["tags"] == ["req-tag"]
+    assert runs["echo_tool"].kwargs["tags"] == ["req-tag"]
+    assert runs["FakeListLLM"].kwargs["metadata"] == {"req": 1}
+    outer.invoke({"q": "again"}, callbacks=[rec], tags=["req-tag"])
+    assert rec.of("on_chain_start")[-1].kwargs["tags"] == ["req-tag"]
+
+
 def test_otel_consumers_in_callbacks_follow_the_same_scoping() -> None:
     request_exporter = InMemorySpanExporter()
     llm_exporter = InMemorySpanExporter()

@@ -752,8 +752,10 @@ def start_run(
     handlers = merge(ih, oc.handlers) if oc.handlers else ih
     processors = merge(ip, oc.processors) if oc.processors else ip
     own_tags = owner._own_tags
-    tags = itags + [t for t in own_tags if t not in itags] if own_tags else itags
-    metadata = {**imeta, **owner._own_metadata} if owner._own_metadata else imeta
+    # Each run hands its handlers lists and dicts of its own: a handler that changes them in
+    # place changes nothing for the parent, its siblings or the span.
+    tags = itags + [t for t in own_tags if t not in itags] if own_tags else itags[:]
+    metadata = {**imeta, **owner._own_metadata} if owner._own_metadata else imeta.copy()
 
     run_id = request.run_id or new_run_id()
     if request.run_name:
