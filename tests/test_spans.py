@@ -240,3 +240,30 @@ def test_a_request_can_choose_the_root_run_id_before_it_starts(memory_exporter: 
         outer.invoke({"q": "hi"}, config={"run_id": "not-a-uuid"})
     with pytest.raises(TypeError, match="unknown keys \\['colour'\\]"):
         outer.invoke({"q": "hi"}, config={"colour": "red"})
+
+
+@pytest.mark.parametrize("which", ["chain.batch", "chain.abatch", "model.batch", "model.abatch"])
+def test_a_run_id_given_to_a_batch_names_the_first_input_only(which: str) -> None:
+    """Run ids stay unique: the chosen id goes to the first input's run (langchain-core
+    does the same, with a warning); the other inputs' runs get fresh ids."""
+    import asyncio
+    import uuid
+
+    chosen = uuid.uuid4()
+    rec = Recorder()
+    outer, *_ = build()
+    target: Any = outer if which.startswith("chain") else FakeListChatModel(responses=["r"])
+    inputs = [{"q": f"in{i}"} for i in range(4)] if target is outer else [f"in{i}" for i in range(4)]
+    config = {"run_id": chosen, "callbacks": [rec]}
+    with pytest.warns(UserWarning, match="used only for the first of the 4 inputs"):
+        if which.endswith(".batch"):
+            target.batch(inputs, config=config)
+        else:
+            asyncio.run(target.abatch(inputs, config=config))
+    roots = [e for e in rec.starts() if e.parent_run_id is None]
+    assert len(roots) == 4 and len({e.run_id for e in rec.starts()}) == len(rec.starts())
+    (first,) = [e for e in roots if e.run_id == chosen]
+    if target is outer:
+        assert first.args[1] == {"q": "in0"}
+    else:
+        assert [m.content for m in first.args[1][0]] == ["in0"]

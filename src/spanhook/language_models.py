@@ -341,10 +341,10 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> list[Any]:
         """Call the model on every input, in worker threads that carry the current run."""
         prepared = [self._prepare(x) for x in inputs]
-        request = self._request(config, callbacks, tags, metadata)
+        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
         return run_batch(
-            lambda p: self._output(self._call_one(p, request, kwargs.get("stop"), dict(kwargs), len(prepared))),
-            prepared,
+            lambda pr: self._output(self._call_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))),
+            list(zip(prepared, requests, strict=True)),
             max_concurrency or (config or {}).get("max_concurrency"),
             return_exceptions,
         )
@@ -362,12 +362,13 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         **kwargs: Any,
     ) -> list[Any]:
         prepared = [self._prepare(x) for x in inputs]
-        request = self._request(config, callbacks, tags, metadata)
+        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
 
-        async def one(p: In) -> Out:
-            return self._output(await self._acall_one(p, request, kwargs.get("stop"), dict(kwargs), len(prepared)))
+        async def one(pr: tuple[In, Request]) -> Out:
+            return self._output(await self._acall_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared)))
 
-        return await arun_batch(one, prepared, max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
+        return await arun_batch(one, list(zip(prepared, requests, strict=True)),
+                                max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
 
     def stream(
         self,

@@ -286,11 +286,11 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
     ) -> list[Any]:
         """Run on every input in worker threads that carry the current run."""
-        request = self._request(config, callbacks, tags, metadata)
         prepared = [self.prep_inputs(x) for x in inputs]
+        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
         return run_batch(
-            lambda p: self._merge(p, self._execute(p, request), False),
-            prepared,
+            lambda pr: self._merge(pr[0], self._execute(*pr), False),
+            list(zip(prepared, requests, strict=True)),
             max_concurrency or (config or {}).get("max_concurrency"),
             return_exceptions,
         )
@@ -306,13 +306,14 @@ class Chain(Primitive):
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> list[Any]:
-        request = self._request(config, callbacks, tags, metadata)
         prepared = [self.prep_inputs(x) for x in inputs]
+        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
 
-        async def one(p: dict[str, Any]) -> dict[str, Any]:
-            return self._merge(p, await self._aexecute(p, request), False)
+        async def one(pr: tuple[dict[str, Any], Request]) -> dict[str, Any]:
+            return self._merge(pr[0], await self._aexecute(*pr), False)
 
-        return await arun_batch(one, prepared, max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
+        return await arun_batch(one, list(zip(prepared, requests, strict=True)),
+                                max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
 
     # -- streaming ---------------------------------------------------------------------------
     def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:

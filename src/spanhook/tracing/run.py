@@ -21,6 +21,7 @@ import contextvars
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from random import getrandbits
 from typing import Any, Literal
@@ -154,6 +155,23 @@ class Request:
             run_id=extra.get("run_id") or config.get("run_id"),
             where=where,
         )
+
+
+    def per_input(self, n: int) -> list[Request]:
+        """The request of each of ``n`` runs started by one batch call. A ``run_id`` names one
+        run: the first input's (as in langchain-core, with the same warning); the others get
+        fresh ids, never a duplicate."""
+        if self.run_id is None or n <= 1:
+            return [self] * n
+        warnings.warn(
+            f"run_id {self.run_id} is used only for the first of the {n} inputs of this batch; "
+            "the other runs get new ids",
+            stacklevel=3,
+        )
+        rest = object.__new__(Request)
+        rest.consumers, rest.tags, rest.metadata = self.consumers, self.tags, self.metadata
+        rest.run_name, rest.run_id = self.run_name, None
+        return [self] + [rest] * (n - 1)
 
 
 NO_REQUEST = Request()
