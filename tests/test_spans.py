@@ -267,3 +267,36 @@ def test_a_run_id_given_to_a_batch_names_the_first_input_only(which: str) -> Non
         assert first.args[1] == {"q": "in0"}
     else:
         assert [m.content for m in first.args[1][0]] == ["in0"]
+
+
+@pytest.mark.parametrize("attribute_limit", [None, "40"])
+def test_bulk_metadata_never_evicts_a_runs_core_attributes(
+    monkeypatch: pytest.MonkeyPatch, attribute_limit: str | None
+) -> None:
+    """Hundreds of metadata entries: the span keeps its ids, kind and GenAI attributes (the
+    SDK would evict the oldest attributes once its limit is reached); entries past the budget
+    go into one JSON attribute, secrets masked, so nothing is silently lost."""
+    import json
+
+    if attribute_limit is not None:
+        monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", attribute_limit)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # reads the limit from the environment, as the SDK does
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    metadata = {f"k{i:03d}": i for i in range(300)}
+    metadata["api_key"] = "sk-must-not-leak"
+    model = FakeListChatModel(responses=["answer"])
+    model.invoke("hi", metadata=metadata)
+
+    (span,) = exporter.get_finished_spans()
+    a = dict(span.attributes or {})
+    assert a["spanhook.run.kind"] == "chat_model" and "spanhook.run_id" in a
+    assert a["gen_ai.request.model"] == "fake-list-chat" and a["gen_ai.operation.name"] == "chat"
+    assert "gen_ai.response.model" in a and "gen_ai.response.finish_reasons" in a
+    own = [k for k in a if k.startswith("spanhook.metadata.k")]
+    budget = 64 if attribute_limit is None else 0
+    assert len(own) == budget and span.dropped_attributes == 0
+    overflow = json.loads(str(a["spanhook.metadata.overflow"]))
+    assert len(overflow) == 301 - budget and overflow["api_key"] == "***"
+    assert "sk-must-not-leak" not in str(a)

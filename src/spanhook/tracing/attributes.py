@@ -48,6 +48,7 @@ RUN_NAME = "spanhook.run.name"
 PARENT_RUN_ID = "spanhook.parent_run_id"
 TAGS = "spanhook.tags"
 METADATA_PREFIX = "spanhook.metadata."
+METADATA_OVERFLOW = "spanhook.metadata.overflow"
 INPUT = "spanhook.input"
 OUTPUT = "spanhook.output"
 STREAM_CHUNKS = "spanhook.stream.chunks"
@@ -199,18 +200,28 @@ def redacted(redact: Callable[[str, Any], Any] | None, key: str, value: Any) -> 
 
 
 def metadata_attributes(
-    metadata: Mapping[str, Any], limit: int, redact: Callable[[str, Any], Any] | None = None
+    metadata: Mapping[str, Any],
+    limit: int,
+    redact: Callable[[str, Any], Any] | None = None,
+    max_items: int = 64,
 ) -> dict[str, AttributeValue]:
+    """``spanhook.metadata.<key>`` attributes (secrets masked, the ``redact`` hook applied);
+    entries past ``max_items`` go together into ``spanhook.metadata.overflow`` (JSON)."""
     out: dict[str, AttributeValue] = {}
-    for key, value in metadata.items():
+    overflow: dict[str, Any] = {}
+    for i, (key, value) in enumerate(metadata.items()):
         name = METADATA_PREFIX + str(key)
         if is_secret_name(str(key)):
-            out[name] = MASK
-            continue
-        if redact is not None:
+            value = MASK
+        elif redact is not None:
             value = redacted(redact, name, value)
             if value is None:
                 continue
+        if i >= max_items:
+            overflow[str(key)] = value
+            continue
         prim = primitive(value)
         out[name] = prim if prim is not None else content_value(value, limit)
+    if overflow:
+        out[METADATA_OVERFLOW] = content_value(overflow, limit)
     return out

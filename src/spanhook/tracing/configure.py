@@ -164,6 +164,7 @@ def configure(
         max_content_length=current.max_content_length if max_content_length is None else max_content_length,
         token_events=base.token_events if token_events is None else bool(token_events),
         redact=current.redact if redact is None else redact,
+        max_metadata_attributes=base.max_metadata_attributes,
     )
     if settings.max_content_length < 16:
         raise ValueError(f"max_content_length must be >= 16, got {settings.max_content_length}")

@@ -785,7 +785,9 @@ def start_run(
         span_attrs[attr.TAGS] = tags
     if metadata:
         settings = get_settings()
-        span_attrs.update(attr.metadata_attributes(metadata, settings.max_content_length, settings.redact))
+        span_attrs.update(attr.metadata_attributes(
+            metadata, settings.max_content_length, settings.redact, settings.max_metadata_attributes
+        ))
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = _light_span(ctx)

@@ -59,6 +59,9 @@ class TracingSettings:
     #: Called as ``redact(attribute_key, value)`` on every content value and metadata value
     #: before it is put on a span; returns what to record instead (``None``: record nothing).
     redact: Callable[[str, Any], Any] | None = None
+    #: Metadata entries recorded as attributes of their own; the rest go into one JSON
+    #: attribute, so that bulk metadata never makes the SDK evict a span's core attributes.
+    max_metadata_attributes: int = 64
 
     @classmethod
     def from_env(cls) -> TracingSettings:
@@ -66,7 +69,24 @@ class TracingSettings:
             capture_content=env_flag(CAPTURE_ENV),
             max_content_length=env_int(MAX_LENGTH_ENV, 4096, minimum=16),
             token_events=env_flag(TOKEN_EVENTS_ENV),
+            max_metadata_attributes=metadata_attribute_budget(),
         )
+
+
+#: Attributes kept free for a run's own ones (ids, kind, GenAI request/response/usage, content).
+RESERVED_ATTRIBUTES = 48
+
+
+def metadata_attribute_budget() -> int:
+    """How many metadata entries may be attributes of their own under the SDK's span
+    attribute limit (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` / ``OTEL_ATTRIBUTE_COUNT_LIMIT``,
+    128 by default), keeping room for the run's own attributes."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    limit = SpanLimits().max_span_attributes
+    if limit is None:
+        return 64
+    return max(0, min(64, limit - RESERVED_ATTRIBUTES))
 
 
 _settings: TracingSettings | None = None
