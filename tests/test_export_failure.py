@@ -295,3 +295,19 @@ def test_app_exit_without_explicit_shutdown_is_bounded(blackhole: Blackhole, dow
     assert "runs done" in proc.stdout
     assert "dropped" in proc.stderr  # the exit-time shutdown reports what it could not send
     assert elapsed <= EXIT_BOUND, f"process took {elapsed:.2f} s to exit"
+
+
+def test_replacing_several_down_exporters_costs_one_budget_not_one_each(blackhole: Blackhole) -> None:
+    """configure() called again shuts its old exporters down side by side: four exporters
+    stuck on a collector that never answers cost one shutdown budget, not four."""
+    endpoint = f"127.0.0.1:{blackhole.port}"
+    stuck = [OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=5) for _ in range(4)]
+    spanhook.configure(exporters=stuck, shutdown_timeout=1.0)
+    before = spanhook.export_stats()
+    run_agents(1)  # 4 spans, each sent to all four exporters
+    assert blackhole.accepted.wait(5)
+    t0 = time.monotonic()
+    spanhook.configure(exporters="none")
+    elapsed = time.monotonic() - t0
+    assert elapsed <= SHUTDOWN_BOUND, f"replacing the exporters took {elapsed:.2f} s"
+    assert spanhook.export_stats().dropped_spans - before.dropped_spans == 16  # counted, not lost silently

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from spanhook.tracing import provider as provider_mod
 from spanhook.tracing.console import SpanTreeExporter
-from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all
+from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all, shutdown_together
 from spanhook.tracing.sampling import KeepErrorsSampler, check_ratio
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
 
@@ -204,8 +204,7 @@ def configure(
             ExportProcessor(e, max_queue_size=max_queue_size, shutdown_timeout=shutdown_timeout) for e in built
         )
         fan.children = (KeepErrorsSampler(exports, keep_ratio),) if keep_ratio is not None and exports else exports
-    for p in old:
-        p.shutdown()
+    shutdown_together(old, shutdown_timeout)
     provider_mod.reset_for_tests()  # the next run picks up the (possibly new) global provider
     return tp
 

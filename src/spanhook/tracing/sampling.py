@@ -129,9 +129,11 @@ class KeepErrorsSampler(SpanProcessor):
         return all(results)
 
     def shutdown(self) -> None:
+        from spanhook.tracing.export import shutdown_together  # export imports this module
+
         self.release_pending()
-        for p in self._targets:
-            p.shutdown()
+        budget = max((float(getattr(p, "shutdown_timeout", 1.5)) for p in self._targets), default=1.5)
+        shutdown_together(self._targets, budget)
 
     # -- decisions -------------------------------------------------------------------------
     def stats(self) -> SamplingStats:
