@@ -20,8 +20,6 @@ from opentelemetry import trace
 
 from spanhook.tracing.run import current_run
 
-FIELDS = ("run_id", "parent_run_id", "run_name", "run_kind", "trace_id", "span_id")
-
 
 class RunLogFilter(logging.Filter):
     """Adds the current run's ids to each record it sees; never drops a record. Attach it

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import logging
 import time
 import uuid
@@ -168,9 +169,8 @@ class Request:
             "the other runs get new ids",
             stacklevel=3,
         )
-        rest = object.__new__(Request)
-        rest.consumers, rest.tags, rest.metadata = self.consumers, self.tags, self.metadata
-        rest.run_name, rest.run_id = self.run_name, None
+        rest = copy.copy(self)
+        rest.run_id = None
         return [self] + [rest] * (n - 1)
 
 
