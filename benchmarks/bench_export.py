@@ -73,8 +73,13 @@ class Receiver:
     def __init__(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen([sys.executable, "-c", _RECEIVER], env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._in, self._out = self.proc.stdin, self.proc.stdout
         line = self._out.readline()
@@ -113,13 +118,20 @@ def receiver() -> Iterator[Receiver]:
 def _burst(tp: TracerProvider) -> None:
     tracer = tp.get_tracer("bench")
     for i in range(BURST_SPANS // 4):
-        with tracer.start_as_current_span("chain", attributes={"spanhook.run.kind": "chain", "i": i}):
+        with tracer.start_as_current_span(
+            "chain", attributes={"spanhook.run.kind": "chain", "i": i}
+        ):
             for name in ("text_completion m", "execute_tool t", "text_completion m"):
-                span = tracer.start_span(name, attributes={
-                    "spanhook.run.kind": "llm", "gen_ai.operation.name": "text_completion",
-                    "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 100,
-                    "gen_ai.usage.output_tokens": 20,
-                })
+                span = tracer.start_span(
+                    name,
+                    attributes={
+                        "spanhook.run.kind": "llm",
+                        "gen_ai.operation.name": "text_completion",
+                        "gen_ai.request.model": "m",
+                        "gen_ai.usage.input_tokens": 100,
+                        "gen_ai.usage.output_tokens": 20,
+                    },
+                )
                 span.end()
 
 
@@ -150,8 +162,13 @@ def burst_once(rx: Receiver, make: Callable[[SpanExporter], SpanProcessor]) -> d
     received = _settled_count(rx)
     dropped = float(getattr(processor, "dropped_spans", float("nan")))
     tp.shutdown()
-    return {"received": received, "emit_s": emitted, "delivered_s": delivered,
-            "flush_ok": float(flushed), "dropped_counted": dropped}
+    return {
+        "received": received,
+        "emit_s": emitted,
+        "delivered_s": delivered,
+        "flush_ok": float(flushed),
+        "dropped_counted": dropped,
+    }
 
 
 def bench_burst() -> list[tuple[str, dict[str, float]]]:
@@ -225,9 +242,11 @@ def bench_up_down() -> dict[str, tuple[float, float]]:
         samples: dict[str, list[tuple[float, float]]] = {k: [] for k in endpoints}
         for _ in range(ROUNDS):
             for mode, endpoint in endpoints.items():
-                exporters: str | list[str | SpanExporter] = "none" if endpoint is None else [
-                    OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=2)
-                ]
+                exporters: str | list[str | SpanExporter] = (
+                    "none"
+                    if endpoint is None
+                    else [OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=2)]
+                )
                 spanhook.configure(exporters=exporters, shutdown_timeout=0.3)
                 _time_runs(chain, 100)  # warm up
                 samples[mode].append(_time_runs(chain, RUNS_PER_ROUND))
@@ -235,8 +254,10 @@ def bench_up_down() -> dict[str, tuple[float, float]]:
                     spanhook.force_flush(timeout=10.0)  # outside the timed loop
         spanhook.configure(exporters="none", shutdown_timeout=0.3)
         sent_up = ROUNDS * (RUNS_PER_ROUND + 100) * 2
-        print(f"  collector up received {rx.count()}/{sent_up} spans; spans dropped "
-              f"(and counted) while down: {spanhook.export_stats().dropped_spans}")
+        print(
+            f"  collector up received {rx.count()}/{sent_up} spans; spans dropped "
+            f"(and counted) while down: {spanhook.export_stats().dropped_spans}"
+        )
     return {
         mode: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
         for mode, v in samples.items()
@@ -249,27 +270,41 @@ def main() -> int:
         del os.environ[var]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 
-    print(f"\n(a) burst of {BURST_SPANS} spans to a local OTLP/gRPC receiver "
-          f"(median of {BURST_REPEATS})")
-    print(f"  {'processor':38} {'received':>17} {'counted drops':>13} {'emit ms':>8} "
-          f"{'flush ok':>8} {'spans/s':>8}")
+    print(
+        f"\n(a) burst of {BURST_SPANS} spans to a local OTLP/gRPC receiver "
+        f"(median of {BURST_REPEATS})"
+    )
+    print(
+        f"  {'processor':38} {'received':>17} {'counted drops':>13} {'emit ms':>8} "
+        f"{'flush ok':>8} {'spans/s':>8}"
+    )
     burst = bench_burst()
     for name, r in burst:
         rate = r["received"] / r["delivered_s"]
-        print(f"  {name:38} {int(r['received']):>6}/{BURST_SPANS} ({int(r['received_min'])}-"
-              f"{int(r['received_max'])}) {r['dropped_counted']:>6.0f} {r['emit_s'] * 1e3:>8.0f} "
-              f"{'yes' if r['flush_ok'] else 'no':>8} {rate:>8.0f}")
+        print(
+            f"  {name:38} {int(r['received']):>6}/{BURST_SPANS} ({int(r['received_min'])}-"
+            f"{int(r['received_max'])}) {r['dropped_counted']:>6.0f} {r['emit_s'] * 1e3:>8.0f} "
+            f"{'yes' if r['flush_ok'] else 'no':>8} {rate:>8.0f}"
+        )
     (_, ours), (_, sdk) = burst
-    print(f"  delivered spans, spanhook / SDK defaults: {ours['received'] / max(1, sdk['received']):.2f}x")
+    print(
+        f"  delivered spans, spanhook / SDK defaults: {ours['received'] / max(1, sdk['received']):.2f}x"
+    )
 
-    print(f"\n(b) one LLMChain run (2 spans), us/run, median of {ROUNDS} rounds x {RUNS_PER_ROUND} runs")
+    print(
+        f"\n(b) one LLMChain run (2 spans), us/run, median of {ROUNDS} rounds x {RUNS_PER_ROUND} runs"
+    )
     print("    wall = what the caller waits; thread CPU = work done on the calling thread")
     costs = bench_up_down()
     (base, base_cpu), (up, up_cpu) = costs["export off (none)"], costs["collector up"]
-    print(f"  {'mode':36} {'wall':>8} {'vs off':>7} {'vs up':>6}   {'thread CPU':>10} {'vs off':>7} {'vs up':>6}")
+    print(
+        f"  {'mode':36} {'wall':>8} {'vs off':>7} {'vs up':>6}   {'thread CPU':>10} {'vs off':>7} {'vs up':>6}"
+    )
     for mode, (us, cpu) in costs.items():
-        print(f"  {mode:36} {us:8.1f} {us / base:6.2f}x {us / up:5.2f}x   {cpu:10.1f} "
-              f"{cpu / base_cpu:6.2f}x {cpu / up_cpu:5.2f}x")
+        print(
+            f"  {mode:36} {us:8.1f} {us / base:6.2f}x {us / up:5.2f}x   {cpu:10.1f} "
+            f"{cpu / base_cpu:6.2f}x {cpu / up_cpu:5.2f}x"
+        )
     spanhook.shutdown(timeout=1.0)
     return 0
 

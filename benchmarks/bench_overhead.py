@@ -55,7 +55,10 @@ class Echo(Chain):
 
 #: The two attributes every spanhook run must carry (DESIGN section 4: ``spanhook.run.kind``,
 #: and ``spanhook.run_id`` so that a Jaeger search finds the run).
-REQUIRED_ATTRIBUTES = {"spanhook.run.kind": "chain", "spanhook.run_id": "123e4567-e89b-42d3-a456-426614174000"}
+REQUIRED_ATTRIBUTES = {
+    "spanhook.run.kind": "chain",
+    "spanhook.run_id": "123e4567-e89b-42d3-a456-426614174000",
+}
 
 
 def minimum_chain_run(tracer: trace.Tracer, handler: Any) -> Callable[[], None]:
@@ -74,11 +77,15 @@ def minimum_chain_run(tracer: trace.Tracer, handler: Any) -> Callable[[], None]:
         run_id = new_run_id()
         ctx = context.get_current()
         span = tracer.start_span(
-            "Echo", context=ctx, attributes={"spanhook.run.kind": "chain", "spanhook.run_id": str(run_id)}
+            "Echo",
+            context=ctx,
+            attributes={"spanhook.run.kind": "chain", "spanhook.run_id": str(run_id)},
         )
         token = context.attach(set_span_in_context(span, ctx))
         inputs = {"x": 1}
-        handler.on_chain_start(serialized, inputs, run_id=run_id, parent_run_id=None, tags=[], metadata={}, name="Echo")
+        handler.on_chain_start(
+            serialized, inputs, run_id=run_id, parent_run_id=None, tags=[], metadata={}, name="Echo"
+        )
         outputs = {"y": inputs["x"]}
         handler.on_chain_end(outputs, run_id=run_id, parent_run_id=None, tags=[])
         span.end()
@@ -149,7 +156,10 @@ def main() -> None:
     langchain = langchain_variant()
     if langchain is not None:
         b = measure(
-            {"langchain-core RunnableLambda.invoke": langchain, "spanhook chain (no OTel consumer)": spanhook_request},
+            {
+                "langchain-core RunnableLambda.invoke": langchain,
+                "spanhook chain (no OTel consumer)": spanhook_request,
+            },
             max(200, args.runs // 4),
             args.repeats,
         )
@@ -185,17 +195,30 @@ def main() -> None:
     raw = a["raw OTel start_as_current_span"]
     ours = a["spanhook chain, request handler"]
     print(f"  spanhook / raw OTel span              = {ours / raw:.2f}x (target <= 1.3x)")
-    print(f"  spanhook(ctor) / raw OTel span        = {a['spanhook chain, constructor handler'] / raw:.2f}x")
-    print(f"  hand-written minimum / raw OTel span  = {a['hand-written minimum chain run'] / raw:.2f}x"
-          " (the floor of any implementation)")
-    print(f"  spanhook / raw span + 2 attributes    = {ours / a['raw span + the 2 required attributes']:.2f}x")
-    print(f"  spanhook / hand-written minimum       = {ours / a['hand-written minimum chain run']:.2f}x")
+    print(
+        f"  spanhook(ctor) / raw OTel span        = {a['spanhook chain, constructor handler'] / raw:.2f}x"
+    )
+    print(
+        f"  hand-written minimum / raw OTel span  = {a['hand-written minimum chain run'] / raw:.2f}x"
+        " (the floor of any implementation)"
+    )
+    print(
+        f"  spanhook / raw span + 2 attributes    = {ours / a['raw span + the 2 required attributes']:.2f}x"
+    )
+    print(
+        f"  spanhook / hand-written minimum       = {ours / a['hand-written minimum chain run']:.2f}x"
+    )
     if langchain is not None:
-        print(f"  langchain-core / spanhook             = {a['langchain-core RunnableLambda.invoke'] / ours:.1f}x")
+        print(
+            f"  langchain-core / spanhook             = {a['langchain-core RunnableLambda.invoke'] / ours:.1f}x"
+        )
         print("(b) no OTel consumer configured (langchain-core records no spans either)")
         for name, us in b.items():
             print(f"  {name:42s} {us:8.2f} us/run")
-        lc, light = b["langchain-core RunnableLambda.invoke"], b["spanhook chain (no OTel consumer)"]
+        lc, light = (
+            b["langchain-core RunnableLambda.invoke"],
+            b["spanhook chain (no OTel consumer)"],
+        )
         print(f"  langchain-core / spanhook             = {lc / light:.1f}x faster (target >= 5x)")
     provider.shutdown()
 

@@ -90,8 +90,19 @@ def child(which: str, calls: int) -> None:
 
 def instructions(which: str, calls: int) -> int:
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__, "--child", which, str(calls)],
-        capture_output=True, text=True, check=True,
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--child",
+            which,
+            str(calls),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     match = re.search(r"Collected : (\d+)", out.stderr)
     if not match:

@@ -36,7 +36,9 @@ def build(
     tool_kw: dict[str, Any] | None = None,
 ) -> tuple[Outer, Inner, FakeListLLM, Tool]:
     llm = FakeListLLM(responses=["llm-answer"], **(llm_kw or {}))
-    tool = Tool(name="echo_tool", func=lambda s: f"tool({s})", description="echoes", **(tool_kw or {}))
+    tool = Tool(
+        name="echo_tool", func=lambda s: f"tool({s})", description="echoes", **(tool_kw or {})
+    )
     inner = Inner(llm=llm, tool=tool, name="inner_chain", **(inner_kw or {}))
     outer = Outer(inner=inner, name="outer_chain", **(outer_kw or {}))
     return outer, inner, llm, tool

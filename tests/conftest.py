@@ -27,9 +27,17 @@ def reset_otel_globals() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "OTEL_TRACES_EXPORTER",
-                "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
-                "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "NO_COLOR", "FORCE_COLOR"):
+    for var in (
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "NO_COLOR",
+        "FORCE_COLOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     reset_otel_globals()
     yield

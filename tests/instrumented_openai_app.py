@@ -25,8 +25,11 @@ from spanhook.chat_models import ChatOpenAI
 
 def rows(spans: tuple[ReadableSpan, ...]) -> list[dict[str, object]]:
     return [
-        {"name": s.name, "id": s.context.span_id if s.context else None,
-         "parent": s.parent.span_id if s.parent else None}
+        {
+            "name": s.name,
+            "id": s.context.span_id if s.context else None,
+            "parent": s.parent.span_id if s.parent else None,
+        }
         for s in spans
     ]
 
@@ -47,8 +50,13 @@ def main(base_url: str) -> None:
     suppressed = rows(exporter.get_finished_spans())
     exporter.clear()
 
-    ChatOpenAI("test-model", base_url=base_url, api_key="sk-test", max_retries=0,
-               suppress_provider_spans=False).invoke("kept")
+    ChatOpenAI(
+        "test-model",
+        base_url=base_url,
+        api_key="sk-test",
+        max_retries=0,
+        suppress_provider_spans=False,
+    ).invoke("kept")
     kept = rows(exporter.get_finished_spans())
     print(json.dumps({"suppressed": suppressed, "kept": kept}))
 

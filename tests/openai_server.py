@@ -182,9 +182,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict)
-        )
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return "" if content is None else str(content)
 
 
@@ -313,9 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if self.command != "POST" or path not in (CHAT_PATH, COMPLETIONS_PATH):
-            self._send_error(
-                404, f"Invalid URL ({self.command} {path})", "invalid_request_error"
-            )
+            self._send_error(404, f"Invalid URL ({self.command} {path})", "invalid_request_error")
             return
         if malformed or not raw:
             self._send_error(
@@ -459,9 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
             for piece in reply.pieces():
-                self._event(
-                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-                )
+                self._event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
             finish_reason = "tool_calls"
         self._event(chunk({}, finish_reason))
         if include_usage:

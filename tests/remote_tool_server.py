@@ -49,7 +49,9 @@ class LookupHandler(BaseHTTPRequestHandler):
 def main() -> int:
     spanhook.configure(exporters="otlp")
     server = ThreadingHTTPServer(("127.0.0.1", 0), LookupHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     print(f"PORT {server.server_address[1]}", flush=True)
     sys.stdin.read()  # until the parent closes our stdin

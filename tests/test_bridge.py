@@ -27,7 +27,7 @@ def test_start_and_end_kwargs_match_langchain_core() -> None:
     rec = Recorder()
     outer, *_ = build()
     outer.invoke({"q": "hi"}, callbacks=[rec], tags=["t"], metadata={"m": 1})
-    chain_start, = [e for e in rec.of("on_chain_start") if e.name == "outer_chain"]
+    (chain_start,) = [e for e in rec.of("on_chain_start") if e.name == "outer_chain"]
     serialized, inputs = chain_start.args
     assert serialized["id"][-1] == "Outer" and serialized["name"] == "outer_chain"
     assert inputs == {"q": "hi"}
@@ -37,7 +37,14 @@ def test_start_and_end_kwargs_match_langchain_core() -> None:
     llm_start = rec.of("on_llm_start")[0]
     assert llm_start.args[1] == ["hi"]
     assert set(llm_start.kwargs) == {
-        "run_id", "parent_run_id", "tags", "metadata", "invocation_params", "options", "name", "batch_size"
+        "run_id",
+        "parent_run_id",
+        "tags",
+        "metadata",
+        "invocation_params",
+        "options",
+        "name",
+        "batch_size",
     }
     assert llm_start.kwargs["invocation_params"]["_type"] == "FakeListLLM"
     llm_end = rec.of("on_llm_end")[0]
@@ -58,7 +65,9 @@ def test_start_and_end_kwargs_match_langchain_core() -> None:
 
 def test_llm_chain_emits_prompt_after_formatting_as_text() -> None:
     rec = Recorder()
-    chain = LLMChain(llm=FakeListLLM(responses=["3"]), prompt=PromptTemplate.from_template("1 + {number} = "))
+    chain = LLMChain(
+        llm=FakeListLLM(responses=["3"]), prompt=PromptTemplate.from_template("1 + {number} = ")
+    )
     chain.run(number=2, callbacks=[rec])
     text = rec.of("on_text")[0]
     assert text.args == ("Prompt after formatting:\n1 + 2 = ",)
@@ -108,7 +117,11 @@ def test_ignore_flags_silence_exactly_their_events(flag: str, silenced: set[str]
 
 
 def test_ignore_chat_model_and_custom_event_and_retriever() -> None:
-    chat_ignoring, custom_ignoring, plain = Ignoring("ignore_chat_model"), Ignoring("ignore_custom_event"), Recorder()
+    chat_ignoring, custom_ignoring, plain = (
+        Ignoring("ignore_chat_model"),
+        Ignoring("ignore_custom_event"),
+        Recorder(),
+    )
     model = FakeListChatModel(responses=["hey"])
     model.invoke("hi", callbacks=[chat_ignoring, plain])
     assert "on_chat_model_start" not in chat_ignoring.names()
@@ -145,7 +158,9 @@ class NoChat(BaseCallbackHandler):
 
 def test_chat_model_runs_fall_back_to_on_llm_start(caplog: pytest.LogCaptureFixture) -> None:
     nochat, rec = NoChat(), Recorder()
-    FakeListChatModel(responses=["hey"]).invoke([HumanMessage(content="say hi")], callbacks=[nochat, rec])
+    FakeListChatModel(responses=["hey"]).invoke(
+        [HumanMessage(content="say hi")], callbacks=[nochat, rec]
+    )
     assert nochat.prompts == [["Human: say hi"]]
     start = rec.of("on_chat_model_start")[0]
     assert start.args[1][0][0].content == "say hi"
@@ -173,7 +188,9 @@ def test_a_raising_handler_is_logged_and_isolated(
     assert len(spans) == 4 and all(s.status.status_code != StatusCode.ERROR for s in spans)
 
 
-def test_raise_error_handler_stops_the_run_and_the_span_records_it(memory_exporter: InMemorySpanExporter) -> None:
+def test_raise_error_handler_stops_the_run_and_the_span_records_it(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     bad, good = Bad("bad"), Recorder("good")
     bad.raise_error = True
     outer, *_ = build()
@@ -187,7 +204,9 @@ def test_raise_error_handler_stops_the_run_and_the_span_records_it(memory_export
     assert "on_chain_error" in good.names() and "on_chain_end" not in good.names()
 
 
-def test_raise_error_in_end_propagates_without_a_second_error_event(memory_exporter: InMemorySpanExporter) -> None:
+def test_raise_error_in_end_propagates_without_a_second_error_event(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     class Guard(Recorder):
         raise_error = True
 
@@ -204,7 +223,9 @@ def test_raise_error_in_end_propagates_without_a_second_error_event(memory_expor
     assert chain_span.status.status_code == StatusCode.ERROR
 
 
-def test_keyboard_interrupt_from_a_handler_propagates_and_ends_the_span(memory_exporter: InMemorySpanExporter) -> None:
+def test_keyboard_interrupt_from_a_handler_propagates_and_ends_the_span(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     class Interrupting(BaseCallbackHandler):
         def on_llm_start(self, *args: Any, **kwargs: Any) -> None:
             raise KeyboardInterrupt
@@ -216,7 +237,11 @@ def test_keyboard_interrupt_from_a_handler_propagates_and_ends_the_span(memory_e
     spans = {s.name: s for s in memory_exporter.get_finished_spans()}
     assert set(spans) == {"outer_chain", "inner_chain", "text_completion fake-list"}
     assert all(s.status.status_code == StatusCode.ERROR for s in spans.values())
-    assert [e.event for e in rec.events if e.event.endswith("_error")] == ["on_llm_error", "on_chain_error", "on_chain_error"]
+    assert [e.event for e in rec.events if e.event.endswith("_error")] == [
+        "on_llm_error",
+        "on_chain_error",
+        "on_chain_error",
+    ]
 
 
 def test_langchain_core_handlers_work_unmodified(capsys: pytest.CaptureFixture[str]) -> None:
@@ -226,7 +251,15 @@ def test_langchain_core_handlers_work_unmodified(capsys: pytest.CaptureFixture[s
         def __init__(self) -> None:
             self.seen: list[tuple[str, Any]] = []
 
-        def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        def on_chain_start(
+            self,
+            serialized: Any,
+            inputs: Any,
+            *,
+            run_id: UUID,
+            parent_run_id: UUID | None = None,
+            **kwargs: Any,
+        ) -> None:
             self.seen.append(("chain_start", kwargs["name"]))
 
         def on_llm_start(self, serialized: Any, prompts: list[str], **kwargs: Any) -> None:
@@ -245,18 +278,28 @@ def test_langchain_core_handlers_work_unmodified(capsys: pytest.CaptureFixture[s
     handler = LCRecorder()
     outer, *_ = build()
     outer.invoke({"q": "hi"}, callbacks=[handler])
-    assert handler.seen == [("chain_start", "outer_chain"), ("chain_start", "inner_chain"),
-                            ("llm_start", ["hi"]), ("llm_end", "llm-answer")]
+    assert handler.seen == [
+        ("chain_start", "outer_chain"),
+        ("chain_start", "inner_chain"),
+        ("llm_start", ["hi"]),
+        ("llm_end", "llm-answer"),
+    ]
     # chat model fallback for a langchain-core handler without on_chat_model_start
     handler.seen.clear()
     FakeListChatModel(responses=["hey"]).invoke("hello", callbacks=[handler])
     assert handler.seen == [("llm_start", ["Human: hello"]), ("llm_end", "hey")]
     # langchain-core's own StdOutCallbackHandler prints the same transcript here
-    chain = LLMChain(llm=FakeListLLM(responses=["3"]), prompt=PromptTemplate.from_template("1 + {number} = "))
+    chain = LLMChain(
+        llm=FakeListLLM(responses=["3"]), prompt=PromptTemplate.from_template("1 + {number} = ")
+    )
     capsys.readouterr()
     chain.run(number=2, callbacks=[lc.StdOutCallbackHandler()])
     out = capsys.readouterr().out
-    assert "> Entering new LLMChain chain..." in out and "1 + 2 = " in out and "> Finished chain." in out
+    assert (
+        "> Entering new LLMChain chain..." in out
+        and "1 + 2 = " in out
+        and "> Finished chain." in out
+    )
 
 
 def test_duck_typed_handlers_are_accepted() -> None:
@@ -288,13 +331,21 @@ def test_callbacks_must_be_a_list() -> None:
         outer.invoke({"q": "hi"}, callbacks=Recorder())  # type: ignore[arg-type]
 
 
-def test_console_handler_prints_breadcrumbs_tool_start_and_the_run_tree(capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_handler_prints_breadcrumbs_tool_start_and_the_run_tree(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     outer, *_ = build()
     outer.invoke({"q": "hi"}, callbacks=[ConsoleCallbackHandler()])
     out = capsys.readouterr().out
     assert "[chain/start] [chain:outer_chain] Entering Chain run with input:" in out
-    assert "[llm/start] [chain:outer_chain > chain:inner_chain > llm:FakeListLLM] Entering LLM run" in out
-    assert "[tool/start] [chain:outer_chain > chain:inner_chain > tool:echo_tool] Entering Tool run with input:" in out
+    assert (
+        "[llm/start] [chain:outer_chain > chain:inner_chain > llm:FakeListLLM] Entering LLM run"
+        in out
+    )
+    assert (
+        "[tool/start] [chain:outer_chain > chain:inner_chain > tool:echo_tool] Entering Tool run with input:"
+        in out
+    )
     assert "[chain/end] [chain:outer_chain]" in out
-    tree = out[out.index("Run tree:"):]
+    tree = out[out.index("Run tree:") :]
     assert "outer_chain" in tree and "echo_tool" in tree and "\x1b[" not in out

@@ -15,7 +15,11 @@ def run_demo_process(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     return subprocess.run(
         [sys.executable, "-m", "spanhook.cli", "demo", *args],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
 
 
@@ -33,7 +37,7 @@ def test_demo_runs_offline_and_deterministically() -> None:
     assert "Observation: 84" in out
     assert "Final Answer: 84" in out
     assert "Answer: 84" in out
-    tree = out[out.index("Span tree"):]
+    tree = out[out.index("Span tree") :]
     assert re.search(r"invoke_agent demo-agent  \[agent\]", tree)
     assert tree.count("text_completion spanhook-offline-1  [llm]") == 2
     assert "execute_tool calculator  [tool]" in tree

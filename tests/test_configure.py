@@ -64,7 +64,10 @@ def run_agent(rec: Recorder | None = None) -> str:
             assert run is not None
             trace_ids.append(run.trace_id)
 
-    assert build_agent(verbose=False).run(QUESTION, callbacks=[TraceId(), *([rec] if rec else [])]) == "84"
+    assert (
+        build_agent(verbose=False).run(QUESTION, callbacks=[TraceId(), *([rec] if rec else [])])
+        == "84"
+    )
     return trace_ids[0]
 
 
@@ -99,17 +102,25 @@ def test_protocol_selects_the_transport(
     if protocol is not None:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     expected, other = (http_rx, grpc_rx) if protocol == "http/protobuf" else (grpc_rx, http_rx)
-    base = expected.base_url if isinstance(expected, HttpTraceReceiver) else f"http://{expected.endpoint}"
+    base = (
+        expected.base_url
+        if isinstance(expected, HttpTraceReceiver)
+        else f"http://{expected.endpoint}"
+    )
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base)
     spanhook.configure(exporters="otlp")
     trace_id = run_agent()
     spans = flushed_spans(expected, AGENT_SPANS)
     assert {s.trace_id for s in spans} == {trace_id}
-    assert {e.transport for e in expected.exports} == {"http" if protocol == "http/protobuf" else "grpc"}
+    assert {e.transport for e in expected.exports} == {
+        "http" if protocol == "http/protobuf" else "grpc"
+    }
     assert other.exports == []
 
 
-def test_traces_protocol_variable_wins(monkeypatch: pytest.MonkeyPatch, http_rx: HttpTraceReceiver) -> None:
+def test_traces_protocol_variable_wins(
+    monkeypatch: pytest.MonkeyPatch, http_rx: HttpTraceReceiver
+) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", http_rx.base_url)
@@ -224,7 +235,8 @@ class SampledFlags(Recorder):
 
 
 @pytest.mark.parametrize(
-    ("sampler", "arg"), [("always_off", None), ("traceidratio", "0"), ("parentbased_always_off", None)]
+    ("sampler", "arg"),
+    [("always_off", None), ("traceidratio", "0"), ("parentbased_always_off", None)],
 )
 def test_sampled_out_runs_are_not_exported_but_handlers_get_every_event(
     monkeypatch: pytest.MonkeyPatch, grpc_rx: GrpcTraceReceiver, sampler: str, arg: str | None
@@ -240,10 +252,16 @@ def test_sampled_out_runs_are_not_exported_but_handlers_get_every_event(
     assert rec.sampled == [False] * AGENT_SPANS
     assert rec.names() == [
         "on_chain_start",
-        "on_llm_start", "on_llm_new_token", *(["on_llm_new_token"] * 24), "on_llm_end",
+        "on_llm_start",
+        "on_llm_new_token",
+        *(["on_llm_new_token"] * 24),
+        "on_llm_end",
         "on_agent_action",
-        "on_tool_start", "on_tool_end",
-        "on_llm_start", *(["on_llm_new_token"] * 9), "on_llm_end",
+        "on_tool_start",
+        "on_tool_end",
+        "on_llm_start",
+        *(["on_llm_new_token"] * 9),
+        "on_llm_end",
         "on_agent_finish",
         "on_chain_end",
     ]
@@ -312,10 +330,15 @@ def test_configure_adds_to_the_applications_provider(
     assert agent.parent_span_id == root.span_id
 
 
-@pytest.mark.parametrize("var", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"])
+@pytest.mark.parametrize(
+    "var", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]
+)
 def test_invalid_protocol_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
     monkeypatch.setenv(var, "http/json")
-    with pytest.raises(ValueError, match=rf"{var}='http/json' is not a supported OTLP protocol: use one of grpc, http/protobuf"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{var}='http/json' is not a supported OTLP protocol: use one of grpc, http/protobuf",
+    ):
         spanhook.configure(exporters="otlp", capture_content=True)
     # Nothing was half-configured.
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
@@ -324,7 +347,9 @@ def test_invalid_protocol_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, var:
 
 def test_unknown_exporter_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp,zipkin-typo")
-    with pytest.raises(ValueError, match=r"unknown trace exporter 'zipkin-typo'.*use one of .*otlp"):
+    with pytest.raises(
+        ValueError, match=r"unknown trace exporter 'zipkin-typo'.*use one of .*otlp"
+    ):
         spanhook.configure()
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
 

@@ -73,7 +73,9 @@ def check_demo_tree(rows: list[dict[str, Any]], rec: Recorder) -> None:
     assert rows[0]["tin"] is None and rows[2]["tin"] is None  # no usage on agent and tool lines
 
 
-def test_console_exporter_prints_a_span_tree(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_exporter_prints_a_span_tree(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
     spanhook.configure()
     rec = TraceIds()
@@ -86,7 +88,9 @@ def test_console_exporter_prints_a_span_tree(monkeypatch: pytest.MonkeyPatch, ca
     assert_not_json(out)
 
 
-def test_console_exporter_shows_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_exporter_shows_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
     spanhook.configure()
     rec = TraceIds()
@@ -102,7 +106,9 @@ def test_console_exporter_shows_errors(monkeypatch: pytest.MonkeyPatch, capsys: 
     ]
 
 
-def test_verbose_prints_the_span_tree_without_any_otel_setup(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verbose_prints_the_span_tree_without_any_otel_setup(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     rec = TraceIds()
     assert build_agent(verbose=True).run(DEFAULT_QUESTION, callbacks=[rec]) == "84"
     out = capsys.readouterr().out

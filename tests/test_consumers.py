@@ -16,10 +16,16 @@ from spanhook.tracing import consumers
 
 
 def export_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name.startswith("spanhook-export-InMemorySpanExporter"))
+    return sum(
+        1
+        for t in threading.enumerate()
+        if t.name.startswith("spanhook-export-InMemorySpanExporter")
+    )
 
 
-def test_an_exporter_per_request_leaks_no_thread_and_loses_no_span(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_exporter_per_request_leaks_no_thread_and_loses_no_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(consumers, "CALLBACK_EXPORTER_IDLE_TIMEOUT", 0.2)
     outer, *_ = build()
     before = export_threads()
@@ -38,7 +44,9 @@ def test_an_exporter_per_request_leaks_no_thread_and_loses_no_span(monkeypatch: 
     assert len(consumers._exporter_processors) == 0
 
 
-def test_the_same_exporter_reuses_its_processor_and_restarts_its_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_exporter_reuses_its_processor_and_restarts_its_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(consumers, "CALLBACK_EXPORTER_IDLE_TIMEOUT", 0.1)
     exporter = InMemorySpanExporter()
     outer, *_ = build()

@@ -38,7 +38,11 @@ WORKLOAD_SPANS = 8
 
 @pytest.fixture(autouse=True)
 def _receiver_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[GrpcTraceReceiver]:
-    for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS", "SPANHOOK_CONTENT_MAX_LENGTH"):
+    for var in (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "SPANHOOK_CONTENT_MAX_LENGTH",
+    ):
         monkeypatch.delenv(var, raising=False)
     with GrpcTraceReceiver() as rx:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{rx.endpoint}")
@@ -62,7 +66,8 @@ def workload() -> None:
     chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template(PROMPT + " say {topic}"))
     assert chain.run(topic=TOPIC) == f"You said: {PROMPT} say {TOPIC}"
     agent = AgentExecutor(
-        llm=OfflineLLM(), tools=[Tool(name="lookup", func=lookup, description="Looks things up.")],
+        llm=OfflineLLM(),
+        tools=[Tool(name="lookup", func=lookup, description="Looks things up.")],
         name="content-agent",
     )
     assert agent.run(QUESTION) == RESULT
@@ -107,7 +112,9 @@ def check_messages(value: str, output: bool) -> list[dict[str, Any]]:
     assert isinstance(messages, list) and messages
     for m in messages:
         assert isinstance(m["role"], str)
-        assert m["parts"] and all(p["type"] in ("text", "tool_call", "tool_call_response") for p in m["parts"])
+        assert m["parts"] and all(
+            p["type"] in ("text", "tool_call", "tool_call_response") for p in m["parts"]
+        )
         assert all(isinstance(p["content"], str) for p in m["parts"] if p["type"] == "text")
         if output:
             assert isinstance(m["finish_reason"], str)
@@ -124,9 +131,17 @@ def test_no_content_on_exported_spans_by_default(rx: GrpcTraceReceiver) -> None:
     text = "\n".join(span_texts(spans))
     for mark in MARKS:
         assert mark not in text
-    for key in ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments",
-                "gen_ai.tool.call.result", "spanhook.input", "spanhook.output", "spanhook.text",
-                "spanhook.data", "spanhook.log"):
+    for key in (
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "spanhook.input",
+        "spanhook.output",
+        "spanhook.text",
+        "spanhook.data",
+        "spanhook.log",
+    ):
         assert f"{key}=" not in text
     # What is not content is still there.
     tool = named(spans, "execute_tool lookup")
@@ -135,11 +150,15 @@ def test_no_content_on_exported_spans_by_default(rx: GrpcTraceReceiver) -> None:
     # Classic handlers run in-process: they get the content whatever the export policy.
     assert rec.of("on_chain_start")[0].args[1] == {"topic": TOPIC}
     assert rec.of("on_llm_start")[0].args[1] == [f"{PROMPT} say {TOPIC}"]
-    assert rec.of("on_llm_end")[0].args[0].generations[0][0].text == f"You said: {PROMPT} say {TOPIC}"
+    assert (
+        rec.of("on_llm_end")[0].args[0].generations[0][0].text == f"You said: {PROMPT} say {TOPIC}"
+    )
 
 
 @pytest.mark.parametrize("how", ["env", "argument"])
-def test_opt_in_puts_content_on_spans(rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+def test_opt_in_puts_content_on_spans(
+    rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     if how == "env":
         monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
         spanhook.configure(exporters="otlp")
@@ -153,22 +172,32 @@ def test_opt_in_puts_content_on_spans(rx: GrpcTraceReceiver, monkeypatch: pytest
 
     chain = named(spans, "LLMChain")
     assert json.loads(chain.attributes["spanhook.input"]) == {"topic": TOPIC}
-    assert json.loads(chain.attributes["spanhook.output"]) == {"text": f"You said: {PROMPT} say {TOPIC}"}
-    assert event_attrs(chain, "spanhook.text")["spanhook.text"] == f"Prompt after formatting:\n{PROMPT} say {TOPIC}"
+    assert json.loads(chain.attributes["spanhook.output"]) == {
+        "text": f"You said: {PROMPT} say {TOPIC}"
+    }
+    assert (
+        event_attrs(chain, "spanhook.text")["spanhook.text"]
+        == f"Prompt after formatting:\n{PROMPT} say {TOPIC}"
+    )
 
     llm = next(s for s in spans if s.parent_span_id == chain.span_id)
     assert check_messages(llm.attributes["gen_ai.input.messages"], output=False) == [
         {"role": "user", "parts": [{"type": "text", "content": f"{PROMPT} say {TOPIC}"}]}
     ]
     assert check_messages(llm.attributes["gen_ai.output.messages"], output=True) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": f"You said: {PROMPT} say {TOPIC}"}],
-         "finish_reason": "stop"}
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": f"You said: {PROMPT} say {TOPIC}"}],
+            "finish_reason": "stop",
+        }
     ]
 
     tool = named(spans, "execute_tool lookup")
     assert tool.attributes["gen_ai.tool.call.arguments"] == QUESTION
     assert tool.attributes["gen_ai.tool.call.result"] == RESULT
-    assert json.loads(event_attrs(tool, "spanhook.custom_event")["spanhook.data"]) == {"note": CUSTOM}
+    assert json.loads(event_attrs(tool, "spanhook.custom_event")["spanhook.data"]) == {
+        "note": CUSTOM
+    }
     agent = named(spans, "invoke_agent content-agent")
     assert json.loads(agent.attributes["spanhook.input"]) == {"input": QUESTION}
     assert json.loads(agent.attributes["spanhook.output"]) == {"output": RESULT}
@@ -185,7 +214,9 @@ def test_opt_in_puts_content_on_spans(rx: GrpcTraceReceiver, monkeypatch: pytest
     check_messages(chat.attributes["gen_ai.output.messages"], output=True)
 
 
-def test_argument_overrides_the_environment(rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_argument_overrides_the_environment(
+    rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     spanhook.configure(exporters="otlp", capture_content=False)
     workload()
@@ -198,13 +229,23 @@ def test_content_is_truncated_with_a_marker_and_stays_json(rx: GrpcTraceReceiver
     spanhook.configure(exporters="otlp", capture_content=True, max_content_length=limit)
     topic = TOPIC + "x" * 5000
     prompt = f"{PROMPT} say {topic}"
-    LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template(PROMPT + " say {topic}")).run(topic=topic)
+    LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template(PROMPT + " say {topic}")).run(
+        topic=topic
+    )
     question = QUESTION + " " + "y" * 3000
-    AgentExecutor(llm=OfflineLLM(), tools=[Tool(name="lookup", func=lookup, description="d")]).run(question)
+    AgentExecutor(llm=OfflineLLM(), tools=[Tool(name="lookup", func=lookup, description="d")]).run(
+        question
+    )
     spans = exported(rx, 6)
     for s in spans:
-        for key in ("gen_ai.input.messages", "gen_ai.output.messages", "spanhook.input", "spanhook.output",
-                    "gen_ai.tool.call.arguments", "gen_ai.tool.call.result"):
+        for key in (
+            "gen_ai.input.messages",
+            "gen_ai.output.messages",
+            "spanhook.input",
+            "spanhook.output",
+            "gen_ai.tool.call.arguments",
+            "gen_ai.tool.call.result",
+        ):
             if key in s.attributes:
                 assert len(s.attributes[key]) <= limit
 
@@ -224,7 +265,9 @@ def test_content_is_truncated_with_a_marker_and_stays_json(rx: GrpcTraceReceiver
     assert tool_args.endswith(f"...[truncated, {len(question)} chars]")
 
 
-def test_max_content_length_from_the_environment(rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_max_content_length_from_the_environment(
+    rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SPANHOOK_CONTENT_MAX_LENGTH", "64")
     spanhook.configure(exporters="otlp", capture_content=True)
     Tool(name="echo", func=lambda s: s, description="d").run("z" * 500)
@@ -233,14 +276,20 @@ def test_max_content_length_from_the_environment(rx: GrpcTraceReceiver, monkeypa
     assert len(tool.attributes["gen_ai.tool.call.result"]) == 64
 
 
-def test_terminal_colours_never_reach_span_content(rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_terminal_colours_never_reach_span_content(
+    rx: GrpcTraceReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FORCE_COLOR", "1")  # verbose output colours the formatted prompt
     spanhook.configure(exporters="otlp", capture_content=True)
     rec = Recorder()
-    LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{topic}")).run(topic=TOPIC, callbacks=[rec])
+    LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{topic}")).run(
+        topic=TOPIC, callbacks=[rec]
+    )
     chain = named(exported(rx, 2), "LLMChain")
     assert "\x1b[" in rec.of("on_text")[0].args[0]  # handlers get what LangChain gives them
-    assert event_attrs(chain, "spanhook.text")["spanhook.text"] == f"Prompt after formatting:\n{TOPIC}"
+    assert (
+        event_attrs(chain, "spanhook.text")["spanhook.text"] == f"Prompt after formatting:\n{TOPIC}"
+    )
 
 
 # ---------------------------------------------------------------- secrets
@@ -271,8 +320,13 @@ class KeyedLLM(LLM):
             "temperature": 0.5,
         }
 
-    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None,
-              **kwargs: Any) -> str:
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         return f"answer to {prompt}"
 
 
@@ -280,10 +334,19 @@ class KeyedLLM(LLM):
 def test_secrets_never_reach_spans_or_handler_params(rx: GrpcTraceReceiver, capture: bool) -> None:
     spanhook.configure(exporters="otlp", capture_content=capture)
     rec = Recorder()
-    metadata = {"api_key": META_SECRET, "Authorization": f"Bearer {META_AUTH_SECRET}", "user": "u-1"}
+    metadata = {
+        "api_key": META_SECRET,
+        "Authorization": f"Bearer {META_AUTH_SECRET}",
+        "user": "u-1",
+    }
     chain = LLMChain(llm=KeyedLLM(api_key=KEY_SECRET), prompt=PromptTemplate.from_template("{q}"))
-    assert chain.run(q="PROMPT-CONTENT", callbacks=[rec], metadata=metadata) == "answer to PROMPT-CONTENT"
-    KeyedLLM(api_key=KEY_SECRET).invoke("direct", callbacks=[rec], extra_headers={"x-api-key": KWARG_SECRET})
+    assert (
+        chain.run(q="PROMPT-CONTENT", callbacks=[rec], metadata=metadata)
+        == "answer to PROMPT-CONTENT"
+    )
+    KeyedLLM(api_key=KEY_SECRET).invoke(
+        "direct", callbacks=[rec], extra_headers={"x-api-key": KWARG_SECRET}
+    )
     tool = Tool(name="fetch", func=lambda url, api_key: f"got {url}", description="d")
     tool.run({"url": "https://example.invalid", "api_key": TOOL_SECRET}, callbacks=[rec])
 
@@ -297,7 +360,9 @@ def test_secrets_never_reach_spans_or_handler_params(rx: GrpcTraceReceiver, capt
     assert llm_span.attributes["spanhook.metadata.user"] == "u-1"
     assert llm_span.attributes["gen_ai.request.temperature"] == 0.5
     if capture:
-        args = json.loads(named(spans, "execute_tool fetch").attributes["gen_ai.tool.call.arguments"])
+        args = json.loads(
+            named(spans, "execute_tool fetch").attributes["gen_ai.tool.call.arguments"]
+        )
         assert args == {"url": "https://example.invalid", "api_key": "***"}
 
     starts = rec.of("on_llm_start")
@@ -388,10 +453,21 @@ def test_the_redact_hook_sees_every_content_family_and_metadata(rx: GrpcTraceRec
     text = "\n".join(span_texts(spans))
     assert not _MARK.search(text)
     assert text.count("[hidden]") >= len(MARKS)
-    assert {"spanhook.input", "spanhook.output", "gen_ai.input.messages", "gen_ai.output.messages",
-            "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "spanhook.text", "spanhook.data",
-            "spanhook.log", "spanhook.metadata.user_email"} <= seen
-    chain_span = next(s for s in spans if s.span.name == "LLMChain" and "spanhook.metadata.tier" in s.attributes)
+    assert {
+        "spanhook.input",
+        "spanhook.output",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "spanhook.text",
+        "spanhook.data",
+        "spanhook.log",
+        "spanhook.metadata.user_email",
+    } <= seen
+    chain_span = next(
+        s for s in spans if s.span.name == "LLMChain" and "spanhook.metadata.tier" in s.attributes
+    )
     assert chain_span.attributes["spanhook.metadata.user_email"] == "[hidden]"
     assert chain_span.attributes["spanhook.metadata.tier"] == "gold"
     assert json.loads(chain_span.attributes["spanhook.input"]) == {"topic": "[hidden]"}

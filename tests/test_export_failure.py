@@ -31,8 +31,12 @@ EXIT_BOUND = 5.0  # process exit with the collector down
 
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
-                "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"):
+    for var in (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield
     spanhook.shutdown(timeout=2.0)
@@ -93,7 +97,10 @@ def run_agents(n: int) -> None:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_collector_down_runs_complete_shutdown_is_bounded_drops_are_counted(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, down_endpoint: str, protocol: str
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    down_endpoint: str,
+    protocol: str,
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", down_endpoint)
@@ -111,8 +118,12 @@ def test_collector_down_runs_complete_shutdown_is_bounded_drops_are_counted(
     assert "dropped" in caplog.text and "see spanhook.export_stats()" in caplog.text
 
 
-def test_processor_counts_what_it_could_not_export(blackhole: Blackhole, caplog: pytest.LogCaptureFixture) -> None:
-    processor = ExportProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{blackhole.port}", insecure=True, timeout=2))
+def test_processor_counts_what_it_could_not_export(
+    blackhole: Blackhole, caplog: pytest.LogCaptureFixture
+) -> None:
+    processor = ExportProcessor(
+        OTLPSpanExporter(endpoint=f"127.0.0.1:{blackhole.port}", insecure=True, timeout=2)
+    )
     tp = TracerProvider()
     tp.add_span_processor(processor)
     trace.set_tracer_provider(tp)
@@ -136,7 +147,9 @@ def test_processor_counts_what_it_could_not_export(blackhole: Blackhole, caplog:
 
 def test_failed_export_makes_force_flush_return_false() -> None:
     # The SDK's batch processor returns True here although nothing was exported.
-    processor = ExportProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{closed_port()}", insecure=True, timeout=2))
+    processor = ExportProcessor(
+        OTLPSpanExporter(endpoint=f"127.0.0.1:{closed_port()}", insecure=True, timeout=2)
+    )
     tp = TracerProvider()
     tp.add_span_processor(processor)
     trace.set_tracer_provider(tp)
@@ -148,7 +161,9 @@ def test_failed_export_makes_force_flush_return_false() -> None:
 
 def test_flush_succeeds_again_once_the_collector_is_up() -> None:
     with GrpcTraceReceiver() as rx:
-        processor = ExportProcessor(OTLPSpanExporter(endpoint=rx.endpoint, insecure=True, timeout=2))
+        processor = ExportProcessor(
+            OTLPSpanExporter(endpoint=rx.endpoint, insecure=True, timeout=2)
+        )
         tp = TracerProvider()
         tp.add_span_processor(processor)
         trace.set_tracer_provider(tp)
@@ -259,10 +274,17 @@ def _cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "spanhook.cli"]
 
 
-def test_demo_process_exit_is_bounded_when_the_collector_never_answers(blackhole: Blackhole) -> None:
+def test_demo_process_exit_is_bounded_when_the_collector_never_answers(
+    blackhole: Blackhole,
+) -> None:
     t0 = time.monotonic()
-    proc = subprocess.run([*_cli(), "demo"], env=_env(f"http://127.0.0.1:{blackhole.port}"),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*_cli(), "demo"],
+        env=_env(f"http://127.0.0.1:{blackhole.port}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert "Answer: 84" in proc.stdout
@@ -284,12 +306,16 @@ print("runs done", flush=True)
 @pytest.mark.parametrize(
     ("down", "protocol"), [("never-answers", "http/protobuf"), ("nothing-listening", "grpc")]
 )
-def test_app_exit_without_explicit_shutdown_is_bounded(blackhole: Blackhole, down: str, protocol: str) -> None:
+def test_app_exit_without_explicit_shutdown_is_bounded(
+    blackhole: Blackhole, down: str, protocol: str
+) -> None:
     port = blackhole.port if down == "never-answers" else closed_port()
     env = _env(f"http://127.0.0.1:{port}")
     env["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", APP], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", APP], env=env, capture_output=True, text=True, timeout=60
+    )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert "runs done" in proc.stdout
@@ -297,7 +323,9 @@ def test_app_exit_without_explicit_shutdown_is_bounded(blackhole: Blackhole, dow
     assert elapsed <= EXIT_BOUND, f"process took {elapsed:.2f} s to exit"
 
 
-def test_replacing_several_down_exporters_costs_one_budget_not_one_each(blackhole: Blackhole) -> None:
+def test_replacing_several_down_exporters_costs_one_budget_not_one_each(
+    blackhole: Blackhole,
+) -> None:
     """configure() called again shuts its old exporters down side by side: four exporters
     stuck on a collector that never answers cost one shutdown budget, not four."""
     endpoint = f"127.0.0.1:{blackhole.port}"
@@ -310,4 +338,6 @@ def test_replacing_several_down_exporters_costs_one_budget_not_one_each(blackhol
     spanhook.configure(exporters="none")
     elapsed = time.monotonic() - t0
     assert elapsed <= SHUTDOWN_BOUND, f"replacing the exporters took {elapsed:.2f} s"
-    assert spanhook.export_stats().dropped_spans - before.dropped_spans == 16  # counted, not lost silently
+    assert (
+        spanhook.export_stats().dropped_spans - before.dropped_spans == 16
+    )  # counted, not lost silently

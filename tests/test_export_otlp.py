@@ -45,15 +45,22 @@ TRACE_URL = re.compile(r"^Trace: (?P<ui>\S+)/trace/(?P<trace_id>[0-9a-f]{32})$",
 
 @pytest.fixture(autouse=True)
 def _export_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_RESOURCE_ATTRIBUTES", "SPANHOOK_JAEGER_UI"):
+    for var in (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "SPANHOOK_JAEGER_UI",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield
     spanhook.shutdown(timeout=2.0)
 
 
 @pytest.fixture(params=["grpc", "http/protobuf"])
-def receiver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[GrpcTraceReceiver | HttpTraceReceiver]:
+def receiver(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[GrpcTraceReceiver | HttpTraceReceiver]:
     """A real receiver of the protocol, with the OTEL_* variables pointing at it."""
     rx: GrpcTraceReceiver | HttpTraceReceiver
     rx = GrpcTraceReceiver() if request.param == "grpc" else HttpTraceReceiver()
@@ -72,7 +79,9 @@ def by_name(spans: list[ReceivedSpan]) -> dict[str, list[ReceivedSpan]]:
     return out
 
 
-def test_agent_run_arrives_as_a_genai_span_tree(receiver: GrpcTraceReceiver | HttpTraceReceiver) -> None:
+def test_agent_run_arrives_as_a_genai_span_tree(
+    receiver: GrpcTraceReceiver | HttpTraceReceiver,
+) -> None:
     spanhook.configure(exporters="otlp")
     rec = Recorder()
     answer = build_agent(verbose=False).run(
@@ -93,8 +102,11 @@ def test_agent_run_arrives_as_a_genai_span_tree(receiver: GrpcTraceReceiver | Ht
     assert agent.parent_span_id == ""
     for child in (llm1, tool, llm2):
         assert child.parent_span_id == agent.span_id
-    assert (llm1.span.start_time_unix_nano < tool.span.start_time_unix_nano
-            < llm2.span.start_time_unix_nano)
+    assert (
+        llm1.span.start_time_unix_nano
+        < tool.span.start_time_unix_nano
+        < llm2.span.start_time_unix_nano
+    )
     assert {s.span.kind for s in spans} == {Span.SpanKind.SPAN_KIND_INTERNAL}
     assert {s.span.status.code for s in spans} == {Status.STATUS_CODE_UNSET}
 
@@ -142,7 +154,9 @@ def test_agent_run_arrives_as_a_genai_span_tree(receiver: GrpcTraceReceiver | Ht
     assert attributes_to_dict(agent.span.events[0].attributes)["gen_ai.tool.name"] == "calculator"
 
 
-def test_error_run_has_error_status_and_exception_event(receiver: GrpcTraceReceiver | HttpTraceReceiver) -> None:
+def test_error_run_has_error_status_and_exception_event(
+    receiver: GrpcTraceReceiver | HttpTraceReceiver,
+) -> None:
     spanhook.configure(exporters="otlp")
     with pytest.raises(ZeroDivisionError):
         build_agent(verbose=False).run("What is 1 / 0?")
@@ -223,13 +237,18 @@ def test_demo_through_the_collector(protocol: str) -> None:
         GrpcTraceReceiver() as jaeger_stand_in,
         run_collector(jaeger_endpoint=jaeger_stand_in.endpoint, binary=collector_bin) as col,
     ):
-        endpoint = (f"http://{col.grpc_endpoint}" if protocol == "grpc"
-                    else f"http://127.0.0.1:{col.http_port}")
-        _, trace_id = run_demo_process({
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-            "OTEL_SERVICE_NAME": service,
-        })
+        endpoint = (
+            f"http://{col.grpc_endpoint}"
+            if protocol == "grpc"
+            else f"http://127.0.0.1:{col.http_port}"
+        )
+        _, trace_id = run_demo_process(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+                "OTEL_SERVICE_NAME": service,
+            }
+        )
         try:
             spans = jaeger_stand_in.wait_for(4, timeout=30)
         except TimeoutError:
@@ -252,11 +271,13 @@ def test_demo_through_the_collector_into_jaeger() -> None:
         run_jaeger(binary=jaeger_bin) as jaeger,
         run_collector(jaeger_endpoint=jaeger.otlp_grpc_endpoint, binary=collector_bin) as col,
     ):
-        stdout, trace_id = run_demo_process({
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{col.grpc_endpoint}",
-            "OTEL_SERVICE_NAME": service,
-            "SPANHOOK_JAEGER_UI": jaeger.query_url,
-        })
+        stdout, trace_id = run_demo_process(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{col.grpc_endpoint}",
+                "OTEL_SERVICE_NAME": service,
+                "SPANHOOK_JAEGER_UI": jaeger.query_url,
+            }
+        )
         assert f"Trace: {jaeger.query_url}/trace/{trace_id}" in stdout
 
         def complete() -> dict[str, Any] | None:
@@ -268,14 +289,18 @@ def test_demo_through_the_collector_into_jaeger() -> None:
         try:
             found = wait_until(complete, timeout=30, interval=0.25, message="demo trace in Jaeger")
         except TimeoutError:
-            pytest.fail(f"trace not in Jaeger\ncollector:\n{col.output()}\njaeger:\n{jaeger.output()}")
+            pytest.fail(
+                f"trace not in Jaeger\ncollector:\n{col.output()}\njaeger:\n{jaeger.output()}"
+            )
     ops = sorted(s["operationName"] for s in found["spans"])
     assert ops == sorted([AGENT, LLM, LLM, TOOL])
     root = next(s for s in found["spans"] if s["operationName"] == AGENT)
     assert root["references"] == []
     for s in found["spans"]:
         if s is not root:
-            assert s["references"] == [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": root["spanID"]}]
+            assert s["references"] == [
+                {"refType": "CHILD_OF", "traceID": trace_id, "spanID": root["spanID"]}
+            ]
     assert found["processes"][root["processID"]]["serviceName"] == service
     tags = {t["key"]: t["value"] for t in root["tags"]}
     assert tags["gen_ai.agent.name"] == "demo-agent"

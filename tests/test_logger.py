@@ -55,8 +55,16 @@ def test_agent_run_logs_one_record_per_start_end_with_trace_ids(
     rec = Recorder()
     assert build_agent(verbose=False).run(QUESTION, callbacks=[RequestLogger(logger), rec]) == "84"
     assert events(cap) == [
-        "agent_start", "llm_start", "llm_end", "agent_action", "tool_start", "tool_end",
-        "llm_start", "llm_end", "agent_finish", "agent_end",
+        "agent_start",
+        "llm_start",
+        "llm_end",
+        "agent_action",
+        "tool_start",
+        "tool_end",
+        "llm_start",
+        "llm_end",
+        "agent_finish",
+        "agent_end",
     ]
     spans = {format(s.context.span_id, "016x"): s for s in memory_exporter.get_finished_spans()}
     trace_ids = {format(s.context.trace_id, "032x") for s in spans.values()}
@@ -90,7 +98,9 @@ def test_agent_run_logs_one_record_per_start_end_with_trace_ids(
 
 def test_content_is_not_logged_unless_asked(captured: Any) -> None:
     logger, cap = captured
-    chain = LLMChain(llm=OfflineLLM(streaming=True), prompt=PromptTemplate.from_template("repeat {q}"))
+    chain = LLMChain(
+        llm=OfflineLLM(streaming=True), prompt=PromptTemplate.from_template("repeat {q}")
+    )
     chain.run(q=SECRET, callbacks=[RequestLogger(logger, log_tokens=True, log_text=True)])
     assert cap.records
     for r in cap.records:
@@ -105,7 +115,9 @@ def test_content_logged_and_truncated_when_asked(captured: Any) -> None:
     logger, cap = captured
     long_input = "x" * 500
     chain = LLMChain(llm=FakeListLLM(responses=["ok"]), prompt=PromptTemplate.from_template("{q}"))
-    chain.run(q=long_input, callbacks=[RequestLogger(logger, log_content=True, max_content_length=100)])
+    chain.run(
+        q=long_input, callbacks=[RequestLogger(logger, log_content=True, max_content_length=100)]
+    )
     start = next(r for r in cap.records if r.spanhook_event == "chain_start")  # type: ignore[attr-defined]
     assert len(start.spanhook["inputs"]) == 100  # type: ignore[attr-defined]
     assert "truncated" in start.spanhook["inputs"]  # type: ignore[attr-defined]
@@ -128,7 +140,10 @@ def test_errors_logged_at_error_level_with_type(captured: Any) -> None:
     assert r.levelno == logging.WARNING
     assert r.error_type == "ZeroDivisionError"  # type: ignore[attr-defined]
     assert r.run_name == "boom" and r.duration_ms is not None  # type: ignore[attr-defined]
-    assert "tool 'boom' failed after" in r.getMessage() and "ZeroDivisionError: no way" in r.getMessage()
+    assert (
+        "tool 'boom' failed after" in r.getMessage()
+        and "ZeroDivisionError: no way" in r.getMessage()
+    )
 
 
 def test_json_lines_mode(captured: Any) -> None:
@@ -163,7 +178,9 @@ def test_async_and_concurrent_runs_keep_their_own_durations(captured: Any) -> No
 
     async def main() -> list[str]:
         llm = OfflineLLM(streaming=True)
-        return await asyncio.gather(*(llm.ainvoke(f"What is {i} * 3?", callbacks=[handler]) for i in range(6)))
+        return await asyncio.gather(
+            *(llm.ainvoke(f"What is {i} * 3?", callbacks=[handler]) for i in range(6))
+        )
 
     assert asyncio.run(main()) == [str(i * 3) for i in range(6)]
     starts = {r.run_id for r in cap.records if r.spanhook_event == "llm_start"}  # type: ignore[attr-defined]
@@ -191,11 +208,15 @@ def test_streamed_chat_model_with_content(captured: Any) -> None:
     from spanhook.chat_models import OfflineChatModel
 
     logger, cap = captured
-    OfflineChatModel(streaming=True).invoke("say hello world", callbacks=[RequestLogger(logger, log_content=True, log_tokens=True)])
+    OfflineChatModel(streaming=True).invoke(
+        "say hello world", callbacks=[RequestLogger(logger, log_content=True, log_tokens=True)]
+    )
     assert events(cap)[0] == "chat_model_start" and events(cap)[-1] == "chat_model_end"
     start = cap.records[0]
     assert start.run_kind == "chat_model"  # type: ignore[attr-defined]
-    assert json.loads(start.spanhook["messages"]) == [[{"role": "human", "content": "say hello world"}]]  # type: ignore[attr-defined]
+    assert json.loads(start.spanhook["messages"]) == [
+        [{"role": "human", "content": "say hello world"}]
+    ]  # type: ignore[attr-defined]
     tokens = [r.spanhook["token"] for r in cap.records if r.spanhook_event == "llm_token"]  # type: ignore[attr-defined]
     end = cap.records[-1]
     assert json.loads(end.spanhook["generations"]) == [["".join(tokens)]]  # type: ignore[attr-defined]

@@ -26,9 +26,11 @@ class Collect(logging.Handler):
         self.records: list[logging.LogRecord] = []
         self.lines: list[str] = []
         self.addFilter(spanhook.RunLogFilter())
-        self.setFormatter(logging.Formatter(
-            "%(message)s|%(run_kind)s|%(run_name)s|%(run_id)s|%(parent_run_id)s|%(trace_id)s|%(span_id)s"
-        ))
+        self.setFormatter(
+            logging.Formatter(
+                "%(message)s|%(run_kind)s|%(run_name)s|%(run_id)s|%(parent_run_id)s|%(trace_id)s|%(span_id)s"
+            )
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
@@ -69,9 +71,17 @@ def test_records_carry_the_run_and_span_they_were_written_in(
 
     chain_start, tool_start = rec.of("on_chain_start")[0], rec.of("on_tool_start")[0]
     outer_line, tool_line = logs.records
-    assert (outer_line.run_kind, outer_line.run_name, outer_line.run_id) == ("chain", "Outer", str(chain_start.run_id))
+    assert (outer_line.run_kind, outer_line.run_name, outer_line.run_id) == (
+        "chain",
+        "Outer",
+        str(chain_start.run_id),
+    )
     assert outer_line.parent_run_id == ""
-    assert (tool_line.run_kind, tool_line.run_name, tool_line.run_id) == ("tool", "lookup", str(tool_start.run_id))
+    assert (tool_line.run_kind, tool_line.run_name, tool_line.run_id) == (
+        "tool",
+        "lookup",
+        str(tool_start.run_id),
+    )
     assert tool_line.parent_run_id == str(chain_start.run_id)
 
     spans = {s.name: s for s in memory_exporter.get_finished_spans()}
@@ -101,7 +111,9 @@ def test_outside_a_run_fields_are_empty_or_the_application_span(
         app_log.info("in the app's span")
     _, in_span = logs.records
     assert logs.lines[0] == "no run||||||"
-    assert in_span.run_id == "" and in_span.trace_id == format(span.get_span_context().trace_id, "032x")
+    assert in_span.run_id == "" and in_span.trace_id == format(
+        span.get_span_context().trace_id, "032x"
+    )
     assert in_span.span_id == format(span.get_span_context().span_id, "016x")
 
 

@@ -115,13 +115,17 @@ def test_nested_peak_is_credited_to_parent_and_child() -> None:
 
     monitor = MonitorCallbackHandler(trace_memory=True)
     try:
-        Outer(llm=OfflineLLM(), prompt=PromptTemplate.from_template("1 + {n} = "), name="outer").run(
-            n=1, callbacks=[monitor]
-        )
+        Outer(
+            llm=OfflineLLM(), prompt=PromptTemplate.from_template("1 + {n} = "), name="outer"
+        ).run(n=1, callbacks=[monitor])
     finally:
         monitor.close()
     report = monitor.report()
-    inner, outer, llm = report.get("tool", "inner"), report.get("chain", "outer"), report.get("llm", "OfflineLLM")
+    inner, outer, llm = (
+        report.get("tool", "inner"),
+        report.get("chain", "outer"),
+        report.get("llm", "OfflineLLM"),
+    )
     assert inner and outer and llm
     assert inner.max_peak_alloc_bytes is not None and inner.max_peak_alloc_bytes >= size * 0.95
     assert outer.max_peak_alloc_bytes is not None and outer.max_peak_alloc_bytes >= size * 0.95
@@ -133,10 +137,14 @@ def test_concurrent_threads_are_keyed_by_run_id() -> None:
     monitor = MonitorCallbackHandler()
     llm = OfflineLLM(streaming=True)
     prompts = [f"What is {i} * 2?" for i in range(16)]
-    assert llm.batch(prompts, callbacks=[monitor], max_concurrency=8) == [str(i * 2) for i in range(16)]
+    assert llm.batch(prompts, callbacks=[monitor], max_concurrency=8) == [
+        str(i * 2) for i in range(16)
+    ]
     threads: list[threading.Thread] = []
     for i in range(4):
-        t = threading.Thread(target=llm.invoke, args=(f"{i} + {i} = ",), kwargs={"callbacks": [monitor]})
+        t = threading.Thread(
+            target=llm.invoke, args=(f"{i} + {i} = ",), kwargs={"callbacks": [monitor]}
+        )
         threads.append(t)
         t.start()
     for t in threads:
@@ -171,7 +179,19 @@ def test_summary_table_and_reset() -> None:
         n=2, callbacks=[monitor]
     )
     lines = monitor.summary().splitlines()
-    assert lines[0].split() == ["kind", "name", "count", "errors", "mean", "ms", "max", "ms", "total", "ms", "tokens"]
+    assert lines[0].split() == [
+        "kind",
+        "name",
+        "count",
+        "errors",
+        "mean",
+        "ms",
+        "max",
+        "ms",
+        "total",
+        "ms",
+        "tokens",
+    ]
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].split()[:4] == ["chain", "adder", "1", "0"]
     assert lines[3].split()[:4] == ["llm", "OfflineLLM", "1", "0"]

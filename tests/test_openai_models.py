@@ -64,11 +64,21 @@ def assert_no_secret(exporter: InMemorySpanExporter, *recorders: Any) -> None:
 def test_chat_invoke_calls_handlers_with_langchain_arguments_and_records_a_genai_span(
     server: OpenAIServer, memory_exporter: InMemorySpanExporter
 ) -> None:
-    server.script(Text("Paris is the capital.", prompt_tokens=11, model="test-model-2024", response_id="chatcmpl-abc"))
+    server.script(
+        Text(
+            "Paris is the capital.",
+            prompt_tokens=11,
+            model="test-model-2024",
+            response_id="chatcmpl-abc",
+        )
+    )
     rec = Recorder()
     model = chat(server, temperature=0.2, max_tokens=50)
 
-    answer = model.invoke([SystemMessage(content="Be brief."), HumanMessage(content="Capital of France?")], callbacks=[rec])
+    answer = model.invoke(
+        [SystemMessage(content="Be brief."), HumanMessage(content="Capital of France?")],
+        callbacks=[rec],
+    )
 
     assert answer.content == "Paris is the capital."
     assert answer.usage_metadata == {"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
@@ -78,7 +88,11 @@ def test_chat_invoke_calls_handlers_with_langchain_arguments_and_records_a_genai
     assert serialized["kwargs"]["model_name"] == "test-model"
     assert [m.content for m in messages[0]] == ["Be brief.", "Capital of France?"]
     params = start.kwargs["invocation_params"]
-    assert params["model"] == "test-model" and params["temperature"] == 0.2 and params["_type"] == "openai-chat"
+    assert (
+        params["model"] == "test-model"
+        and params["temperature"] == 0.2
+        and params["_type"] == "openai-chat"
+    )
     result = rec.of("on_llm_end")[0].args[0]
     assert isinstance(result, LLMResult)
     assert result.llm_output == {
@@ -99,7 +113,10 @@ def test_chat_invoke_calls_handlers_with_langchain_arguments_and_records_a_genai
     a = span.attributes or {}
     assert span.name == "chat test-model" and span.kind is SpanKind.CLIENT
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
-    assert a["gen_ai.request.model"] == "test-model" and a["gen_ai.response.model"] == "test-model-2024"
+    assert (
+        a["gen_ai.request.model"] == "test-model"
+        and a["gen_ai.response.model"] == "test-model-2024"
+    )
     assert a["gen_ai.response.id"] == "chatcmpl-abc"
     assert a["gen_ai.usage.input_tokens"] == 11 and a["gen_ai.usage.output_tokens"] == 4
     assert a["gen_ai.response.finish_reasons"] == ("stop",)
@@ -118,18 +135,27 @@ def test_chat_content_is_on_the_span_only_when_capture_is_on(
     model.invoke("again")
     off, on = memory_exporter.get_finished_spans()
     assert "gen_ai.input.messages" not in (off.attributes or {})
-    assert json.loads(str((on.attributes or {})["gen_ai.input.messages"]))[0]["parts"][0]["content"] == "again"
+    assert (
+        json.loads(str((on.attributes or {})["gen_ai.input.messages"]))[0]["parts"][0]["content"]
+        == "again"
+    )
     assert "echo: again" in str((on.attributes or {})["gen_ai.output.messages"])
     assert_no_secret(memory_exporter)
 
 
-def test_chat_tool_call_answer_is_parsed_into_tool_calls(server: OpenAIServer, memory_exporter: InMemorySpanExporter) -> None:
-    server.script(ToolCall(name="calculator", arguments='{"expression": "2 + 3"}', call_id="call_7"))
+def test_chat_tool_call_answer_is_parsed_into_tool_calls(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter
+) -> None:
+    server.script(
+        ToolCall(name="calculator", arguments='{"expression": "2 + 3"}', call_id="call_7")
+    )
     model = chat(server, tools=[calculator_tool()])
 
     answer = model.invoke("what is 2 + 3?")
 
-    assert answer.tool_calls == [{"name": "calculator", "args": {"expression": "2 + 3"}, "id": "call_7", "type": "tool_call"}]
+    assert answer.tool_calls == [
+        {"name": "calculator", "args": {"expression": "2 + 3"}, "id": "call_7", "type": "tool_call"}
+    ]
     (tool,) = server.requests[0].body["tools"]
     assert tool["type"] == "function" and tool["function"]["name"] == "calculator"
     assert tool["function"]["parameters"]["properties"] == {"expression": {"type": "string"}}
@@ -142,14 +168,29 @@ def test_tool_calls_and_results_go_back_to_the_server_in_openai_shape(server: Op
     from spanhook.schema import AIMessage, ToolMessage
 
     model = chat(server)
-    model.invoke([
-        HumanMessage(content="2 + 3?"),
-        AIMessage(content="", tool_calls=[{"name": "calculator", "args": {"expression": "2 + 3"}, "id": "call_1", "type": "tool_call"}]),
-        ToolMessage(content="5", tool_call_id="call_1"),
-    ])
+    model.invoke(
+        [
+            HumanMessage(content="2 + 3?"),
+            AIMessage(
+                content="",
+                tool_calls=[
+                    {
+                        "name": "calculator",
+                        "args": {"expression": "2 + 3"},
+                        "id": "call_1",
+                        "type": "tool_call",
+                    }
+                ],
+            ),
+            ToolMessage(content="5", tool_call_id="call_1"),
+        ]
+    )
     sent = server.requests[0].body["messages"]
     assert sent[1]["role"] == "assistant" and sent[1]["content"] is None
-    assert sent[1]["tool_calls"][0]["function"] == {"name": "calculator", "arguments": '{"expression": "2 + 3"}'}
+    assert sent[1]["tool_calls"][0]["function"] == {
+        "name": "calculator",
+        "arguments": '{"expression": "2 + 3"}',
+    }
     assert sent[2] == {"role": "tool", "content": "5", "tool_call_id": "call_1"}
 
 
@@ -176,14 +217,28 @@ def test_stream_delivers_each_token_before_its_chunk_and_counts_usage(
         log.append(f"chunk:{chunk.content}")
 
     content = [e for e in log if e not in ("token:", "chunk:")]
-    assert content == ["token:one ", "chunk:one ", "token:two ", "chunk:two ", "token:three", "chunk:three"]
+    assert content == [
+        "token:one ",
+        "chunk:one ",
+        "token:two ",
+        "chunk:two ",
+        "token:three",
+        "chunk:three",
+    ]
     # every token callback comes right before the chunk it announces, empty ones included
-    assert all(log[i].startswith("token:") and log[i + 1] == "chunk:" + log[i][6:] for i in range(0, len(log), 2))
+    assert all(
+        log[i].startswith("token:") and log[i + 1] == "chunk:" + log[i][6:]
+        for i in range(0, len(log), 2)
+    )
     assert server.requests[0].body["stream"] is True
     assert server.requests[0].body["stream_options"] == {"include_usage": True}
     result = rec.of("on_llm_end")[0].args[0]
     assert result.generations[0][0].text == "one two three"
-    assert result.llm_output["token_usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    assert result.llm_output["token_usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 3,
+        "total_tokens": 8,
+    }
     (span,) = memory_exporter.get_finished_spans()
     a = span.attributes or {}
     assert a["gen_ai.request.stream"] is True
@@ -202,17 +257,30 @@ def test_stream_usage_can_be_turned_off(server: OpenAIServer) -> None:
 
 def test_tool_call_argument_deltas_reach_on_llm_new_token(server: OpenAIServer) -> None:
     arguments = '{"expression": "12 * 7"}'
-    server.script(ToolCall(name="calculator", arguments=arguments, arg_chunks=['{"expre', 'ssion": "12', ' * 7"}']))
+    server.script(
+        ToolCall(
+            name="calculator", arguments=arguments, arg_chunks=['{"expre', 'ssion": "12', ' * 7"}']
+        )
+    )
     rec = Recorder()
     model = chat(server, streaming=True, tools=[calculator_tool()])
 
     answer = model.invoke("12 * 7?", callbacks=[rec])
 
-    deltas = [c for e in rec.of("on_llm_new_token") for c in e.kwargs["chunk"].message.tool_call_chunks]
+    deltas = [
+        c for e in rec.of("on_llm_new_token") for c in e.kwargs["chunk"].message.tool_call_chunks
+    ]
     assert [d["args"] for d in deltas] == ["", '{"expre', 'ssion": "12', ' * 7"}']
     assert deltas[0]["name"] == "calculator" and deltas[0]["id"] == "call_1"
     assert "".join(d["args"] for d in deltas) == arguments
-    assert answer.tool_calls == [{"name": "calculator", "args": {"expression": "12 * 7"}, "id": "call_1", "type": "tool_call"}]
+    assert answer.tool_calls == [
+        {
+            "name": "calculator",
+            "args": {"expression": "12 * 7"},
+            "id": "call_1",
+            "type": "tool_call",
+        }
+    ]
     final = rec.of("on_llm_end")[0].args[0].generations[0][0]
     assert final.message.tool_calls == answer.tool_calls
     assert final.generation_info == {"finish_reason": "tool_calls"}
@@ -243,7 +311,9 @@ def test_a_stream_broken_mid_way_ends_the_run_once_with_an_error(
 def test_retryable_errors_are_retried_inside_the_run_and_reported(
     server: OpenAIServer, memory_exporter: InMemorySpanExporter
 ) -> None:
-    server.script(Error(503, "overloaded"), Error(429, "slow down", type="rate_limit_error"), Text("finally"))
+    server.script(
+        Error(503, "overloaded"), Error(429, "slow down", type="rate_limit_error"), Text("finally")
+    )
     rec = Recorder()
 
     answer = chat(server, max_retries=2, retry_delay=0).invoke("hi", callbacks=[rec])
@@ -251,7 +321,9 @@ def test_retryable_errors_are_retried_inside_the_run_and_reported(
     assert answer.content == "finally"
     assert rec.names() == ["on_chat_model_start", "on_retry", "on_retry", "on_llm_end"]
     errors = [e.args[0].outcome_error for e in rec.of("on_retry")]
-    assert isinstance(errors[0], openai.InternalServerError) and isinstance(errors[1], openai.RateLimitError)
+    assert isinstance(errors[0], openai.InternalServerError) and isinstance(
+        errors[1], openai.RateLimitError
+    )
     assert len(server.requests) == 3
     (span,) = memory_exporter.get_finished_spans()
     retries = [e for e in span.events if e.name == "spanhook.retry"]
@@ -259,7 +331,9 @@ def test_retryable_errors_are_retried_inside_the_run_and_reported(
     assert span.status.status_code is StatusCode.UNSET
 
 
-def test_a_rejected_request_is_not_retried(server: OpenAIServer, memory_exporter: InMemorySpanExporter) -> None:
+def test_a_rejected_request_is_not_retried(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter
+) -> None:
     server.script(Error(400, "bad model", type="invalid_request_error"))
     rec = Recorder()
     with pytest.raises(openai.BadRequestError):
@@ -303,7 +377,9 @@ def test_a_missing_api_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         ChatOpenAI("m", api_key=SECRET, base_url="http://127.0.0.1:9/v1", tools=[42])
 
 
-def test_api_key_and_base_url_come_from_the_environment(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_and_base_url_come_from_the_environment(
+    server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     assert ChatOpenAI("m", max_retries=0).invoke("hi").content == "echo: hi"
@@ -313,7 +389,9 @@ def test_api_key_and_base_url_come_from_the_environment(server: OpenAIServer, mo
 # -- async and threads ---------------------------------------------------------------------
 
 
-def test_async_invoke_and_stream_with_an_async_handler(server: OpenAIServer, memory_exporter: InMemorySpanExporter) -> None:
+def test_async_invoke_and_stream_with_an_async_handler(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter
+) -> None:
     server.script(Text("alpha"), Text("beta gamma", chunks=["beta ", "gamma"]))
     rec = AsyncRecorder()
     model = chat(server)
@@ -334,7 +412,9 @@ def test_async_invoke_and_stream_with_an_async_handler(server: OpenAIServer, mem
     assert (spans[1].attributes or {})["gen_ai.usage.output_tokens"] == 2
 
 
-def test_batch_runs_calls_in_threads_each_its_own_span(server: OpenAIServer, memory_exporter: InMemorySpanExporter) -> None:
+def test_batch_runs_calls_in_threads_each_its_own_span(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter
+) -> None:
     rec = Recorder()
     answers = chat(server).batch(["a", "b", "c", "d"], callbacks=[rec])
     assert [m.content for m in answers] == ["echo: a", "echo: b", "echo: c", "echo: d"]
@@ -347,7 +427,9 @@ def test_batch_runs_calls_in_threads_each_its_own_span(server: OpenAIServer, mem
 
 
 def test_the_seed_example_runs_with_openai_against_a_compatible_server(
-    server: OpenAIServer, memory_exporter: InMemorySpanExporter, capsys: pytest.CaptureFixture[str],
+    server: OpenAIServer,
+    memory_exporter: InMemorySpanExporter,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
@@ -359,11 +441,17 @@ def test_the_seed_example_runs_with_openai_against_a_compatible_server(
 
     assert answer == "3"
     out = capsys.readouterr().out
-    assert "> Entering new LLMChain chain...\nPrompt after formatting:\n1 + 2 = \n\n> Finished chain.\n" in out
+    assert (
+        "> Entering new LLMChain chain...\nPrompt after formatting:\n1 + 2 = \n\n> Finished chain.\n"
+        in out
+    )
     (request,) = server.requests
     assert request.path == "/v1/completions" and request.body["prompt"] == "1 + 2 = "
     llm_span, chain_span = memory_exporter.get_finished_spans()
-    assert llm_span.name == "text_completion gpt-3.5-turbo-instruct" and llm_span.kind is SpanKind.CLIENT
+    assert (
+        llm_span.name == "text_completion gpt-3.5-turbo-instruct"
+        and llm_span.kind is SpanKind.CLIENT
+    )
     assert llm_span.parent is not None and llm_span.parent.span_id == chain_span.context.span_id
     a = llm_span.attributes or {}
     assert a["gen_ai.response.model"] == "instruct-model" and a["gen_ai.usage.input_tokens"] == 7
@@ -381,9 +469,16 @@ def test_completion_streaming_reports_tokens_usage_and_finish_reason(
     assert "".join(tokens) == "four five six" and len([t for t in tokens if t]) == 3
     result = rec.of("on_llm_end")[0].args[0]
     assert result.generations[0][0].generation_info == {"finish_reason": "length"}
-    assert result.llm_output["token_usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+    assert result.llm_output["token_usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 3,
+        "total_tokens": 6,
+    }
     (span,) = memory_exporter.get_finished_spans()
-    assert result.llm_output["id"] and (span.attributes or {})["gen_ai.response.id"] == result.llm_output["id"]
+    assert (
+        result.llm_output["id"]
+        and (span.attributes or {})["gen_ai.response.id"] == result.llm_output["id"]
+    )
     assert (span.attributes or {})["gen_ai.response.finish_reasons"] == ("length",)
     assert (span.attributes or {})["gen_ai.usage.output_tokens"] == 3
 
@@ -400,14 +495,22 @@ def test_completion_async_generate(server: OpenAIServer) -> None:
 # -- one LLM span per call, next to a provider instrumentation ----------------------------------
 
 
-def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked(server: OpenAIServer) -> None:
+def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked(
+    server: OpenAIServer,
+) -> None:
     """With OpenLLMetry's instrumentation of the openai SDK in the same app (its own
     process: instrumenting patches the SDK process-wide), spanhook's calls make one LLM span
     each, sync, streamed and async; the app's direct SDK call is still traced (suppression
     is scoped to spanhook's calls); with ``suppress_provider_spans=False`` the provider's span
     is kept and nests under the run."""
     app = Path(__file__).with_name("instrumented_openai_app.py")
-    out = subprocess.run([sys.executable, str(app), server.url], capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, str(app), server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     phases = json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -118,7 +118,9 @@ def test_chat_stream_is_incremental(server: OpenAIServer) -> None:
 def test_tool_call_non_stream(server: OpenAIServer) -> None:
     args = json.dumps({"city": "Paris", "unit": "c"})
     server.script(ToolCall("get_weather", args, call_id="call_abc"))
-    tools: list[ChatCompletionToolParam] = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    tools: list[ChatCompletionToolParam] = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    ]
     resp = client(server).chat.completions.create(model=MODEL, messages=USER, tools=tools)
 
     choice = resp.choices[0]
@@ -225,12 +227,19 @@ def test_error_500_without_retries(server: OpenAIServer) -> None:
         client(server, max_retries=0).chat.completions.create(model=MODEL, messages=USER)
     assert info.value.status_code == 500
     assert "kaput" in str(info.value)
-    assert info.value.body == {"message": "kaput", "type": "server_error", "param": None, "code": None}
+    assert info.value.body == {
+        "message": "kaput",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
     assert len(server.requests) == 1
 
 
 def test_error_429_then_success_with_one_retry(server: OpenAIServer) -> None:
-    server.script(Error(429, message="slow down", type="rate_limit_error", retry_after=0.01), Text("ok"))
+    server.script(
+        Error(429, message="slow down", type="rate_limit_error", retry_after=0.01), Text("ok")
+    )
     resp = client(server, max_retries=1).chat.completions.create(model=MODEL, messages=USER)
     assert resp.choices[0].message.content == "ok"
     assert len(server.requests) == 2

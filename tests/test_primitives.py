@@ -55,7 +55,9 @@ def test_custom_llm_with_only_call_implemented(memory_exporter: InMemorySpanExpo
     result = llm.generate(["a", "b"])
     assert [g[0].text for g in result.generations] == ["A", "B"]
     # generate: one run (span) per prompt
-    assert [s.name for s in memory_exporter.get_finished_spans()].count("text_completion Shouty") == 6
+    assert [s.name for s in memory_exporter.get_finished_spans()].count(
+        "text_completion Shouty"
+    ) == 6
     with pytest.raises(TypeError, match="list of prompts"):
         llm.generate("a")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="prompt string"):
@@ -66,7 +68,9 @@ def test_llm_retries_are_reported_with_on_retry() -> None:
     class Flaky(LLM):
         calls = 0
 
-        def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kw: Any) -> str:
+        def _call(
+            self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kw: Any
+        ) -> str:
             self.calls += 1
             if self.calls < 3:
                 raise ConnectionError(f"attempt {self.calls}")
@@ -82,11 +86,18 @@ def test_llm_retries_are_reported_with_on_retry() -> None:
         Flaky(max_retries=0).invoke("x")
 
 
-def test_chat_models_answer_with_messages_and_count_tokens(memory_exporter: InMemorySpanExporter) -> None:
+def test_chat_models_answer_with_messages_and_count_tokens(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     out = OfflineChatModel().invoke("What is 5 * 5?")
     assert isinstance(out, AIMessage) and out.content == "25"
-    assert sorted(m.content for m in FakeListChatModel(responses=["a", "b"]).batch(["x", "y"])) == ["a", "b"]
-    span = next(s for s in memory_exporter.get_finished_spans() if s.name.startswith("chat spanhook"))
+    assert sorted(m.content for m in FakeListChatModel(responses=["a", "b"]).batch(["x", "y"])) == [
+        "a",
+        "b",
+    ]
+    span = next(
+        s for s in memory_exporter.get_finished_spans() if s.name.startswith("chat spanhook")
+    )
     assert span.attributes["gen_ai.operation.name"] == "chat"
     assert span.attributes["gen_ai.usage.output_tokens"] == 1
     assert span.attributes["gen_ai.usage.input_tokens"] == 6
@@ -132,8 +143,13 @@ def test_chain_subclass_contract_and_request_methods() -> None:
 
 
 def test_sequential_chains() -> None:
-    first = LLMChain(llm=FakeListLLM(responses=["synopsis"]), prompt=PromptTemplate.from_template("Write about {title}"))
-    second = LLMChain(llm=FakeListLLM(responses=["review"]), prompt=PromptTemplate.from_template("Review {text}"))
+    first = LLMChain(
+        llm=FakeListLLM(responses=["synopsis"]),
+        prompt=PromptTemplate.from_template("Write about {title}"),
+    )
+    second = LLMChain(
+        llm=FakeListLLM(responses=["review"]), prompt=PromptTemplate.from_template("Review {text}")
+    )
     rec = Recorder()
     simple = SimpleSequentialChain(chains=[first, second])
     assert simple.run("Tragedy", callbacks=[rec]) == "review"
@@ -142,9 +158,19 @@ def test_sequential_chains() -> None:
     texts = [e.args[0] for e in rec.of("on_text")]
     assert "synopsis" in texts and "review" in texts
 
-    a = LLMChain(llm=FakeListLLM(responses=["S"]), prompt=PromptTemplate.from_template("{title}"), output_key="synopsis")
-    b = LLMChain(llm=FakeListLLM(responses=["R"]), prompt=PromptTemplate.from_template("{synopsis}"), output_key="review")
-    seq = SequentialChain(chains=[a, b], input_variables=["title"], output_variables=["synopsis", "review"])
+    a = LLMChain(
+        llm=FakeListLLM(responses=["S"]),
+        prompt=PromptTemplate.from_template("{title}"),
+        output_key="synopsis",
+    )
+    b = LLMChain(
+        llm=FakeListLLM(responses=["R"]),
+        prompt=PromptTemplate.from_template("{synopsis}"),
+        output_key="review",
+    )
+    seq = SequentialChain(
+        chains=[a, b], input_variables=["title"], output_variables=["synopsis", "review"]
+    )
     assert seq.invoke({"title": "T"}, return_only_outputs=True) == {"synopsis": "S", "review": "R"}
     with pytest.raises(ValueError, match="needs \\['synopsis'\\]"):
         SequentialChain(chains=[b], input_variables=["title"])
@@ -204,7 +230,8 @@ def test_retrievers() -> None:
 
 def test_agent_loop_parsing_and_limits() -> None:
     assert parse("Thought: x\nAction: calculator\nAction Input: 1+1") == AgentAction(
-        tool="calculator", tool_input="1+1", log="Thought: x\nAction: calculator\nAction Input: 1+1")
+        tool="calculator", tool_input="1+1", log="Thought: x\nAction: calculator\nAction Input: 1+1"
+    )
     assert isinstance(parse("Final Answer: 2"), AgentFinish)
     with pytest.raises(OutputParserError, match="could not parse"):
         parse("no idea")
@@ -215,7 +242,9 @@ def test_agent_loop_parsing_and_limits() -> None:
 
     wrong_tool = FakeListLLM(responses=["Action: search\nAction Input: x", "Final Answer: done"])
     rec = Recorder()
-    assert AgentExecutor(llm=wrong_tool, tools=[calculator_tool()]).run("q", callbacks=[rec]) == "done"
+    assert (
+        AgentExecutor(llm=wrong_tool, tools=[calculator_tool()]).run("q", callbacks=[rec]) == "done"
+    )
     assert "on_tool_start" not in rec.names()
     garbled = FakeListLLM(responses=["hmm"])
     with pytest.raises(OutputParserError):
@@ -269,7 +298,18 @@ def test_offline_model_arithmetic_is_thread_safe() -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ["1+2", "12 * (3 + 4)", "-2**2", "2**-1", "7/2", "7 % 3", "-(3+4)*2", "2 ** 3 ** 2", "1 + 2 * 3 - 4 / 2", "10 - 2 - 3"],
+    [
+        "1+2",
+        "12 * (3 + 4)",
+        "-2**2",
+        "2**-1",
+        "7/2",
+        "7 % 3",
+        "-(3+4)*2",
+        "2 ** 3 ** 2",
+        "1 + 2 * 3 - 4 / 2",
+        "10 - 2 - 3",
+    ],
 )
 def test_offline_arithmetic_follows_python_precedence(expression: str) -> None:
     from spanhook.llms.offline import evaluate
@@ -278,7 +318,9 @@ def test_offline_arithmetic_follows_python_precedence(expression: str) -> None:
     assert evaluate(expression) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "1 +", "(1", "1)", "abc", "2 ** 100", "1 2", '__import__("os")'])
+@pytest.mark.parametrize(
+    "bad", ["", "1 +", "(1", "1)", "abc", "2 ** 100", "1 2", '__import__("os")']
+)
 def test_offline_arithmetic_rejects_anything_else(bad: str) -> None:
     from spanhook.llms.offline import evaluate
 

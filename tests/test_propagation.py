@@ -72,7 +72,9 @@ def test_inject_inside_a_run_sends_that_runs_span() -> None:
     assert headers == {"traceparent": expected}
 
 
-def test_continue_trace_makes_runs_children_of_the_remote_span(memory_exporter: InMemorySpanExporter) -> None:
+def test_continue_trace_makes_runs_children_of_the_remote_span(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     rec = Recorder()
     with spanhook.continue_trace({"TraceParent": TRACEPARENT, "Baggage": "user.id=u-9"}) as ctx:
         assert baggage.get_baggage("user.id") == "u-9"
@@ -103,7 +105,9 @@ def test_remote_parent_wins_over_the_local_run(memory_exporter: InMemorySpanExpo
     assert rec.of("on_chain_start")[0].parent_run_id is None
 
 
-def test_headers_without_trace_context_start_a_new_trace(memory_exporter: InMemorySpanExporter) -> None:
+def test_headers_without_trace_context_start_a_new_trace(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     def serve(q: str) -> str:
         for headers in ({}, {"traceparent": "garbage"}):
             with spanhook.continue_trace(headers):
@@ -150,8 +154,12 @@ def test_one_trace_across_two_processes(monkeypatch: pytest.MonkeyPatch) -> None
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME="remote-tool-server")
         server = subprocess.Popen(
-            [sys.executable, str(SERVER)], env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, str(SERVER)],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             assert server.stdout is not None and server.stdin is not None
@@ -160,14 +168,24 @@ def test_one_trace_across_two_processes(monkeypatch: pytest.MonkeyPatch) -> None
             url = f"http://127.0.0.1:{int(line.split()[1])}/lookup"
 
             def remote_lookup(query: str) -> str:
-                headers = spanhook.inject_headers({"Content-Type": "text/plain"}, baggage={"user.id": "u-42"})
-                request = urllib.request.Request(url, data=query.encode(), headers=headers, method="POST")
+                headers = spanhook.inject_headers(
+                    {"Content-Type": "text/plain"}, baggage={"user.id": "u-42"}
+                )
+                request = urllib.request.Request(
+                    url, data=query.encode(), headers=headers, method="POST"
+                )
                 with urllib.request.urlopen(request, timeout=10) as response:
                     return str(response.read().decode())
 
             agent = AgentExecutor(
                 llm=OfflineLLM(),
-                tools=[Tool(name="remote_lookup", func=remote_lookup, description="Asks the remote service.")],
+                tools=[
+                    Tool(
+                        name="remote_lookup",
+                        func=remote_lookup,
+                        description="Asks the remote service.",
+                    )
+                ],
                 name="caller-agent",
             )
             question = "Ask remote_lookup about the weather"
@@ -186,8 +204,12 @@ def test_one_trace_across_two_processes(monkeypatch: pytest.MonkeyPatch) -> None
     for s in sorted(spans, key=lambda s: s.span.start_time_unix_nano):
         by_service.setdefault(s.resource["service.name"], []).append(s.span.name)
     assert by_service == {
-        "caller": ["invoke_agent caller-agent", "text_completion spanhook-offline-1",
-                   "execute_tool remote_lookup", "text_completion spanhook-offline-1"],
+        "caller": [
+            "invoke_agent caller-agent",
+            "text_completion spanhook-offline-1",
+            "execute_tool remote_lookup",
+            "text_completion spanhook-offline-1",
+        ],
         "remote-tool-server": ["remote-lookup", "text_completion spanhook-offline-1"],
     }
     tool = next(s for s in spans if s.span.name == "execute_tool remote_lookup")

@@ -61,7 +61,9 @@ def requests(n: int, fail_every: int) -> dict[str, bool]:
     return failed
 
 
-def test_configure_keeps_every_failed_trace_and_a_stable_share_of_the_rest_whole(rx: GrpcTraceReceiver) -> None:
+def test_configure_keeps_every_failed_trace_and_a_stable_share_of_the_rest_whole(
+    rx: GrpcTraceReceiver,
+) -> None:
     spanhook.configure(exporters="otlp", keep_ratio=0.25)
     failed = requests(120, fail_every=8)
     assert sum(failed.values()) == 15
@@ -80,7 +82,9 @@ def test_configure_keeps_every_failed_trace_and_a_stable_share_of_the_rest_whole
     assert len(rx.spans()) == len(expected) * RUNS_PER_REQUEST  # nothing else, no partial traces
 
 
-def sdk_sampler(ratio: float, **kw: Any) -> tuple[KeepErrorsSampler, InMemorySpanExporter, trace.Tracer]:
+def sdk_sampler(
+    ratio: float, **kw: Any
+) -> tuple[KeepErrorsSampler, InMemorySpanExporter, trace.Tracer]:
     exporter = InMemorySpanExporter()
     sampler = KeepErrorsSampler(SimpleSpanProcessor(exporter), ratio, **kw)
     provider = TracerProvider()
@@ -100,9 +104,18 @@ def test_a_run_inside_an_application_span_is_decided_with_the_application_trace(
         outer.invoke({"q": "fine"})
         raise RuntimeError("handler crashed after the chain")
     names = sorted(s.name for s in exporter.get_finished_spans())
-    assert names == sorted(["http request", "outer_chain", "inner_chain", "text_completion fake-list",
-                            "execute_tool echo_tool"])
-    assert sampler.stats() == SamplingStats(kept_traces=1, dropped_traces=1, late_errors=0, pending_traces=0)
+    assert names == sorted(
+        [
+            "http request",
+            "outer_chain",
+            "inner_chain",
+            "text_completion fake-list",
+            "execute_tool echo_tool",
+        ]
+    )
+    assert sampler.stats() == SamplingStats(
+        kept_traces=1, dropped_traces=1, late_errors=0, pending_traces=0
+    )
 
 
 def test_memory_is_bounded_and_flush_decides_held_traces() -> None:
@@ -129,7 +142,10 @@ def test_an_error_after_its_trace_was_dropped_is_still_exported() -> None:
     second = tracer.start_span("second root")  # pushes the first trace out, undecided: dropped
     with tracer.start_as_current_span("ok child", context=trace.set_span_in_context(second)):
         pass
-    with pytest.raises(KeyError), tracer.start_as_current_span("late failure", context=trace.set_span_in_context(first)):
+    with (
+        pytest.raises(KeyError),
+        tracer.start_as_current_span("late failure", context=trace.set_span_in_context(first)),
+    ):
         raise KeyError("x")
     assert [s.name for s in exporter.get_finished_spans()] == ["late failure"]
     assert sampler.stats().late_errors == 1
@@ -150,13 +166,30 @@ def test_shutdown_decides_held_traces_and_shuts_the_processors_down() -> None:
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "message"),
     [
-        ((SimpleSpanProcessor(InMemorySpanExporter()), 1.5), {}, ValueError, "ratio must be between 0 and 1"),
-        ((SimpleSpanProcessor(InMemorySpanExporter()), True), {}, ValueError, "ratio must be between 0 and 1"),
+        (
+            (SimpleSpanProcessor(InMemorySpanExporter()), 1.5),
+            {},
+            ValueError,
+            "ratio must be between 0 and 1",
+        ),
+        (
+            (SimpleSpanProcessor(InMemorySpanExporter()), True),
+            {},
+            ValueError,
+            "ratio must be between 0 and 1",
+        ),
         (([object()], 0.5), {}, TypeError, r"processors\[0\].*expected a SpanProcessor"),
-        ((SimpleSpanProcessor(InMemorySpanExporter()), 0.5), {"max_traces": 0}, ValueError, "max_traces must be"),
+        (
+            (SimpleSpanProcessor(InMemorySpanExporter()), 0.5),
+            {"max_traces": 0},
+            ValueError,
+            "max_traces must be",
+        ),
     ],
 )
-def test_bad_settings_are_named(args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+def test_bad_settings_are_named(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         KeepErrorsSampler(*args, **kwargs)
 
@@ -178,4 +211,7 @@ def test_the_share_agrees_with_otel_trace_id_ratio_sampling_across_processes() -
         head = TraceIdRatioBased(ratio)
         for _ in range(500):
             trace_id = rng.getrandbits(128)
-            assert kept_by_ratio(trace_id, ratio) == head.should_sample(None, trace_id, "x").decision.is_sampled()
+            assert (
+                kept_by_ratio(trace_id, ratio)
+                == head.should_sample(None, trace_id, "x").decision.is_sampled()
+            )

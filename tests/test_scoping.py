@@ -90,7 +90,10 @@ def test_request_callbacks_given_to_a_nested_call_see_it_and_below_only() -> Non
     outer.invoke({"q": "hi"}, callbacks=[top])
     assert len(top.events) == 8
     assert [n for n, _ in shape(nested)] == [n for n, _ in ALL_EIGHT[1:7]]
-    assert runs_by_name(nested.events)["inner_chain"].parent_run_id == runs_by_name(top.events)["outer_chain"].run_id
+    assert (
+        runs_by_name(nested.events)["inner_chain"].parent_run_id
+        == runs_by_name(top.events)["outer_chain"].run_id
+    )
 
 
 def test_child_constructor_callbacks_never_replace_inherited_ones() -> None:
@@ -117,8 +120,13 @@ def test_verbose_prints_the_object_and_nested_runs(capsys: pytest.CaptureFixture
     assert out.count("> Entering new outer_chain chain...") == 1
     assert out.count("> Entering new inner_chain chain...") == 1
     assert out.count("> Finished chain.") == 2
-    tree = out[out.index("Span tree"):]
-    for name in ("outer_chain", "inner_chain", "text_completion fake-list", "execute_tool echo_tool"):
+    tree = out[out.index("Span tree") :]
+    for name in (
+        "outer_chain",
+        "inner_chain",
+        "text_completion fake-list",
+        "execute_tool echo_tool",
+    ):
         assert name in tree
     # verbose is scoped to the object: a second, non-verbose object prints nothing
     plain, *_ = build()
@@ -126,13 +134,15 @@ def test_verbose_prints_the_object_and_nested_runs(capsys: pytest.CaptureFixture
     assert capsys.readouterr().out == ""
 
 
-def test_verbose_on_a_nested_object_covers_only_its_subtree(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verbose_on_a_nested_object_covers_only_its_subtree(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     outer, *_ = build(inner_kw={"verbose": True})
     outer.invoke({"q": "hi"})
     out = capsys.readouterr().out
     assert "outer_chain" not in out
     assert "> Entering new inner_chain chain..." in out
-    assert "execute_tool echo_tool" in out[out.index("Span tree"):]
+    assert "execute_tool echo_tool" in out[out.index("Span tree") :]
 
 
 def test_constructor_tags_and_metadata_are_local_request_ones_inherited() -> None:
@@ -158,8 +168,15 @@ def test_constructor_tags_and_metadata_are_local_request_ones_inherited() -> Non
 
 def test_a_handler_changing_tags_or_metadata_in_place_affects_no_other_run() -> None:
     class Scribbler(spanhook.callbacks.BaseCallbackHandler):  # type: ignore[name-defined,misc]
-        def on_chain_start(self, serialized: Any, inputs: Any, *, tags: list[str],
-                           metadata: dict[str, Any], **kwargs: Any) -> None:
+        def on_chain_start(
+            self,
+            serialized: Any,
+            inputs: Any,
+            *,
+            tags: list[str],
+            metadata: dict[str, Any],
+            **kwargs: Any,
+        ) -> None:
             tags.append("scribbled")
             metadata["scribbled"] = True
 
@@ -190,7 +207,9 @@ def test_otel_consumers_in_callbacks_follow_the_same_scoping() -> None:
     outer.invoke({"q": "not in the request"})
     assert spanhook.force_flush(timeout=5)
     names = sorted(s.name for s in request_exporter.get_finished_spans())
-    assert names == sorted(["outer_chain", "inner_chain", "text_completion fake-list", "execute_tool echo_tool"])
+    assert names == sorted(
+        ["outer_chain", "inner_chain", "text_completion fake-list", "execute_tool echo_tool"]
+    )
     # constructor consumers: only their own object's runs, from both requests
     assert [s.name for s in llm_exporter.get_finished_spans()] == ["text_completion fake-list"] * 2
     assert [s.name for s in inner_processor_sink.get_finished_spans()] == ["inner_chain"] * 2

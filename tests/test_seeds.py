@@ -53,7 +53,7 @@ def test_the_three_ways_print_the_same_transcript_without_colour_off_a_terminal(
     assert ctor == PLAIN
     assert request == PLAIN
     assert verbose.startswith(PLAIN)
-    tree = verbose[len(PLAIN):]
+    tree = verbose[len(PLAIN) :]
     assert "Span tree (trace " in tree
     assert "LLMChain  [chain]" in tree and "text_completion fake-list  [llm]" in tree
     assert tree.count("OK") == 2 and "\x1b[" not in tree
@@ -75,7 +75,9 @@ def test_no_color_turns_colour_off_even_on_a_terminal(monkeypatch: pytest.Monkey
 
 
 def test_missing_prompt_variables_are_named() -> None:
-    chain = LLMChain(llm=FakeListLLM(responses=["x"]), prompt=PromptTemplate.from_template("{a} and {b}"))
+    chain = LLMChain(
+        llm=FakeListLLM(responses=["x"]), prompt=PromptTemplate.from_template("{a} and {b}")
+    )
     with pytest.raises(ValueError, match=r"missing input key\(s\) \['b'\]"):
         chain.run(a=1)
     with pytest.raises(KeyError, match="missing variable"):
@@ -91,7 +93,13 @@ def test_the_transcript_can_be_kept_as_a_value_instead_of_printed(
     transcript, tokens = io.StringIO(), io.StringIO()
     llm = FakeListLLM(responses=["\n\n3"], streaming=True)
     chain = LLMChain(llm=llm, prompt=PromptTemplate.from_template("1 + {number} = "))
-    chain.run(number=2, callbacks=[StdOutCallbackHandler(file=transcript), StreamingStdOutCallbackHandler(file=tokens)])
+    chain.run(
+        number=2,
+        callbacks=[
+            StdOutCallbackHandler(file=transcript),
+            StreamingStdOutCallbackHandler(file=tokens),
+        ],
+    )
     assert transcript.getvalue() == PLAIN  # the file is no terminal: no colour
     assert tokens.getvalue() == "\n\n3"
     assert sys.stdout.getvalue() == ""  # nothing went to stdout

@@ -29,7 +29,9 @@ def test_environment_switches(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SPANHOOK_CONTENT_MAX_LENGTH", "3", "must be >= 16"),
     ],
 )
-def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str) -> None:
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ValueError, match=f"{var}={value!r} {message}"):
         TracingSettings.from_env()

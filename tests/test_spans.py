@@ -26,12 +26,19 @@ def by_name(exporter: InMemorySpanExporter) -> dict[str, Any]:
     return {s.name: s for s in exporter.get_finished_spans()}
 
 
-def test_one_span_per_run_with_parent_links_and_run_ids(memory_exporter: InMemorySpanExporter) -> None:
+def test_one_span_per_run_with_parent_links_and_run_ids(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     rec = Recorder()
     outer, *_ = build()
     outer.invoke({"q": "hi"}, callbacks=[rec])
     spans = by_name(memory_exporter)
-    assert set(spans) == {"outer_chain", "inner_chain", "text_completion fake-list", "execute_tool echo_tool"}
+    assert set(spans) == {
+        "outer_chain",
+        "inner_chain",
+        "text_completion fake-list",
+        "execute_tool echo_tool",
+    }
     assert spans["outer_chain"].parent is None
     assert spans["inner_chain"].parent.span_id == spans["outer_chain"].context.span_id
     for child in ("text_completion fake-list", "execute_tool echo_tool"):
@@ -41,8 +48,12 @@ def test_one_span_per_run_with_parent_links_and_run_ids(memory_exporter: InMemor
     handler_ids = {str(e.run_id) for e in rec.starts()}
     assert {s.attributes["spanhook.run_id"] for s in spans.values()} == handler_ids
     kinds = {s.name: s.attributes["spanhook.run.kind"] for s in spans.values()}
-    assert kinds == {"outer_chain": "chain", "inner_chain": "chain",
-                     "text_completion fake-list": "llm", "execute_tool echo_tool": "tool"}
+    assert kinds == {
+        "outer_chain": "chain",
+        "inner_chain": "chain",
+        "text_completion fake-list": "llm",
+        "execute_tool echo_tool": "tool",
+    }
 
 
 def test_chat_model_retriever_and_agent_kinds(memory_exporter: InMemorySpanExporter) -> None:
@@ -51,7 +62,9 @@ def test_chat_model_retriever_and_agent_kinds(memory_exporter: InMemorySpanExpor
 
     FakeListChatModel(responses=["x"]).invoke("hi")
     InMemoryRetriever(["alpha beta", "gamma"]).invoke("alpha")
-    AgentExecutor(llm=OfflineLLM(), tools=[calculator_tool()], name="calc-agent").run("What is 2 + 3?")
+    AgentExecutor(llm=OfflineLLM(), tools=[calculator_tool()], name="calc-agent").run(
+        "What is 2 + 3?"
+    )
     spans = by_name(memory_exporter)
     assert spans["chat fake-list-chat"].attributes["spanhook.run.kind"] == "chat_model"
     assert spans["retrieval InMemoryRetriever"].attributes["spanhook.run.kind"] == "retriever"
@@ -80,7 +93,7 @@ def test_failure_sets_error_status_records_exception_and_calls_on_error(
     chain = Failing(error=error)
     with pytest.raises(type(error)):
         chain.invoke({"x": 1}, callbacks=[rec])
-    span, = memory_exporter.get_finished_spans()
+    (span,) = memory_exporter.get_finished_spans()
     assert span.status.status_code == StatusCode.ERROR
     assert span.attributes["error.type"] == type(error).__qualname__
     exc_event = span.events[-1]
@@ -91,7 +104,9 @@ def test_failure_sets_error_status_records_exception_and_calls_on_error(
     assert spanhook.current_run() is None
 
 
-def test_error_in_a_nested_tool_propagates_unchanged_through_every_level(memory_exporter: InMemorySpanExporter) -> None:
+def test_error_in_a_nested_tool_propagates_unchanged_through_every_level(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     boom = RuntimeError("tool broke")
 
     def broken(_: str) -> str:
@@ -103,7 +118,11 @@ def test_error_in_a_nested_tool_propagates_unchanged_through_every_level(memory_
     with pytest.raises(RuntimeError) as info:
         outer.invoke({"q": "hi"}, callbacks=[rec])
     assert info.value is boom
-    assert [e.event for e in rec.events if e.event.endswith("_error")] == ["on_tool_error", "on_chain_error", "on_chain_error"]
+    assert [e.event for e in rec.events if e.event.endswith("_error")] == [
+        "on_tool_error",
+        "on_chain_error",
+        "on_chain_error",
+    ]
     assert all(e.args[0] is boom for e in rec.events if e.event.endswith("_error"))
     statuses = {s.name: s.status.status_code for s in memory_exporter.get_finished_spans()}
     assert statuses["execute_tool broken"] == StatusCode.ERROR
@@ -119,7 +138,9 @@ def test_works_with_no_otel_configuration_at_all() -> None:
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)  # never installed one
 
 
-def test_application_provider_is_used_and_its_span_is_the_parent(memory_exporter: InMemorySpanExporter) -> None:
+def test_application_provider_is_used_and_its_span_is_the_parent(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     provider = trace.get_tracer_provider()
     app_tracer = trace.get_tracer("my-app")
     outer, *_ = build()
@@ -131,7 +152,9 @@ def test_application_provider_is_used_and_its_span_is_the_parent(memory_exporter
     assert trace.get_tracer_provider() is provider
 
 
-def test_user_spans_inside_a_tool_nest_under_the_tool(memory_exporter: InMemorySpanExporter) -> None:
+def test_user_spans_inside_a_tool_nest_under_the_tool(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     app_tracer = trace.get_tracer("my-app")
 
     def fetch(q: str) -> str:
@@ -221,7 +244,9 @@ def test_finished_runs_are_freed_without_the_cycle_collector() -> None:
         gc.enable()
 
 
-def test_a_request_can_choose_the_root_run_id_before_it_starts(memory_exporter: InMemorySpanExporter) -> None:
+def test_a_request_can_choose_the_root_run_id_before_it_starts(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     """Known ids: the caller picks the root run's id (e.g. to attach feedback later); nested
     runs get their own ids, and the span carries the chosen one."""
     import uuid
@@ -253,7 +278,9 @@ def test_a_run_id_given_to_a_batch_names_the_first_input_only(which: str) -> Non
     rec = Recorder()
     outer, *_ = build()
     target: Any = outer if which.startswith("chain") else FakeListChatModel(responses=["r"])
-    inputs = [{"q": f"in{i}"} for i in range(4)] if target is outer else [f"in{i}" for i in range(4)]
+    inputs = (
+        [{"q": f"in{i}"} for i in range(4)] if target is outer else [f"in{i}" for i in range(4)]
+    )
     config = {"run_id": chosen, "callbacks": [rec]}
     with pytest.warns(UserWarning, match="used only for the first of the 4 inputs"):
         if which.endswith(".batch"):

@@ -515,12 +515,14 @@ class CannotOpenStream(LLM):
     def _call(self, prompt: str, stop: list[str] | None = None, **kwargs: Any) -> str:
         return "unused"
 
-    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None,
-                **kwargs: Any) -> Iterator[GenerationChunk]:
+    def _stream(
+        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[GenerationChunk]:
         raise ConnectionError("stream refused")
 
-    def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None,
-                 **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+    def _astream(
+        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[GenerationChunk]:
         raise ConnectionError("astream refused")
 
 

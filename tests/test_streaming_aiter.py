@@ -25,7 +25,9 @@ def llm_texts(rec: Recorder) -> list[str]:
     return [e.args[0].generations[0][0].text for e in rec.of("on_llm_end")]
 
 
-async def consume(handler: AsyncIteratorCallbackHandler, task: asyncio.Future[Any] | None = None) -> list[str]:
+async def consume(
+    handler: AsyncIteratorCallbackHandler, task: asyncio.Future[Any] | None = None
+) -> list[str]:
     return [t async for t in handler.aiter(task)]
 
 
@@ -76,7 +78,9 @@ def test_sync_run_in_a_thread() -> None:
     async def main() -> tuple[list[str], str, list[str]]:
         handler, rec = AsyncIteratorCallbackHandler(), Recorder()
         agent = build_agent(verbose=False)
-        task = asyncio.ensure_future(asyncio.to_thread(agent.run, QUESTION, callbacks=[handler, rec]))
+        task = asyncio.ensure_future(
+            asyncio.to_thread(agent.run, QUESTION, callbacks=[handler, rec])
+        )
         tokens = await consume(handler, task)
         return tokens, await task, llm_texts(rec)
 
@@ -126,8 +130,12 @@ def test_error_in_a_nested_run_that_the_chain_survives_does_not_stop_iteration()
 
     async def main() -> list[str]:
         handler = AsyncIteratorCallbackHandler()
-        chain = Survives(llm=OfflineLLM(streaming=True), prompt=PromptTemplate.from_template("say {w}"))
-        task = asyncio.ensure_future(asyncio.to_thread(chain.run, w="hi there", callbacks=[handler]))
+        chain = Survives(
+            llm=OfflineLLM(streaming=True), prompt=PromptTemplate.from_template("say {w}")
+        )
+        task = asyncio.ensure_future(
+            asyncio.to_thread(chain.run, w="hi there", callbacks=[handler])
+        )
         out = await consume(handler, task)
         await task
         return out

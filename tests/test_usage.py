@@ -34,7 +34,9 @@ def span_usage(exporter: InMemorySpanExporter) -> tuple[int, int, int]:
     return ins, outs, calls
 
 
-def assert_matches_spans(cb: UsageCallbackHandler, exporter: InMemorySpanExporter, calls: int) -> None:
+def assert_matches_spans(
+    cb: UsageCallbackHandler, exporter: InMemorySpanExporter, calls: int
+) -> None:
     ins, outs, n = span_usage(exporter)
     assert n == calls
     assert cb.successful_requests == calls
@@ -52,9 +54,13 @@ CASES: dict[str, Callable[[], Any]] = {
     "llm streaming=True invoke": lambda: OfflineLLM(streaming=True).invoke("What is 6 * 7?"),
     "llm stream()": lambda: list(OfflineLLM().stream("What is 6 * 7 and why?")),
     "llm astream()": lambda: asyncio.run(_adrain(OfflineLLM().astream("What is 6 * 7 and why?"))),
-    "llm streaming=True ainvoke": lambda: asyncio.run(OfflineLLM(streaming=True).ainvoke("tell me a story")),
+    "llm streaming=True ainvoke": lambda: asyncio.run(
+        OfflineLLM(streaming=True).ainvoke("tell me a story")
+    ),
     "chat invoke": lambda: OfflineChatModel().invoke("1 + 2 = "),
-    "chat streaming=True invoke": lambda: OfflineChatModel(streaming=True).invoke("say hello world"),
+    "chat streaming=True invoke": lambda: OfflineChatModel(streaming=True).invoke(
+        "say hello world"
+    ),
     "chat stream()": lambda: list(OfflineChatModel().stream("say hello world")),
     "chat astream()": lambda: asyncio.run(_adrain(OfflineChatModel().astream("say hello world"))),
 }
@@ -81,7 +87,9 @@ def test_streamed_and_plain_calls_count_the_same() -> None:
         assert cb.successful_requests == 1
 
 
-def test_agent_with_streaming_model_counts_every_llm_call(memory_exporter: InMemorySpanExporter) -> None:
+def test_agent_with_streaming_model_counts_every_llm_call(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     with get_usage_callback() as cb:
         assert build_agent(verbose=False).run("What is 12 * (3 + 4)?") == "84"
     assert_matches_spans(cb, memory_exporter, calls=2)
@@ -114,7 +122,9 @@ def test_batch_worker_threads_are_counted(memory_exporter: InMemorySpanExporter)
     assert_matches_spans(cb, memory_exporter, calls=12)
 
 
-def test_async_tasks_created_inside_the_block_are_counted(memory_exporter: InMemorySpanExporter) -> None:
+def test_async_tasks_created_inside_the_block_are_counted(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
     async def main() -> UsageCallbackHandler:
         llm = OfflineLLM(streaming=True)
         with get_usage_callback() as cb:

@@ -41,7 +41,9 @@ class CollectServer:
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._main(),), daemon=True
+        )
         self.port = 0
 
     async def _close(self, ws: ServerConnection) -> None:
@@ -56,7 +58,11 @@ class CollectServer:
             if msg["type"] == "done":
                 with self._dones:
                     self._dones.notify_all()
-            if closing is None and self.close_after is not None and len(self.messages) >= self.close_after:
+            if (
+                closing is None
+                and self.close_after is not None
+                and len(self.messages) >= self.close_after
+            ):
                 closing = asyncio.create_task(self._close(ws))
         if closing is not None:
             await closing
@@ -87,7 +93,9 @@ class CollectServer:
     def wait_done(self, count: int = 1) -> list[dict[str, Any]]:
         """Wait until ``count`` 'done' messages arrived; all messages so far."""
         with self._dones:
-            ok = self._dones.wait_for(lambda: sum(m["type"] == "done" for m in self.messages) >= count, WAIT)
+            ok = self._dones.wait_for(
+                lambda: sum(m["type"] == "done" for m in self.messages) >= count, WAIT
+            )
         assert ok, f"expected {count} 'done' message(s); got {[m['type'] for m in self.messages]}"
         return list(self.messages)
 
@@ -122,24 +130,52 @@ def check_agent_stream(msgs: list[dict[str, Any]], rec: Recorder, answer: str) -
     n2 = sum(1 for e in toks if str(e.run_id) == llm2)
     assert n1 > 5 and n2 > 5
     assert [m["type"] for m in msgs] == [
-        "start", "start", *["token"] * n1, "end", "agent_action", "start", "end",
-        "start", *["token"] * n2, "end", "final_answer", "end", "done",
+        "start",
+        "start",
+        *["token"] * n1,
+        "end",
+        "agent_action",
+        "start",
+        "end",
+        "start",
+        *["token"] * n2,
+        "end",
+        "final_answer",
+        "end",
+        "done",
     ]
     assert [(m["kind"], m["name"], m["run_id"]) for m in msgs if m["type"] == "start"] == [
-        ("agent", "demo-agent", agent_id), ("llm", "OfflineLLM", llm1),
-        ("tool", "calculator", tool_id), ("llm", "OfflineLLM", llm2),
+        ("agent", "demo-agent", agent_id),
+        ("llm", "OfflineLLM", llm1),
+        ("tool", "calculator", tool_id),
+        ("llm", "OfflineLLM", llm2),
     ]
-    assert [m["parent_run_id"] for m in msgs if m["type"] == "start"] == [None, agent_id, agent_id, agent_id]
+    assert [m["parent_run_id"] for m in msgs if m["type"] == "start"] == [
+        None,
+        agent_id,
+        agent_id,
+        agent_id,
+    ]
     balanced(msgs)
-    assert "".join(m["token"] for m in msgs if m["type"] == "token" and m["run_id"] == llm1) == text1
-    assert "".join(m["token"] for m in msgs if m["type"] == "token" and m["run_id"] == llm2) == text2
+    assert (
+        "".join(m["token"] for m in msgs if m["type"] == "token" and m["run_id"] == llm1) == text1
+    )
+    assert (
+        "".join(m["token"] for m in msgs if m["type"] == "token" and m["run_id"] == llm2) == text2
+    )
     (action,) = [m for m in msgs if m["type"] == "agent_action"]
     assert (action["tool"], action["tool_input"]) == ("calculator", "12 * (3 + 4)")
     (tool_end,) = [m for m in msgs if m["type"] == "end" and m["run_id"] == tool_id]
     assert tool_end["output"] == "84"
     (final,) = [m for m in msgs if m["type"] == "final_answer"]
     assert final["answer"] == "84"
-    assert msgs[-1] == {"type": "done", "ok": True, "run_id": agent_id, "output": "84", "seq": len(msgs) - 1}
+    assert msgs[-1] == {
+        "type": "done",
+        "ok": True,
+        "run_id": agent_id,
+        "output": "84",
+        "seq": len(msgs) - 1,
+    }
 
 
 def test_sync_run_with_sync_client_connection(server: CollectServer) -> None:
@@ -225,7 +261,11 @@ def test_streaming_llm_alone(server: CollectServer) -> None:
         text = OfflineLLM(streaming=True).invoke("tell me a story", callbacks=[handler])
         msgs = server.wait_done()
     assert [m["type"] for m in msgs] == ["start", *["token"] * len(tokenize(text)), "end", "done"]
-    assert "".join(m["token"] for m in msgs if m["type"] == "token") == text == "You said: tell me a story"
+    assert (
+        "".join(m["token"] for m in msgs if m["type"] == "token")
+        == text
+        == "You said: tell me a story"
+    )
     assert msgs[-1]["output"] == text
     assert "text" not in msgs[-2]  # streamed: the text went out as tokens
 
@@ -249,7 +289,10 @@ def test_run_never_waits_for_the_network(server: CollectServer) -> None:
             out = await asyncio.wait_for(
                 OfflineLLM(streaming=True).ainvoke("tell me a story", callbacks=[handler]), WAIT
             )
-            pending_before, sent_before = handler._queue.qsize() if handler._queue else 0, handler.sent
+            pending_before, sent_before = (
+                handler._queue.qsize() if handler._queue else 0,
+                handler.sent,
+            )
             gated.gate.set()
             assert await handler.aflush(WAIT)
             return out, pending_before, sent_before, handler
@@ -268,7 +311,10 @@ def test_concurrent_sync_runs_share_one_async_connection_in_order(server: Collec
             handler = WebSocketCallbackHandler(ws, events={"token", "done"})
             llm = OfflineLLM(streaming=True)
             outs = await asyncio.gather(
-                *(asyncio.to_thread(llm.invoke, f"say number {i} please", callbacks=[handler]) for i in range(4))
+                *(
+                    asyncio.to_thread(llm.invoke, f"say number {i} please", callbacks=[handler])
+                    for i in range(4)
+                )
             )
             assert await handler.aflush(WAIT)
             return list(outs)
@@ -302,7 +348,9 @@ def test_peer_closing_mid_stream_sync(caplog: pytest.LogCaptureFixture) -> None:
     assert answer == "84"  # the run completed
     assert handler.failures > 0 and handler.last_error is not None
     assert handler.sent + handler.failures == handler._seq  # every message accounted for
-    warnings = [r for r in caplog.records if "WebSocketCallbackHandler could not send" in r.getMessage()]
+    warnings = [
+        r for r in caplog.records if "WebSocketCallbackHandler could not send" in r.getMessage()
+    ]
     assert len(warnings) == 1
 
 
@@ -314,12 +362,17 @@ def test_peer_closing_mid_stream_async(caplog: pytest.LogCaptureFixture) -> None
             assert await handler.aflush(WAIT)
             return answer, handler
 
-    with CollectServer(close_after=3) as srv, caplog.at_level(logging.WARNING, logger="spanhook.callbacks"):
+    with (
+        CollectServer(close_after=3) as srv,
+        caplog.at_level(logging.WARNING, logger="spanhook.callbacks"),
+    ):
         answer, handler = asyncio.run(main(srv))
     assert answer == "84"
     assert handler.failures > 0
     assert handler.sent + handler.failures == handler._seq
-    warnings = [r for r in caplog.records if "WebSocketCallbackHandler could not send" in r.getMessage()]
+    warnings = [
+        r for r in caplog.records if "WebSocketCallbackHandler could not send" in r.getMessage()
+    ]
     assert len(warnings) == 1
 
 
@@ -384,8 +437,13 @@ def test_a_starlette_websocket_endpoint_served_by_uvicorn_streams_the_agent() ->
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[WebSocketRoute("/ask", endpoint)]),
-                                           log_level="warning", ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[WebSocketRoute("/ask", endpoint)]),
+            log_level="warning",
+            ws="websockets-sansio",
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

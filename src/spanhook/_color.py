@@ -49,7 +49,9 @@ def bold(text: str, enabled: bool | None = None) -> str:
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def print_text(text: str, color: str | None = None, end: str = "", file: TextIO | None = None) -> None:
+def print_text(
+    text: str, color: str | None = None, end: str = "", file: TextIO | None = None
+) -> None:
     """Print ``text`` in ``color`` (when colour is on for that stream) with no newline unless
     ``end`` says so. Text coloured upstream loses its colour on a stream without colour."""
     stream = sys.stdout if file is None else file

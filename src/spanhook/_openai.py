@@ -59,7 +59,9 @@ class ClientConfig:
         where: str,
     ) -> None:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ValueError(f"{where}: timeout must be a positive number of seconds, got {timeout!r}")
+            raise ValueError(
+                f"{where}: timeout must be a positive number of seconds, got {timeout!r}"
+            )
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         if not key:
             raise ValueError(
@@ -178,18 +180,27 @@ def request_params(
 
 def check_sampling(where: str, temperature: float | None, max_tokens: int | None) -> None:
     if temperature is not None and (
-        isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not 0 <= temperature <= 2
     ):
         raise ValueError(f"{where}: temperature must be between 0 and 2, got {temperature!r}")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
         raise ValueError(f"{where}: max_tokens must be a positive int, got {max_tokens!r}")
 
 
 def to_openai_message(message: Any) -> dict[str, Any]:
     """A spanhook message in the chat-completions request shape."""
     kind = message.type
-    role = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "system": "system",
-            "tool": "tool"}.get(kind) or getattr(message, "role", None)
+    role = {
+        "human": "user",
+        "ai": "assistant",
+        "AIMessageChunk": "assistant",
+        "system": "system",
+        "tool": "tool",
+    }.get(kind) or getattr(message, "role", None)
     if role is None:
         raise TypeError(f"cannot send a {type(message).__name__} to an OpenAI-compatible model")
     out: dict[str, Any] = {"role": role, "content": message.content}
@@ -197,8 +208,11 @@ def to_openai_message(message: Any) -> dict[str, Any]:
         out["name"] = message.name
     if role == "assistant" and getattr(message, "tool_calls", None):
         out["tool_calls"] = [
-            {"id": c.get("id"), "type": "function",
-             "function": {"name": c["name"], "arguments": json.dumps(c.get("args") or {})}}
+            {
+                "id": c.get("id"),
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c.get("args") or {})},
+            }
             for c in message.tool_calls
         ]
         out["content"] = message.content or None
@@ -207,7 +221,14 @@ def to_openai_message(message: Any) -> dict[str, Any]:
     return out
 
 
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+_JSON_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
 
 
 def to_openai_tool(tool: Any) -> dict[str, Any]:
@@ -215,7 +236,9 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
     ``Tool`` becomes a function whose parameters come from its function's signature."""
     if isinstance(tool, Mapping):
         if tool.get("type") != "function" or not isinstance(tool.get("function"), Mapping):
-            raise ValueError(f"a tool definition must look like {{'type': 'function', 'function': {{...}}}}, got {tool!r}")
+            raise ValueError(
+                f"a tool definition must look like {{'type': 'function', 'function': {{...}}}}, got {tool!r}"
+            )
         return dict(tool)
     name = getattr(tool, "name", None)
     target = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
@@ -227,8 +250,13 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
         if p.name in ("run_manager", "callbacks") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         schema: dict[str, Any] = {}
-        json_type = _JSON_TYPES.get(p.annotation) if not isinstance(p.annotation, str) else {
-            "str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(p.annotation)
+        json_type = (
+            _JSON_TYPES.get(p.annotation)
+            if not isinstance(p.annotation, str)
+            else {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
+                p.annotation
+            )
+        )
         if json_type:
             schema["type"] = json_type
         properties[p.name] = schema
@@ -278,14 +306,25 @@ class OpenAICompatible:
         self.max_tokens = max_tokens
         self.model_kwargs = dict(model_kwargs or {})
         self.stream_usage = stream_usage
-        self.client = ClientConfig(api_key=api_key, base_url=base_url, organization=organization,
-                                   timeout=timeout, default_headers=default_headers,
-                                   suppress_provider_spans=suppress_provider_spans, where=where)
+        self.client = ClientConfig(
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            timeout=timeout,
+            default_headers=default_headers,
+            suppress_provider_spans=suppress_provider_spans,
+            where=where,
+        )
 
     # -- what the run records -----------------------------------------------------------------
     def _identifying_params(self) -> dict[str, Any]:
-        params = {"model_name": self.model_name, "model": self.model_name, "temperature": self.temperature,
-                  "max_tokens": self.max_tokens, **self.model_kwargs}
+        params = {
+            "model_name": self.model_name,
+            "model": self.model_name,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            **self.model_kwargs,
+        }
         return {k: v for k, v in params.items() if v is not None}
 
     def _span_attributes(self) -> dict[str, Any]:
@@ -299,8 +338,12 @@ class OpenAICompatible:
         """The SDK resource whose ``create`` this model calls."""
         raise NotImplementedError
 
-    def _request_body(self, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
-        body = request_params(self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs)
+    def _request_body(
+        self, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool
+    ) -> dict[str, Any]:
+        body = request_params(
+            self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs
+        )
         if stream:
             body["stream"] = True
             if self.stream_usage:
@@ -325,7 +368,9 @@ class OpenAICompatible:
         finally:
             stream.close()
 
-    async def _aevents(self, body: Mapping[str, Any], convert: Callable[[Any], T | None]) -> AsyncIterator[T]:
+    async def _aevents(
+        self, body: Mapping[str, Any], convert: Callable[[Any], T | None]
+    ) -> AsyncIterator[T]:
         stream = await self._acreate(body)
         try:
             async for event in stream:

@@ -10,7 +10,9 @@ from spanhook import __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spanhook", description="LangChain-style callbacks built on OpenTelemetry.")
+    parser = argparse.ArgumentParser(
+        prog="spanhook", description="LangChain-style callbacks built on OpenTelemetry."
+    )
     parser.add_argument("--version", action="version", version=f"spanhook {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run an offline agent with verbose output and its span tree")

@@ -16,7 +16,11 @@ from spanhook.tracing.run import current_run
 
 DEFAULT_QUESTION = "What is 12 * (3 + 4)?"
 JAEGER_UI_ENV = "SPANHOOK_JAEGER_UI"
-_EXPORT_ENV = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_EXPORT_ENV = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
 
 FACTS = [
     "spanhook turns every chain, model, tool, agent and retriever run into an OpenTelemetry span.",
@@ -31,7 +35,9 @@ class _TraceId(BaseCallbackHandler):
     def __init__(self) -> None:
         self.trace_id: str | None = None
 
-    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
+    def on_chain_start(
+        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
+    ) -> None:
         run = current_run()
         if self.trace_id is None and run is not None:
             self.trace_id = run.trace_id
@@ -44,15 +50,21 @@ def build_agent(verbose: bool = True) -> AgentExecutor:
         func=lambda q: "\n".join(d.page_content for d in retriever.invoke(q)) or "nothing found",
         description="Looks up facts about spanhook, OpenTelemetry and Jaeger.",
     )
-    return AgentExecutor(llm=OfflineLLM(streaming=True), tools=[calculator_tool(), docs], verbose=verbose,
-                         name="demo-agent")
+    return AgentExecutor(
+        llm=OfflineLLM(streaming=True),
+        tools=[calculator_tool(), docs],
+        verbose=verbose,
+        name="demo-agent",
+    )
 
 
 def export_requested() -> bool:
     return any(os.environ.get(v) for v in _EXPORT_ENV)
 
 
-def run_demo(question: str = DEFAULT_QUESTION, export: str | None = None, out: TextIO | None = None) -> int:
+def run_demo(
+    question: str = DEFAULT_QUESTION, export: str | None = None, out: TextIO | None = None
+) -> int:
     """Run the demo; export over OTLP (or console) when asked by ``export`` or ``OTEL_*``."""
     import spanhook
 
@@ -76,6 +88,9 @@ def run_demo(question: str = DEFAULT_QUESTION, export: str | None = None, out: T
             ui = os.environ.get(JAEGER_UI_ENV, "http://localhost:16686").rstrip("/")
             print(f"Trace: {ui}/trace/{tracer.trace_id}", file=out)
         if not ok or dropped:
-            print(f"warning: export incomplete ({dropped} span(s) dropped); is the collector up?", file=out)
+            print(
+                f"warning: export incomplete ({dropped} span(s) dropped); is the collector up?",
+                file=out,
+            )
         spanhook.shutdown(timeout=1.5)
     return 0

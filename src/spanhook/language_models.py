@@ -72,7 +72,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     def _start_args(self, prepared: In) -> tuple[Any, ...]:
         raise NotImplementedError
 
-    def _generate_one(self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    def _generate_one(
+        self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         raise NotImplementedError
 
     async def _agenerate_one(
@@ -83,7 +85,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             None, lambda: ctx.run(self._generate_one, prepared, stop, run, **kwargs)
         )
 
-    def _stream_one(self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any) -> Iterator[Chunk] | None:
+    def _stream_one(
+        self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> Iterator[Chunk] | None:
         """Chunks of the answer, or ``None`` if the model cannot stream."""
         return None
 
@@ -127,13 +131,22 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     def _llm_type(self) -> str:
         return type(self).__name__
 
-    def _invocation_params(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    def _invocation_params(
+        self, stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
         params = {**self._identifying_params(), "_type": self._llm_type(), **kwargs}
         if stop is not None:
             params["stop"] = stop
         return attr.mask_secrets(params)  # type: ignore[no-any-return]
 
-    def _start(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: Mapping[str, Any], batch_size: int = 1) -> Run:
+    def _start(
+        self,
+        prepared: In,
+        request: Request | None,
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+        batch_size: int = 1,
+    ) -> Run:
         model = self.get_model_name()
         params = self._invocation_params(stop, kwargs)
         attributes: dict[str, Any] = {
@@ -141,7 +154,10 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             attr.GEN_AI_PROVIDER_NAME: self.provider,
             attr.GEN_AI_REQUEST_MODEL: model,
         }
-        for key, name in (("temperature", attr.GEN_AI_REQUEST_TEMPERATURE), ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS)):
+        for key, name in (
+            ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
+            ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS),
+        ):
             value = params.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 attributes[name] = value
@@ -181,7 +197,8 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         output_tokens = usage.get("completion_tokens", meta_usage.get("output_tokens"))
         run.set_attributes(
             {
-                attr.GEN_AI_RESPONSE_MODEL: (result.llm_output or {}).get("model_name") or self.get_model_name(),
+                attr.GEN_AI_RESPONSE_MODEL: (result.llm_output or {}).get("model_name")
+                or self.get_model_name(),
                 attr.GEN_AI_RESPONSE_ID: (result.llm_output or {}).get("id"),
                 attr.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
                 attr.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
@@ -192,12 +209,20 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         if gens and run.capturing():
             run.record_content(
                 attr.GEN_AI_OUTPUT_MESSAGES,
-                [{"role": "assistant", "parts": [{"type": "text", "content": g.text}],
-                  "finish_reason": (g.generation_info or {}).get("finish_reason", "stop")} for g in gens],
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": g.text}],
+                        "finish_reason": (g.generation_info or {}).get("finish_reason", "stop"),
+                    }
+                    for g in gens
+                ],
             )
         run.set_result(result)
 
-    def _with_retries(self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]) -> LLMResult:
+    def _with_retries(
+        self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> LLMResult:
         attempt = 1
         while True:
             try:
@@ -205,12 +230,21 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             except Exception as e:
                 if attempt > self.max_retries or not self._retryable(e):
                     raise
-                run.on_retry(RetryState(attempt_number=attempt, idle_for=0.0, outcome_error=e, next_sleep=self.retry_delay))
+                run.on_retry(
+                    RetryState(
+                        attempt_number=attempt,
+                        idle_for=0.0,
+                        outcome_error=e,
+                        next_sleep=self.retry_delay,
+                    )
+                )
                 if self.retry_delay:
                     time.sleep(self.retry_delay)
                 attempt += 1
 
-    async def _awith_retries(self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]) -> LLMResult:
+    async def _awith_retries(
+        self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> LLMResult:
         attempt = 1
         while True:
             try:
@@ -218,12 +252,21 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             except Exception as e:
                 if attempt > self.max_retries or not self._retryable(e):
                     raise
-                await run.aon_retry(RetryState(attempt_number=attempt, idle_for=0.0, outcome_error=e, next_sleep=self.retry_delay))
+                await run.aon_retry(
+                    RetryState(
+                        attempt_number=attempt,
+                        idle_for=0.0,
+                        outcome_error=e,
+                        next_sleep=self.retry_delay,
+                    )
+                )
                 if self.retry_delay:
                     await asyncio.sleep(self.retry_delay)
                 attempt += 1
 
-    def _open_stream(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[Chunk] | None:
+    def _open_stream(
+        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
+    ) -> Iterator[Chunk] | None:
         """The model's chunks; a model that fails while opening its stream (before the first
         chunk is asked for) fails inside the run, which then ends with the error."""
         try:
@@ -231,14 +274,23 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         except Exception as e:
             return _failing(e)
 
-    def _aopen_stream(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> AsyncIterator[Chunk] | None:
+    def _aopen_stream(
+        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Chunk] | None:
         try:
             return self._astream_one(prepared, stop, run, **kwargs)
         except Exception as e:
             return _to_async(_failing(e))
 
     # -- one call ----------------------------------------------------------------------
-    def _call_one(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: dict[str, Any], batch_size: int = 1) -> LLMResult:
+    def _call_one(
+        self,
+        prepared: In,
+        request: Request | None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        batch_size: int = 1,
+    ) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
             chunks = self._open_stream(prepared, stop, run, kwargs)
@@ -251,7 +303,14 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             self._finish(run, result, streamed=False)
         return result
 
-    async def _acall_one(self, prepared: In, request: Request | None, stop: list[str] | None, kwargs: dict[str, Any], batch_size: int = 1) -> LLMResult:
+    async def _acall_one(
+        self,
+        prepared: In,
+        request: Request | None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        batch_size: int = 1,
+    ) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
             chunks = self._aopen_stream(prepared, stop, run, kwargs)
@@ -296,8 +355,17 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         )
 
     # -- request methods -----------------------------------------------------------------
-    def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
-        return Request.from_config(config, callbacks, tags, metadata, where=self._request_label, **extra)
+    def _request(
+        self,
+        config: Mapping[str, Any] | None,
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+        **extra: Any,
+    ) -> Request:
+        return Request.from_config(
+            config, callbacks, tags, metadata, where=self._request_label, **extra
+        )
 
     def invoke(
         self,
@@ -343,7 +411,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         prepared = [self._prepare(x) for x in inputs]
         requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
         return run_batch(
-            lambda pr: self._output(self._call_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))),
+            lambda pr: self._output(
+                self._call_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))
+            ),
             list(zip(prepared, requests, strict=True)),
             max_concurrency or (config or {}).get("max_concurrency"),
             return_exceptions,
@@ -365,10 +435,16 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
 
         async def one(pr: tuple[In, Request]) -> Out:
-            return self._output(await self._acall_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared)))
+            return self._output(
+                await self._acall_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))
+            )
 
-        return await arun_batch(one, list(zip(prepared, requests, strict=True)),
-                                max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
+        return await arun_batch(
+            one,
+            list(zip(prepared, requests, strict=True)),
+            max_concurrency or (config or {}).get("max_concurrency"),
+            return_exceptions,
+        )
 
     def stream(
         self,
@@ -419,7 +495,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         finally:
             await agen.aclose()
 
-    def _whole_as_chunk(self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[Chunk]:
+    def _whole_as_chunk(
+        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
+    ) -> Iterator[Chunk]:
         raise NotImplementedError
 
 

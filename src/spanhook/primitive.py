@@ -32,7 +32,9 @@ class Primitive(Owner):
     ) -> None:
         where = f"{type(self).__name__}(...)"
         self._consumers = classify(callbacks, where)
-        if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        if tags is not None and (
+            isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
+        ):
             raise TypeError(f"tags for {where} must be a list of strings, got {tags!r}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata for {where} must be a dict, got {metadata!r}")
@@ -133,7 +135,9 @@ async def arun_batch(
 ) -> list[R | BaseException]:
     """Await ``fn`` on every input concurrently (asyncio tasks inherit the current run)."""
     if max_concurrency is None:
-        results = await asyncio.gather(*(fn(x) for x in inputs), return_exceptions=return_exceptions)
+        results = await asyncio.gather(
+            *(fn(x) for x in inputs), return_exceptions=return_exceptions
+        )
         return list(results)
     sem = asyncio.Semaphore(max_concurrency)
 
@@ -141,7 +145,9 @@ async def arun_batch(
         async with sem:
             return await fn(x)
 
-    results = await asyncio.gather(*(limited(x) for x in inputs), return_exceptions=return_exceptions)
+    results = await asyncio.gather(
+        *(limited(x) for x in inputs), return_exceptions=return_exceptions
+    )
     return list(results)
 
 

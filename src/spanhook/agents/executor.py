@@ -58,7 +58,9 @@ def parse(text: str) -> AgentAction | AgentFinish:
     if action:
         tool_input = action.group(2).strip().split("\nObservation", 1)[0].strip().strip('"')
         return AgentAction(tool=action.group(1).strip(), tool_input=tool_input, log=text)
-    raise OutputParserError(f"could not parse model output as an action or a final answer: {text!r}")
+    raise OutputParserError(
+        f"could not parse model output as an action or a final answer: {text!r}"
+    )
 
 
 class AgentExecutor(Chain):
@@ -80,9 +82,13 @@ class AgentExecutor(Chain):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name)
+        super().__init__(
+            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
+        )
         if not isinstance(llm, BaseLanguageModel):
-            raise TypeError(f"AgentExecutor llm must be a spanhook LLM or chat model, got {type(llm).__name__}")
+            raise TypeError(
+                f"AgentExecutor llm must be a spanhook LLM or chat model, got {type(llm).__name__}"
+            )
         if not tools:
             raise ValueError("AgentExecutor needs at least one tool")
         names = [t.name for t in tools]
@@ -131,14 +137,21 @@ class AgentExecutor(Chain):
         except OutputParserError:
             if not self.handle_parsing_errors:
                 raise
-            return AgentAction(tool="_Exception", tool_input="Invalid format: give an Action or a Final Answer", log=text)
+            return AgentAction(
+                tool="_Exception",
+                tool_input="Invalid format: give an Action or a Final Answer",
+                log=text,
+            )
 
     def _observe(self, action: AgentAction, call_id: str, run: Run) -> tuple[str, bool]:
         tool = self._by_name.get(action.tool)
         if tool is None:
             if action.tool == "_Exception":
                 return str(action.tool_input), False
-            return f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}].", False
+            return (
+                f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}].",
+                False,
+            )
         out = tool.run(
             action.tool_input,
             color=self._colors[tool.name],
@@ -154,7 +167,11 @@ class AgentExecutor(Chain):
         question = str(inputs["input"])
         scratchpad = ""
         for i in range(self.max_iterations):
-            text = self._text(self.llm.invoke(self._model_input(self._prompt(question, scratchpad)), stop=["\nObservation:"]))
+            text = self._text(
+                self.llm.invoke(
+                    self._model_input(self._prompt(question, scratchpad)), stop=["\nObservation:"]
+                )
+            )
             step = self._step(text)
             if isinstance(step, AgentFinish):
                 run.on_agent_finish(step, color="green", verbose=self.verbose)
@@ -166,7 +183,9 @@ class AgentExecutor(Chain):
                 run.on_agent_finish(finish, color="green", verbose=self.verbose)
                 return {"output": observation}
             scratchpad += f"{step.log}\nObservation: {observation}\nThought:"
-        finish = AgentFinish(return_values={"output": "Agent stopped due to iteration limit or time limit."}, log="")
+        finish = AgentFinish(
+            return_values={"output": "Agent stopped due to iteration limit or time limit."}, log=""
+        )
         run.on_agent_finish(finish, color="green", verbose=self.verbose)
         return dict(finish.return_values)
 
@@ -175,7 +194,10 @@ class AgentExecutor(Chain):
         if tool is None:
             if action.tool == "_Exception":
                 return str(action.tool_input), False
-            return f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}].", False
+            return (
+                f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}].",
+                False,
+            )
         out = await tool.arun(
             action.tool_input,
             color=self._colors[tool.name],
@@ -185,13 +207,17 @@ class AgentExecutor(Chain):
         )
         return str(out), tool.return_direct
 
-    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    async def _acall(
+        self, inputs: dict[str, Any], run_manager: Run | None = None
+    ) -> dict[str, Any]:
         assert run_manager is not None
         run = run_manager
         question = str(inputs["input"])
         scratchpad = ""
         for i in range(self.max_iterations):
-            out = await self.llm.ainvoke(self._model_input(self._prompt(question, scratchpad)), stop=["\nObservation:"])
+            out = await self.llm.ainvoke(
+                self._model_input(self._prompt(question, scratchpad)), stop=["\nObservation:"]
+            )
             step = self._step(self._text(out))
             if isinstance(step, AgentFinish):
                 await run.aon_agent_finish(step, color="green", verbose=self.verbose)
@@ -203,7 +229,9 @@ class AgentExecutor(Chain):
                 await run.aon_agent_finish(finish, color="green", verbose=self.verbose)
                 return {"output": observation}
             scratchpad += f"{step.log}\nObservation: {observation}\nThought:"
-        finish = AgentFinish(return_values={"output": "Agent stopped due to iteration limit or time limit."}, log="")
+        finish = AgentFinish(
+            return_values={"output": "Agent stopped due to iteration limit or time limit."}, log=""
+        )
         await run.aon_agent_finish(finish, color="green", verbose=self.verbose)
         return dict(finish.return_values)
 
@@ -215,4 +243,8 @@ def calculator_tool() -> Tool:
     def calculator(expression: str) -> str:
         return str(evaluate(expression))
 
-    return Tool(name="calculator", func=calculator, description="Evaluates an arithmetic expression such as 12 * (3 + 4).")
+    return Tool(
+        name="calculator",
+        func=calculator,
+        description="Evaluates an arithmetic expression such as 12 * (3 + 4).",
+    )

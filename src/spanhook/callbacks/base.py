@@ -286,7 +286,9 @@ class AsyncCallbackHandler(BaseCallbackHandler):
     spanhook's handler loop before the run goes on, so events still arrive in order.
     """
 
-    async def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
+    async def on_llm_start(
+        self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any
+    ) -> None:
         """A model run started."""
 
     async def on_chat_model_start(
@@ -314,7 +316,9 @@ class AsyncCallbackHandler(BaseCallbackHandler):
     async def on_chain_error(self, error: BaseException, **kwargs: Any) -> None:
         """A chain run failed."""
 
-    async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+    async def on_tool_start(
+        self, serialized: dict[str, Any], input_str: str, **kwargs: Any
+    ) -> None:
         """A tool run started."""
 
     async def on_tool_end(self, output: Any, **kwargs: Any) -> None:
@@ -323,7 +327,9 @@ class AsyncCallbackHandler(BaseCallbackHandler):
     async def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
         """A tool run failed."""
 
-    async def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
+    async def on_retriever_start(
+        self, serialized: dict[str, Any], query: str, **kwargs: Any
+    ) -> None:
         """A retriever run started."""
 
     async def on_retriever_end(self, documents: Sequence[Document], **kwargs: Any) -> None:

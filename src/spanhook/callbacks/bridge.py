@@ -68,7 +68,9 @@ _collect_noops(BaseCallbackHandler, AsyncCallbackHandler)
 #: The base classes' ``ignore_*`` properties, which always say False: a handler whose class
 #: keeps them needs no flag lookup per event.
 _default_flags: set[Any] = {
-    BaseCallbackHandler.__dict__[f] for f in IGNORE_FLAG.values() if f is not None and f in BaseCallbackHandler.__dict__
+    BaseCallbackHandler.__dict__[f]
+    for f in IGNORE_FLAG.values()
+    if f is not None and f in BaseCallbackHandler.__dict__
 }
 #: Added to a plan's mode when the handler's ``ignore_*`` flag must be read at each event.
 _CHECK_FLAG = 8
@@ -115,7 +117,11 @@ def _plan_for(cls: type) -> _Plan:
     custom_lookup = _class_attr(cls, "__getattribute__") is not object.__getattribute__
     for event, mode in plan.items():
         flag = IGNORE_FLAG[event]
-        if mode and flag is not None and (custom_lookup or _class_attr(cls, flag) not in _default_flags):
+        if (
+            mode
+            and flag is not None
+            and (custom_lookup or _class_attr(cls, flag) not in _default_flags)
+        ):
             plan[event] = mode | _CHECK_FLAG
     _plans[cls] = plan
     return plan

@@ -57,7 +57,9 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
     def _out(self) -> TextIO:
         return self._stream or sys.stdout
 
-    def _print(self, tag: str, color: str, rec: _Rec, text: str, payload: Any, elapsed: float | None = None) -> None:
+    def _print(
+        self, tag: str, color: str, rec: _Rec, text: str, payload: Any, elapsed: float | None = None
+    ) -> None:
         on = color_enabled(self._out())
         timing = f"[{_elapsed(elapsed)}] " if elapsed is not None else ""
         head = colored(f"[{tag}]", color, on) + " " + bold(f"[{rec.crumbs}] {timing}{text}\n", on)
@@ -69,9 +71,14 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
         with self._lock:
             parent = self._runs.get(parent_run_id) if parent_run_id else None
             crumb = f"{kind}:{name}"
-            rec = _Rec(kind, name, parent_run_id if parent else None, time.monotonic(),
-                       Node(name=name, kind=kind, duration_ns=0, ok=True),
-                       f"{parent.crumbs} > {crumb}" if parent else crumb)
+            rec = _Rec(
+                kind,
+                name,
+                parent_run_id if parent else None,
+                time.monotonic(),
+                Node(name=name, kind=kind, duration_ns=0, ok=True),
+                f"{parent.crumbs} > {crumb}" if parent else crumb,
+            )
             if parent is not None:
                 parent.node.children.append(rec.node)
             self._runs[run_id] = rec
@@ -91,7 +98,11 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
 
     def _maybe_tree(self, rec: _Rec) -> None:
         if self.tree and rec.parent is None:
-            print(render([rec.node], color_enabled(self._out()), "\nRun tree:"), file=self._out(), flush=True)
+            print(
+                render([rec.node], color_enabled(self._out()), "\nRun tree:"),
+                file=self._out(),
+                flush=True,
+            )
 
     @staticmethod
     def _name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default: str) -> str:
@@ -102,7 +113,15 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
         return default
 
     # -- events -----------------------------------------------------------------------
-    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         rec = self._start("chain", self._name(serialized, kwargs, "Chain"), run_id, parent_run_id)
         self._print("chain/start", "green", rec, "Entering Chain run with input:", inputs)
 
@@ -110,21 +129,41 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
         done = self._end(run_id)
         if done:
             rec, elapsed = done
-            self._print("chain/end", "blue", rec, "Exiting Chain run with output:", outputs, elapsed)
+            self._print(
+                "chain/end", "blue", rec, "Exiting Chain run with output:", outputs, elapsed
+            )
             self._maybe_tree(rec)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         done = self._end(run_id, error)
         if done:
             rec, elapsed = done
-            self._print("chain/error", "red", rec, "Chain run errored with error:", repr(error), elapsed)
+            self._print(
+                "chain/error", "red", rec, "Chain run errored with error:", repr(error), elapsed
+            )
             self._maybe_tree(rec)
 
-    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         rec = self._start("llm", self._name(serialized, kwargs, "LLM"), run_id, parent_run_id)
         self._print("llm/start", "green", rec, "Entering LLM run with input:", {"prompts": prompts})
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         rec = self._start("llm", self._name(serialized, kwargs, "ChatModel"), run_id, parent_run_id)
         prompts = [get_buffer_string(m) for m in messages]
         self._print("llm/start", "green", rec, "Entering LLM run with input:", {"prompts": prompts})
@@ -143,10 +182,20 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
         done = self._end(run_id, error)
         if done:
             rec, elapsed = done
-            self._print("llm/error", "red", rec, "LLM run errored with error:", repr(error), elapsed)
+            self._print(
+                "llm/error", "red", rec, "LLM run errored with error:", repr(error), elapsed
+            )
             self._maybe_tree(rec)
 
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         rec = self._start("tool", self._name(serialized, kwargs, "Tool"), run_id, parent_run_id)
         self._print("tool/start", "green", rec, "Entering Tool run with input:", input_str)
 
@@ -154,30 +203,60 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
         done = self._end(run_id)
         if done:
             rec, elapsed = done
-            self._print("tool/end", "blue", rec, "Exiting Tool run with output:", str(output), elapsed)
+            self._print(
+                "tool/end", "blue", rec, "Exiting Tool run with output:", str(output), elapsed
+            )
             self._maybe_tree(rec)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         done = self._end(run_id, error)
         if done:
             rec, elapsed = done
-            self._print("tool/error", "red", rec, "Tool run errored with error:", repr(error), elapsed)
+            self._print(
+                "tool/error", "red", rec, "Tool run errored with error:", repr(error), elapsed
+            )
             self._maybe_tree(rec)
 
-    def on_retriever_start(self, serialized: dict[str, Any], query: str, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        rec = self._start("retriever", self._name(serialized, kwargs, "Retriever"), run_id, parent_run_id)
-        self._print("retriever/start", "green", rec, "Entering Retriever run with input:", {"query": query})
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        rec = self._start(
+            "retriever", self._name(serialized, kwargs, "Retriever"), run_id, parent_run_id
+        )
+        self._print(
+            "retriever/start", "green", rec, "Entering Retriever run with input:", {"query": query}
+        )
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
         done = self._end(run_id)
         if done:
             rec, elapsed = done
-            self._print("retriever/end", "blue", rec, "Exiting Retriever run with output:", {"documents": list(documents)}, elapsed)
+            self._print(
+                "retriever/end",
+                "blue",
+                rec,
+                "Exiting Retriever run with output:",
+                {"documents": list(documents)},
+                elapsed,
+            )
             self._maybe_tree(rec)
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         done = self._end(run_id, error)
         if done:
             rec, elapsed = done
-            self._print("retriever/error", "red", rec, "Retriever run errored with error:", repr(error), elapsed)
+            self._print(
+                "retriever/error",
+                "red",
+                rec,
+                "Retriever run errored with error:",
+                repr(error),
+                elapsed,
+            )
             self._maybe_tree(rec)

@@ -139,7 +139,11 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
             raise TypeError(
                 f"logger must be a logging.Logger or a logger name, got {type(logger).__name__}"
             )
-        for label, value in (("level", level), ("error_level", error_level), ("token_level", token_level)):
+        for label, value in (
+            ("level", level),
+            ("error_level", error_level),
+            ("token_level", token_level),
+        ):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{label} must be a logging level (int), got {value!r}")
         if not isinstance(max_content_length, int) or max_content_length < 16:
@@ -170,10 +174,17 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
     def _content(self, value: Any) -> str:
         return attr.truncate(attr.to_json(value), self.max_content_length)
 
-    def _start(self, event: str, serialized: Any, content_key: str, content: Any, kwargs: dict[str, Any]) -> None:
+    def _start(
+        self, event: str, serialized: Any, content_key: str, content: Any, kwargs: dict[str, Any]
+    ) -> None:
         ident = identify_run(event, serialized, kwargs)
         run_id: UUID = kwargs["run_id"]
-        active = _Active(ident, kwargs.get("parent_run_id"), list(kwargs.get("tags") or []), time.perf_counter_ns())
+        active = _Active(
+            ident,
+            kwargs.get("parent_run_id"),
+            list(kwargs.get("tags") or []),
+            time.perf_counter_ns(),
+        )
         with self._lock:
             self._runs[run_id] = active
         record = self._base(f"{ident.kind}_start", run_id, active)
@@ -209,7 +220,9 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
                 record["trace_id"] = _valid(run.trace_id)
         return record
 
-    def _finish(self, run_id: UUID, fallback_kind: str) -> tuple[_Active | None, dict[str, Any], str]:
+    def _finish(
+        self, run_id: UUID, fallback_kind: str
+    ) -> tuple[_Active | None, dict[str, Any], str]:
         with self._lock:
             active = self._runs.pop(run_id, None)
         record = self._base("", run_id, active)
@@ -221,7 +234,14 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
             label = fallback_kind
         return active, record, label
 
-    def _end(self, kind: str, content_key: str, content: Any, run_id: UUID, extra: dict[str, Any] | None = None) -> None:
+    def _end(
+        self,
+        kind: str,
+        content_key: str,
+        content: Any,
+        run_id: UUID,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         _, record, label = self._finish(run_id, kind)
         record["event"] = f"{record['run_kind']}_end"
         if extra:
@@ -243,7 +263,9 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
         what = attr.truncate(render_error(error), self.max_content_length)
         self._emit(self.error_level, f"{label} failed{took}: {what}", record)
 
-    def _event(self, level: int, event: str, message: str, run_id: UUID, fields: dict[str, Any]) -> None:
+    def _event(
+        self, level: int, event: str, message: str, run_id: UUID, fields: dict[str, Any]
+    ) -> None:
         with self._lock:
             active = self._runs.get(run_id)
         record = self._base(event, run_id, active)
@@ -269,8 +291,12 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
         stream = self.json_stream
         if stream is not None:
             line = json.dumps(
-                {"ts": datetime.now(timezone.utc).isoformat(), "level": logging.getLevelName(level),
-                 "message": message, **record},
+                {
+                    "ts": datetime.now(timezone.utc).isoformat(),
+                    "level": logging.getLevelName(level),
+                    "message": message,
+                    **record,
+                },
                 default=str,
                 ensure_ascii=False,
             )
@@ -290,14 +316,21 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
                         )
 
     # -- starts ------------------------------------------------------------------------
-    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
+    def on_chain_start(
+        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
+    ) -> None:
         self._start("on_chain_start", serialized, "inputs", inputs, kwargs)
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
         self._start("on_llm_start", serialized, "prompts", prompts, kwargs)
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any) -> None:
-        rendered = [[{"role": getattr(m, "type", "?"), "content": getattr(m, "content", m)} for m in ms] for ms in messages]
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
+    ) -> None:
+        rendered = [
+            [{"role": getattr(m, "type", "?"), "content": getattr(m, "content", m)} for m in ms]
+            for ms in messages
+        ]
         self._start("on_chat_model_start", serialized, "messages", rendered, kwargs)
 
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
@@ -372,7 +405,9 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
         fields: dict[str, Any] = {"tool": getattr(action, "tool", None)}
         if self.log_content:
             fields["tool_input"] = self._content(getattr(action, "tool_input", None))
-        self._event(self.level, "agent_action", f"agent chose tool {fields['tool']!r}", run_id, fields)
+        self._event(
+            self.level, "agent_action", f"agent chose tool {fields['tool']!r}", run_id, fields
+        )
 
     def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
         fields: dict[str, Any] = {}
@@ -386,7 +421,9 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
             "attempt": int(getattr(retry_state, "attempt_number", 0)),
             "error_type": type(error).__qualname__ if error is not None else None,
         }
-        self._event(self.level, "retry", f"retrying after attempt {fields['attempt']}", run_id, fields)
+        self._event(
+            self.level, "retry", f"retrying after attempt {fields['attempt']}", run_id, fields
+        )
 
 
 RequestLogger = RequestLoggerCallbackHandler

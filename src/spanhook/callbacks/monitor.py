@@ -116,7 +116,9 @@ class RunStats:
         if r.net_alloc_bytes is not None:
             self.total_net_alloc_bytes = (self.total_net_alloc_bytes or 0) + r.net_alloc_bytes
         if r.rss_end_bytes is not None:
-            self.max_rss_bytes = max(self.max_rss_bytes or 0, r.rss_end_bytes, r.rss_start_bytes or 0)
+            self.max_rss_bytes = max(
+                self.max_rss_bytes or 0, r.rss_end_bytes, r.rss_start_bytes or 0
+            )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -176,7 +178,9 @@ class MonitorCallbackHandler(BaseCallbackHandler):
 
     run_inline = True  # a few clock and counter updates: never worth a thread hop
 
-    def __init__(self, *, trace_memory: bool = False, track_rss: bool = True, max_records: int = 1000) -> None:
+    def __init__(
+        self, *, trace_memory: bool = False, track_rss: bool = True, max_records: int = 1000
+    ) -> None:
         if not isinstance(max_records, int) or max_records < 0:
             raise ValueError(f"max_records must be an int >= 0, got {max_records!r}")
         self.trace_memory = bool(trace_memory)
@@ -256,13 +260,17 @@ class MonitorCallbackHandler(BaseCallbackHandler):
             self._records.append(record)
             self._finished += 1
 
-    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
+    def on_chain_start(
+        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
+    ) -> None:
         self._start("on_chain_start", serialized, kwargs)
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
         self._start("on_llm_start", serialized, kwargs)
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
+    ) -> None:
         self._start("on_chat_model_start", serialized, kwargs)
 
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
@@ -311,7 +319,9 @@ class MonitorCallbackHandler(BaseCallbackHandler):
         with self._lock:
             keys = sorted(self._stats, key=lambda k: self._order.get(k, len(self._order)))
             stats = [
-                RunStats(**{**self._stats[k].__dict__, "error_types": dict(self._stats[k].error_types)})
+                RunStats(
+                    **{**self._stats[k].__dict__, "error_types": dict(self._stats[k].error_types)}
+                )
                 for k in keys
             ]
             return MonitorReport(stats, len(self._active), self._finished, self.trace_memory)
@@ -320,7 +330,9 @@ class MonitorCallbackHandler(BaseCallbackHandler):
         """Forget the finished runs (runs still active are kept)."""
         with self._lock:
             self._stats.clear()
-            self._order = {k: i for i, k in enumerate({(a.kind, a.name) for a in self._active.values()})}
+            self._order = {
+                k: i for i, k in enumerate({(a.kind, a.name) for a in self._active.values()})
+            }
             self._records.clear()
             self._finished = 0
 
@@ -352,7 +364,10 @@ class MonitorCallbackHandler(BaseCallbackHandler):
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = []
         for i, r in enumerate(rows):
-            cells = [c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))]
+            cells = [
+                c.ljust(w) if j < 2 else c.rjust(w)
+                for j, (c, w) in enumerate(zip(r, widths, strict=True))
+            ]
             lines.append("  ".join(cells).rstrip())
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))

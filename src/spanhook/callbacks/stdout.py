@@ -33,10 +33,16 @@ class StdOutCallbackHandler(BaseCallbackHandler):
     def _out(self) -> TextIO:
         return sys.stdout if self.file is None else self.file  # stdout looked up at each write
 
-    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
+    def on_chain_start(
+        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
+    ) -> None:
         name = chain_name(serialized, kwargs)
         out = self._out
-        print(f"\n\n{bold(f'> Entering new {name} chain...', color_enabled(out))}", file=out, flush=True)
+        print(
+            f"\n\n{bold(f'> Entering new {name} chain...', color_enabled(out))}",
+            file=out,
+            flush=True,
+        )
 
     def on_chain_end(self, outputs: dict[str, Any], **kwargs: Any) -> None:
         out = self._out

@@ -286,7 +286,9 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
         if not self.is_async:
             return True
         if asyncio.get_running_loop() is not self._loop:
-            raise RuntimeError("aflush() must be awaited on the connection's event loop; use flush()")
+            raise RuntimeError(
+                "aflush() must be awaited on the connection's event loop; use flush()"
+            )
         queue = self._queue
         if queue is None:
             return True
@@ -380,13 +382,17 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
                 done["error"] = render_error(error)
             self._send(done)
 
-    def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any) -> None:
+    def on_chain_start(
+        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
+    ) -> None:
         self._start("on_chain_start", serialized, kwargs)
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
         self._start("on_llm_start", serialized, kwargs)
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
+    ) -> None:
         self._start("on_chat_model_start", serialized, kwargs)
 
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
@@ -418,7 +424,12 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
         self._finish(run_id, output, None, output=str(output))
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, documents, None, documents=[getattr(d, "page_content", d) for d in documents or []])
+        self._finish(
+            run_id,
+            documents,
+            None,
+            documents=[getattr(d, "page_content", d) for d in documents or []],
+        )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._finish(run_id, None, error)

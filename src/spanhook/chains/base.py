@@ -40,14 +40,18 @@ class Chain(Primitive):
         self._init_primitive(callbacks, tags, metadata, verbose, name)
         for key, value in fields.items():
             if not hasattr(type(self), key):
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}")
+                raise TypeError(
+                    f"{type(self).__name__}() got an unexpected keyword argument {key!r}"
+                )
             setattr(self, key, value)
 
     # -- to implement -------------------------------------------------------------------
     def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement _call(inputs)")
 
-    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    async def _acall(
+        self, inputs: dict[str, Any], run_manager: Run | None = None
+    ) -> dict[str, Any]:
         ctx = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: ctx.run(self._invoke_call, inputs, run_manager)
@@ -82,7 +86,9 @@ class Chain(Primitive):
             inputs = {keys[0]: inputs}
         missing = [k for k in keys if k not in inputs]
         if missing:
-            raise ValueError(f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})")
+            raise ValueError(
+                f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+            )
         return dict(inputs)
 
     def _check_outputs(self, outputs: Any) -> dict[str, Any]:
@@ -93,10 +99,14 @@ class Chain(Primitive):
             else:
                 return outputs
         if not isinstance(outputs, Mapping):
-            raise TypeError(f"{type(self).__name__}._call must return a dict, got {type(outputs).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}._call must return a dict, got {type(outputs).__name__}"
+            )
         missing = [k for k in self.output_keys if k not in outputs]
         if missing:
-            raise ValueError(f"{self.get_name()} did not return output key(s) {missing} (got {sorted(outputs)})")
+            raise ValueError(
+                f"{self.get_name()} did not return output key(s) {missing} (got {sorted(outputs)})"
+            )
         return dict(outputs)
 
     def _span_name(self) -> str:
@@ -139,11 +149,22 @@ class Chain(Primitive):
             run.set_result(outputs)
         return outputs
 
-    def _request(self, config: Mapping[str, Any] | None, callbacks: Any, tags: Any, metadata: Any, **extra: Any) -> Request:
-        return Request.from_config(config, callbacks, tags, metadata, where=self._request_label, **extra)
+    def _request(
+        self,
+        config: Mapping[str, Any] | None,
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+        **extra: Any,
+    ) -> Request:
+        return Request.from_config(
+            config, callbacks, tags, metadata, where=self._request_label, **extra
+        )
 
     @staticmethod
-    def _merge(inputs: dict[str, Any], outputs: dict[str, Any], return_only_outputs: bool) -> dict[str, Any]:
+    def _merge(
+        inputs: dict[str, Any], outputs: dict[str, Any], return_only_outputs: bool
+    ) -> dict[str, Any]:
         return outputs if return_only_outputs else {**inputs, **outputs}
 
     def _single_output(self, outputs: dict[str, Any], method: str) -> Any:
@@ -156,13 +177,17 @@ class Chain(Primitive):
 
     def _run_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any], method: str) -> Any:
         if args and kwargs:
-            raise ValueError(f"{method}() takes either one positional input or keyword inputs, not both")
+            raise ValueError(
+                f"{method}() takes either one positional input or keyword inputs, not both"
+            )
         if len(args) > 1:
             raise ValueError(f"{method}() takes at most one positional input, got {len(args)}")
         if args:
             return args[0]
         if not kwargs:
-            raise ValueError(f"{method}() needs inputs: {self.get_name()} takes {list(self.input_keys)}")
+            raise ValueError(
+                f"{method}() needs inputs: {self.get_name()} takes {list(self.input_keys)}"
+            )
         return kwargs
 
     # -- request methods ----------------------------------------------------------------
@@ -272,7 +297,11 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         request = self._request(None, callbacks, tags, metadata)
-        return list(await asyncio.gather(*(self._aexecute(self.prep_inputs(x), request) for x in input_list)))
+        return list(
+            await asyncio.gather(
+                *(self._aexecute(self.prep_inputs(x), request) for x in input_list)
+            )
+        )
 
     def batch(
         self,
@@ -312,8 +341,12 @@ class Chain(Primitive):
         async def one(pr: tuple[dict[str, Any], Request]) -> dict[str, Any]:
             return self._merge(pr[0], await self._aexecute(*pr), False)
 
-        return await arun_batch(one, list(zip(prepared, requests, strict=True)),
-                                max_concurrency or (config or {}).get("max_concurrency"), return_exceptions)
+        return await arun_batch(
+            one,
+            list(zip(prepared, requests, strict=True)),
+            max_concurrency or (config or {}).get("max_concurrency"),
+            return_exceptions,
+        )
 
     # -- streaming ---------------------------------------------------------------------------
     def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:

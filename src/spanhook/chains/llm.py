@@ -30,11 +30,17 @@ class LLMChain(Chain):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name)
+        super().__init__(
+            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
+        )
         if not isinstance(llm, BaseLanguageModel):
-            raise TypeError(f"LLMChain llm must be a spanhook LLM or chat model, got {type(llm).__name__}")
+            raise TypeError(
+                f"LLMChain llm must be a spanhook LLM or chat model, got {type(llm).__name__}"
+            )
         if not isinstance(prompt, (PromptTemplate, ChatPromptTemplate)):
-            raise TypeError(f"LLMChain prompt must be a PromptTemplate or ChatPromptTemplate, got {type(prompt).__name__}")
+            raise TypeError(
+                f"LLMChain prompt must be a PromptTemplate or ChatPromptTemplate, got {type(prompt).__name__}"
+            )
         self.llm = llm
         self.prompt = prompt
         self.output_key = output_key
@@ -71,9 +77,15 @@ class LLMChain(Chain):
         prompt_value = self._format(inputs, run_manager)
         return {self.output_key: self._text(self.llm.invoke(prompt_value, stop=inputs.get("stop")))}
 
-    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    async def _acall(
+        self, inputs: dict[str, Any], run_manager: Run | None = None
+    ) -> dict[str, Any]:
         prompt_value = await self._aformat(inputs, run_manager)
-        return {self.output_key: self._text(await self.llm.ainvoke(prompt_value, stop=inputs.get("stop")))}
+        return {
+            self.output_key: self._text(
+                await self.llm.ainvoke(prompt_value, stop=inputs.get("stop"))
+            )
+        }
 
     def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any]:
         prompt_value = self._format(inputs, run)

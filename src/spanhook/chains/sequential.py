@@ -28,7 +28,9 @@ class SimpleSequentialChain(Chain):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name)
+        super().__init__(
+            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
+        )
         if not chains:
             raise ValueError("SimpleSequentialChain needs at least one chain")
         for i, c in enumerate(chains):
@@ -51,17 +53,23 @@ class SimpleSequentialChain(Chain):
             if self.strip_outputs and isinstance(value, str):
                 value = value.strip()
             if run_manager is not None:
-                run_manager.on_text(str(value), color=_COLORS[i % len(_COLORS)], end="\n", verbose=self.verbose)
+                run_manager.on_text(
+                    str(value), color=_COLORS[i % len(_COLORS)], end="\n", verbose=self.verbose
+                )
         return {self.output_keys[0]: value}
 
-    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    async def _acall(
+        self, inputs: dict[str, Any], run_manager: Run | None = None
+    ) -> dict[str, Any]:
         value = inputs[self.input_keys[0]]
         for i, chain in enumerate(self.chains):
             value = await chain.arun(value)
             if self.strip_outputs and isinstance(value, str):
                 value = value.strip()
             if run_manager is not None:
-                await run_manager.aon_text(str(value), color=_COLORS[i % len(_COLORS)], end="\n", verbose=self.verbose)
+                await run_manager.aon_text(
+                    str(value), color=_COLORS[i % len(_COLORS)], end="\n", verbose=self.verbose
+                )
         return {self.output_keys[0]: value}
 
 
@@ -81,20 +89,28 @@ class SequentialChain(Chain):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name)
+        super().__init__(
+            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
+        )
         if not chains:
             raise ValueError("SequentialChain needs at least one chain")
         known = set(input_variables)
         for i, c in enumerate(chains):
             missing = [k for k in c.input_keys if k not in known]
             if missing:
-                raise ValueError(f"chains[{i}] ({c.get_name()}) needs {missing}, which no earlier step provides")
+                raise ValueError(
+                    f"chains[{i}] ({c.get_name()}) needs {missing}, which no earlier step provides"
+                )
             overlap = [k for k in c.output_keys if k in known]
             if overlap:
                 raise ValueError(f"chains[{i}] ({c.get_name()}) would overwrite {overlap}")
             known |= set(c.output_keys)
         if output_variables is None:
-            output_variables = [k for k in known if k not in input_variables] if return_all else list(chains[-1].output_keys)
+            output_variables = (
+                [k for k in known if k not in input_variables]
+                if return_all
+                else list(chains[-1].output_keys)
+            )
         unknown = [k for k in output_variables if k not in known]
         if unknown:
             raise ValueError(f"output_variables {unknown} are produced by no chain")
@@ -108,7 +124,9 @@ class SequentialChain(Chain):
             values.update(chain(values, return_only_outputs=True))
         return {k: values[k] for k in self.output_keys}
 
-    async def _acall(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    async def _acall(
+        self, inputs: dict[str, Any], run_manager: Run | None = None
+    ) -> dict[str, Any]:
         values = dict(inputs)
         for chain in self.chains:
             values.update(await chain.acall(values, return_only_outputs=True))

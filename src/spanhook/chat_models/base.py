@@ -48,33 +48,65 @@ def to_messages(input: Any, where: str) -> Messages:
             elif isinstance(m, tuple) and len(m) == 2 and all(isinstance(p, str) for p in m):
                 out.append(message_from_role(m[0], m[1]))
             else:
-                raise TypeError(f"{where}: message {i} must be a message or a (role, text) pair, got {m!r}")
+                raise TypeError(
+                    f"{where}: message {i} must be a message or a (role, text) pair, got {m!r}"
+                )
         return out
-    raise TypeError(f"{where} takes a string, a PromptValue or a list of messages, got {type(input).__name__}")
+    raise TypeError(
+        f"{where} takes a string, a PromptValue or a list of messages, got {type(input).__name__}"
+    )
 
 
 class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage]):
     _run_kind = "chat_model"
     _operation = "chat"
 
-    def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
-        raise NotImplementedError(f"{type(self).__name__} must implement _generate(messages, stop=None, run_manager=None)")
+    def _generate(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _generate(messages, stop=None, run_manager=None)"
+        )
 
-    async def _agenerate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         ctx = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: ctx.run(self._invoke_generate, messages, stop, run_manager, kwargs)
         )
 
-    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         raise NotImplementedError
 
-    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         raise NotImplementedError
         yield  # pragma: no cover
 
     # -- plumbing -------------------------------------------------------------------------
-    def _invoke_generate(self, messages: Messages, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]) -> ChatResult:
+    def _invoke_generate(
+        self, messages: Messages, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]
+    ) -> ChatResult:
         if accepts(self._generate, "run_manager"):
             return self._generate(messages, stop=stop, run_manager=run, **kwargs)
         return self._generate(messages, stop=stop, **kwargs)
@@ -87,7 +119,10 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
 
     def _content_messages(self, prepared: Messages) -> list[dict[str, Any]]:
         role = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-        return [{"role": role.get(m.type, m.type), "parts": [{"type": "text", "content": m.content}]} for m in prepared]
+        return [
+            {"role": role.get(m.type, m.type), "parts": [{"type": "text", "content": m.content}]}
+            for m in prepared
+        ]
 
     def _to_llm_result(self, result: ChatResult) -> LLMResult:
         out = dict(result.llm_output or {})
@@ -102,13 +137,19 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
                 }
         return LLMResult(generations=[list(result.generations)], llm_output=out)
 
-    def _generate_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    def _generate_one(
+        self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         result = self._invoke_generate(prepared, stop, run, kwargs)
         if not isinstance(result, ChatResult):
-            raise TypeError(f"{type(self).__name__}._generate must return a ChatResult, got {type(result).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}._generate must return a ChatResult, got {type(result).__name__}"
+            )
         return self._to_llm_result(result)
 
-    async def _agenerate_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    async def _agenerate_one(
+        self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         if accepts(self._agenerate, "run_manager"):
             result = await self._agenerate(prepared, stop=stop, run_manager=run, **kwargs)
         else:
@@ -118,26 +159,34 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(BaseChatModel, name)
 
-    def _stream_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> Iterator[ChatGenerationChunk] | None:
+    def _stream_one(
+        self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk] | None:
         if not self._implements("_stream"):
             return None
         if accepts(self._stream, "run_manager"):
             return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
         return self._stream(prepared, stop=stop, **kwargs)
 
-    def _astream_one(self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk] | None:
+    def _astream_one(
+        self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk] | None:
         if self._implements("_astream"):
             if accepts(self._astream, "run_manager"):
                 return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
             return self._astream(prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 
-    def _whole_as_chunk(self, prepared: Messages, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+    def _whole_as_chunk(
+        self, prepared: Messages, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
+    ) -> Iterator[ChatGenerationChunk]:
         result = self._generate_one(prepared, stop, run, **kwargs)
         gen = result.generations[0][0]
         msg = getattr(gen, "message", AIMessage(content=gen.text))
         yield ChatGenerationChunk(
-            message=AIMessageChunk(content=msg.content, usage_metadata=getattr(msg, "usage_metadata", None)),
+            message=AIMessageChunk(
+                content=msg.content, usage_metadata=getattr(msg, "usage_metadata", None)
+            ),
             generation_info=gen.generation_info,
         )
 
@@ -149,10 +198,17 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         tool_calls = list(getattr(msg, "tool_calls", None) or [])
         if not tool_calls and getattr(msg, "tool_call_chunks", None):
             tool_calls = tool_calls_from_chunks(msg.tool_call_chunks)  # type: ignore[attr-defined]
-        final = AIMessage(content=msg.content, usage_metadata=getattr(msg, "usage_metadata", None),
-                          response_metadata=msg.response_metadata, id=msg.id, tool_calls=tool_calls,
-                          additional_kwargs=msg.additional_kwargs)
-        gen = ChatGeneration(message=final, generation_info=total.generation_info or {"finish_reason": "stop"})
+        final = AIMessage(
+            content=msg.content,
+            usage_metadata=getattr(msg, "usage_metadata", None),
+            response_metadata=msg.response_metadata,
+            id=msg.id,
+            tool_calls=tool_calls,
+            additional_kwargs=msg.additional_kwargs,
+        )
+        gen = ChatGeneration(
+            message=final, generation_info=total.generation_info or {"finish_reason": "stop"}
+        )
         return self._to_llm_result(ChatResult(generations=[gen]))
 
     def _output(self, result: LLMResult) -> BaseMessage:
@@ -183,13 +239,25 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
 class SimpleChatModel(BaseChatModel):
     """Implement ``_call(messages, stop=None, run_manager=None) -> str``."""
 
-    def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    def _call(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         raise NotImplementedError(f"{type(self).__name__} must implement _call(messages)")
 
     def _usage(self, messages: Messages, text: str) -> dict[str, int] | None:
         return None
 
-    def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if accepts(self._call, "run_manager"):
             text = self._call(messages, stop=stop, run_manager=run_manager, **kwargs)
         else:
@@ -197,7 +265,12 @@ class SimpleChatModel(BaseChatModel):
         usage = self._usage(messages, text)
         meta = None
         if usage:
-            meta = {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
-                    "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+            meta = {
+                "input_tokens": usage["prompt_tokens"],
+                "output_tokens": usage["completion_tokens"],
+                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+            }
         msg = AIMessage(content=text, usage_metadata=meta)
-        return ChatResult(generations=[ChatGeneration(message=msg, generation_info={"finish_reason": "stop"})])
+        return ChatResult(
+            generations=[ChatGeneration(message=msg, generation_info={"finish_reason": "stop"})]
+        )

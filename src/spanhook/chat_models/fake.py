@@ -22,10 +22,26 @@ class FakeListChatModel(SimpleChatModel):
     model_name = "fake-list-chat"
     span_kind = SpanKind.INTERNAL
 
-    def __init__(self, responses: Sequence[str], *, sleep: float = 0.0, callbacks: Sequence[Any] | None = None,
-                 tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
-                 verbose: bool = False, name: str | None = None, streaming: bool = False) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name, streaming=streaming)
+    def __init__(
+        self,
+        responses: Sequence[str],
+        *,
+        sleep: float = 0.0,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+        streaming: bool = False,
+    ) -> None:
+        super().__init__(
+            callbacks=callbacks,
+            tags=tags,
+            metadata=metadata,
+            verbose=verbose,
+            name=name,
+            streaming=streaming,
+        )
         self._cycle = ResponseCycle(responses, "FakeListChatModel")
         self.responses = self._cycle.responses
         self.sleep = sleep
@@ -33,16 +49,34 @@ class FakeListChatModel(SimpleChatModel):
     def _next(self) -> str:
         return self._cycle.next()
 
-    def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    def _call(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         if self.sleep:
             time.sleep(self.sleep)
         return self._next()
 
-    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         for ch in self._call(messages, stop):
             yield ChatGenerationChunk(message=AIMessageChunk(content=ch))
 
-    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         if self.sleep:
             await asyncio.sleep(self.sleep)
         for ch in self._next():
@@ -55,10 +89,25 @@ class OfflineChatModel(SimpleChatModel):
     model_name = MODEL_NAME + "-chat"
     span_kind = SpanKind.INTERNAL
 
-    def __init__(self, *, delay: float = 0.0, callbacks: Sequence[Any] | None = None,
-                 tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
-                 verbose: bool = False, name: str | None = None, streaming: bool = False) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name, streaming=streaming)
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+        streaming: bool = False,
+    ) -> None:
+        super().__init__(
+            callbacks=callbacks,
+            tags=tags,
+            metadata=metadata,
+            verbose=verbose,
+            name=name,
+            streaming=streaming,
+        )
         self.delay = delay
 
     def _identifying_params(self) -> dict[str, Any]:
@@ -72,9 +121,18 @@ class OfflineChatModel(SimpleChatModel):
         return text
 
     def _usage(self, messages: Messages, text: str) -> dict[str, int]:
-        return {"prompt_tokens": count_tokens(get_buffer_string(messages)), "completion_tokens": count_tokens(text)}
+        return {
+            "prompt_tokens": count_tokens(get_buffer_string(messages)),
+            "completion_tokens": count_tokens(text),
+        }
 
-    def _call(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    def _call(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         return self._text(messages, stop)
 
     def _chunks(self, messages: Messages, stop: list[str] | None) -> list[ChatGenerationChunk]:
@@ -84,18 +142,33 @@ class OfflineChatModel(SimpleChatModel):
             u = self._usage(messages, text)
             last = chunks[-1].message
             if isinstance(last, AIMessageChunk):
-                last.usage_metadata = {"input_tokens": u["prompt_tokens"], "output_tokens": u["completion_tokens"],
-                                       "total_tokens": u["prompt_tokens"] + u["completion_tokens"]}
+                last.usage_metadata = {
+                    "input_tokens": u["prompt_tokens"],
+                    "output_tokens": u["completion_tokens"],
+                    "total_tokens": u["prompt_tokens"] + u["completion_tokens"],
+                }
             chunks[-1].generation_info = {"finish_reason": "stop"}
         return chunks
 
-    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         for c in self._chunks(messages, stop):
             if self.delay:
                 time.sleep(self.delay)
             yield c
 
-    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for c in self._chunks(messages, stop):
             if self.delay:
                 await asyncio.sleep(self.delay)

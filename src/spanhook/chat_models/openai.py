@@ -72,12 +72,29 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name,
-                         streaming=streaming, max_retries=max_retries, retry_delay=retry_delay)
-        self._setup_openai(model, temperature=temperature, max_tokens=max_tokens, api_key=api_key,
-                           base_url=base_url, organization=organization, timeout=timeout,
-                           default_headers=default_headers, model_kwargs=model_kwargs,
-                           stream_usage=stream_usage, suppress_provider_spans=suppress_provider_spans)
+        super().__init__(
+            callbacks=callbacks,
+            tags=tags,
+            metadata=metadata,
+            verbose=verbose,
+            name=name,
+            streaming=streaming,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+        )
+        self._setup_openai(
+            model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            timeout=timeout,
+            default_headers=default_headers,
+            model_kwargs=model_kwargs,
+            stream_usage=stream_usage,
+            suppress_provider_spans=suppress_provider_spans,
+        )
         self.tools = [to_openai_tool(t) for t in tools] if tools else None
 
     def _llm_type(self) -> str:
@@ -87,7 +104,9 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
     def _endpoint(self, client: Any) -> Any:
         return client.chat.completions
 
-    def _body(self, messages: Messages, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+    def _body(
+        self, messages: Messages, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool
+    ) -> dict[str, Any]:
         body = self._request_body(stop, kwargs, stream)
         if body.get("tools"):
             body["tools"] = [to_openai_tool(t) for t in body["tools"]]
@@ -96,16 +115,42 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
         body["messages"] = [to_openai_message(m) for m in messages]
         return body
 
-    def _generate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         return _chat_result(self._create(self._body(messages, stop, kwargs, False)))
 
-    async def _agenerate(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         return _chat_result(await self._acreate(self._body(messages, stop, kwargs, False)))
 
-    def _stream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        yield from self._events(self._body(messages, stop, kwargs, True), _chunk)  # lazy: nothing runs before the first step
+    def _stream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        yield from self._events(
+            self._body(messages, stop, kwargs, True), _chunk
+        )  # lazy: nothing runs before the first step
 
-    async def _astream(self, messages: Messages, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: Messages,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         async for chunk in self._aevents(self._body(messages, stop, kwargs, True), _chunk):
             yield chunk
 
@@ -127,18 +172,26 @@ def _chat_result(response: Any) -> ChatResult:
     for choice in response.choices:
         m = choice.message
         calls = tool_calls_from_chunks(
-            [{"name": c.function.name, "args": c.function.arguments, "id": c.id} for c in m.tool_calls or []]
+            [
+                {"name": c.function.name, "args": c.function.arguments, "id": c.id}
+                for c in m.tool_calls or []
+            ]
         )
         msg = AIMessage(
             content=m.content or "",
             tool_calls=calls,
             usage_metadata=usage_metadata(usage),
-            response_metadata={"model_name": response.model, "id": response.id,
-                               "finish_reason": choice.finish_reason,
-                               "system_fingerprint": getattr(response, "system_fingerprint", None)},
+            response_metadata={
+                "model_name": response.model,
+                "id": response.id,
+                "finish_reason": choice.finish_reason,
+                "system_fingerprint": getattr(response, "system_fingerprint", None),
+            },
             id=response.id,
         )
-        gens.append(ChatGeneration(message=msg, generation_info={"finish_reason": choice.finish_reason}))
+        gens.append(
+            ChatGeneration(message=msg, generation_info={"finish_reason": choice.finish_reason})
+        )
     llm_output: dict[str, Any] = {"model_name": response.model, "id": response.id}
     if usage is not None:
         llm_output["token_usage"] = usage
@@ -152,18 +205,31 @@ def _chunk(event: Any) -> ChatGenerationChunk | None:
     if not event.choices:
         if usage is None:
             return None
-        return ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage, response_metadata=meta, id=event.id))
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="", usage_metadata=usage, response_metadata=meta, id=event.id
+            )
+        )
     choice = event.choices[0]
     delta = choice.delta
     tool_chunks = [
-        {"name": c.function.name if c.function else None,
-         "args": c.function.arguments if c.function else None,
-         "id": c.id, "index": c.index, "type": "tool_call_chunk"}
+        {
+            "name": c.function.name if c.function else None,
+            "args": c.function.arguments if c.function else None,
+            "id": c.id,
+            "index": c.index,
+            "type": "tool_call_chunk",
+        }
         for c in delta.tool_calls or []
     ]
     info = {"finish_reason": choice.finish_reason} if choice.finish_reason else None
     return ChatGenerationChunk(
-        message=AIMessageChunk(content=delta.content or "", tool_call_chunks=tool_chunks, usage_metadata=usage,
-                               response_metadata=meta, id=event.id),
+        message=AIMessageChunk(
+            content=delta.content or "",
+            tool_call_chunks=tool_chunks,
+            usage_metadata=usage,
+            response_metadata=meta,
+            id=event.id,
+        ),
         generation_info=info,
     )

@@ -28,19 +28,45 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     _operation = "text_completion"
 
     # -- to implement -----------------------------------------------------------------
-    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
-        raise NotImplementedError(f"{type(self).__name__} must implement _call(prompt, stop=None, run_manager=None)")
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _call(prompt, stop=None, run_manager=None)"
+        )
 
-    async def _acall(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    async def _acall(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         ctx = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: ctx.run(self._invoke_call, prompt, stop, run_manager, kwargs)
         )
 
-    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
         raise NotImplementedError
 
-    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -49,7 +75,9 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         return None
 
     # -- plumbing ---------------------------------------------------------------------
-    def _invoke_call(self, prompt: str, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]) -> str:
+    def _invoke_call(
+        self, prompt: str, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]
+    ) -> str:
         fn = self._call
         if accepts(fn, "run_manager"):
             return fn(prompt, stop=stop, run_manager=run, **kwargs)
@@ -60,7 +88,9 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
             return input
         if isinstance(input, PromptValue):
             return input.to_string()
-        raise TypeError(f"{type(self).__name__} takes a prompt string or PromptValue, got {type(input).__name__}")
+        raise TypeError(
+            f"{type(self).__name__} takes a prompt string or PromptValue, got {type(input).__name__}"
+        )
 
     def _start_args(self, prepared: str) -> tuple[Any, ...]:
         return (self._serialized(), [prepared])
@@ -77,17 +107,31 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         usage = self._usage(prompt, text)
         out: dict[str, Any] = {"model_name": self.get_model_name()}
         if usage:
-            usage = {**usage, "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)}
+            usage = {
+                **usage,
+                "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
+            }
             out["token_usage"] = usage
-        return LLMResult(generations=[[Generation(text=text, generation_info=info or {"finish_reason": "stop"})]], llm_output=out)
+        return LLMResult(
+            generations=[
+                [Generation(text=text, generation_info=info or {"finish_reason": "stop"})]
+            ],
+            llm_output=out,
+        )
 
-    def _generate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    def _generate_one(
+        self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         text = self._invoke_call(prepared, stop, run, kwargs)
         if not isinstance(text, str):
-            raise TypeError(f"{type(self).__name__}._call must return a str, got {type(text).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}._call must return a str, got {type(text).__name__}"
+            )
         return self._result(prepared, text)
 
-    async def _agenerate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    async def _agenerate_one(
+        self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         fn = self._acall
         if accepts(fn, "run_manager"):
             text = await fn(prepared, stop=stop, run_manager=run, **kwargs)
@@ -98,21 +142,27 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(LLM, name)
 
-    def _stream_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> Iterator[GenerationChunk] | None:
+    def _stream_one(
+        self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> Iterator[GenerationChunk] | None:
         if not self._implements("_stream"):
             return None
         if accepts(self._stream, "run_manager"):
             return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
         return self._stream(prepared, stop=stop, **kwargs)
 
-    def _astream_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> AsyncIterator[GenerationChunk] | None:
+    def _astream_one(
+        self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> AsyncIterator[GenerationChunk] | None:
         if self._implements("_astream"):
             if accepts(self._astream, "run_manager"):
                 return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
             return self._astream(prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 
-    def _whole_as_chunk(self, prepared: str, stop: list[str] | None, run: Run, kwargs: dict[str, Any]) -> Iterator[GenerationChunk]:
+    def _whole_as_chunk(
+        self, prepared: str, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
+    ) -> Iterator[GenerationChunk]:
         result = self._generate_one(prepared, stop, run, **kwargs)
         gen = result.generations[0][0]
         yield GenerationChunk(text=gen.text, generation_info=gen.generation_info)
@@ -123,8 +173,12 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
             total = total + c
         text = total.text
         usage_info = total.generation_info or {}
-        result = LLMResult(generations=[[Generation(text=text, generation_info=usage_info or {"finish_reason": "stop"})]],
-                           llm_output={"model_name": self.get_model_name()})
+        result = LLMResult(
+            generations=[
+                [Generation(text=text, generation_info=usage_info or {"finish_reason": "stop"})]
+            ],
+            llm_output={"model_name": self.get_model_name()},
+        )
         usage = usage_info.get("token_usage")
         if isinstance(usage, dict):
             result.llm_output = {**(result.llm_output or {}), "token_usage": usage}
@@ -140,37 +194,95 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         return chunk.text
 
     # -- LangChain-style extra request methods ------------------------------------------
-    def __call__(self, prompt: str, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
-                 *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+    def __call__(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
         if not isinstance(prompt, str):
-            raise TypeError(f"{type(self).__name__}() takes a prompt string, got {type(prompt).__name__}")
-        return self.invoke(prompt, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs)
+            raise TypeError(
+                f"{type(self).__name__}() takes a prompt string, got {type(prompt).__name__}"
+            )
+        return self.invoke(
+            prompt, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
+        )
 
-    def predict(self, text: str, *, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
-                tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
-        return self.invoke(text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs)
+    def predict(
+        self,
+        text: str,
+        *,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return self.invoke(
+            text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
+        )
 
-    async def apredict(self, text: str, *, stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
-                       tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
-        return await self.ainvoke(text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs)
+    async def apredict(
+        self,
+        text: str,
+        *,
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return await self.ainvoke(
+            text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
+        )
 
-    def generate(self, prompts: Sequence[str], stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
-                 *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
-                 run_name: str | None = None, **kwargs: Any) -> LLMResult:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
         """One run per prompt (as langchain-core calls ``on_llm_start`` once per prompt)."""
         if isinstance(prompts, str):
             raise TypeError("generate() takes a list of prompts, got a single string; use invoke()")
         request = self._request(None, callbacks, tags, metadata, run_name=run_name)
-        results = [self._call_one(self._prepare(p), request, stop, dict(kwargs), len(prompts)) for p in prompts]
+        results = [
+            self._call_one(self._prepare(p), request, stop, dict(kwargs), len(prompts))
+            for p in prompts
+        ]
         return _merge(results)
 
-    async def agenerate(self, prompts: Sequence[str], stop: list[str] | None = None, callbacks: Sequence[Any] | None = None,
-                        *, tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
-                        run_name: str | None = None, **kwargs: Any) -> LLMResult:
+    async def agenerate(
+        self,
+        prompts: Sequence[str],
+        stop: list[str] | None = None,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
         if isinstance(prompts, str):
-            raise TypeError("agenerate() takes a list of prompts, got a single string; use ainvoke()")
+            raise TypeError(
+                "agenerate() takes a list of prompts, got a single string; use ainvoke()"
+            )
         request = self._request(None, callbacks, tags, metadata, run_name=run_name)
-        results = await asyncio.gather(*(self._acall_one(self._prepare(p), request, stop, dict(kwargs), len(prompts)) for p in prompts))
+        results = await asyncio.gather(
+            *(
+                self._acall_one(self._prepare(p), request, stop, dict(kwargs), len(prompts))
+                for p in prompts
+            )
+        )
         return _merge(list(results))
 
 
@@ -182,4 +294,6 @@ def _merge(results: list[LLMResult]) -> LLMResult:
     out: dict[str, Any] = dict(results[0].llm_output or {}) if results else {}
     if usage:
         out["token_usage"] = usage
-    return LLMResult(generations=[g for r in results for g in r.generations], llm_output=out or None)
+    return LLMResult(
+        generations=[g for r in results for g in r.generations], llm_output=out or None
+    )

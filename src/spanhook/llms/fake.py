@@ -19,7 +19,11 @@ class ResponseCycle:
     """The given responses in turn, starting over at the end (thread-safe)."""
 
     def __init__(self, responses: Sequence[str], owner: str) -> None:
-        if isinstance(responses, str) or not responses or not all(isinstance(r, str) for r in responses):
+        if (
+            isinstance(responses, str)
+            or not responses
+            or not all(isinstance(r, str) for r in responses)
+        ):
             raise ValueError(f"{owner} needs a non-empty list of response strings")
         self.responses = list(responses)
         self.i = 0
@@ -55,8 +59,15 @@ class FakeListLLM(LLM):
         streaming: bool = False,
         max_retries: int = 0,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose,
-                         name=name, streaming=streaming, max_retries=max_retries)
+        super().__init__(
+            callbacks=callbacks,
+            tags=tags,
+            metadata=metadata,
+            verbose=verbose,
+            name=name,
+            streaming=streaming,
+            max_retries=max_retries,
+        )
         self._cycle = ResponseCycle(responses, "FakeListLLM")
         self.responses = self._cycle.responses
         self.sleep = sleep
@@ -67,22 +78,46 @@ class FakeListLLM(LLM):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "responses": self.responses}
 
-    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         if self.sleep:
             time.sleep(self.sleep)
         return self._next()
 
-    async def _acall(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    async def _acall(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         if self.sleep:
             await asyncio.sleep(self.sleep)
         return self._next()
 
-    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
         text = self._call(prompt, stop)
         for ch in text:
             yield GenerationChunk(text=ch)
 
-    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
         text = await self._acall(prompt, stop)
         for ch in text:
             yield GenerationChunk(text=ch)

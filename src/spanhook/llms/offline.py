@@ -172,8 +172,15 @@ class OfflineLLM(LLM):
         streaming: bool = False,
         max_retries: int = 0,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose,
-                         name=name, streaming=streaming, max_retries=max_retries)
+        super().__init__(
+            callbacks=callbacks,
+            tags=tags,
+            metadata=metadata,
+            verbose=verbose,
+            name=name,
+            streaming=streaming,
+            max_retries=max_retries,
+        )
         self.delay = delay
         self.fail_after = fail_after
 
@@ -190,10 +197,22 @@ class OfflineLLM(LLM):
                 text = text[: text.index(s)]
         return text
 
-    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         return self._answer(prompt, stop)
 
-    async def _acall(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> str:
+    async def _acall(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> str:
         return self._answer(prompt, stop)
 
     def _chunks(self, prompt: str, stop: list[str] | None) -> list[GenerationChunk]:
@@ -215,7 +234,13 @@ class OfflineLLM(LLM):
         if self.fail_after is not None and i >= self.fail_after:
             raise RuntimeError(f"offline model failed after {self.fail_after} tokens (fail_after)")
 
-    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
         import time
 
         for i, chunk in enumerate(self._chunks(prompt, stop)):
@@ -224,7 +249,13 @@ class OfflineLLM(LLM):
                 time.sleep(self.delay)
             yield chunk
 
-    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
         for i, chunk in enumerate(self._chunks(prompt, stop)):
             self._check_fail(i)
             if self.delay:

@@ -50,12 +50,29 @@ class OpenAI(OpenAICompatible, LLM):
         verbose: bool = False,
         name: str | None = None,
     ) -> None:
-        super().__init__(callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name,
-                         streaming=streaming, max_retries=max_retries, retry_delay=retry_delay)
-        self._setup_openai(model, temperature=temperature, max_tokens=max_tokens, api_key=api_key,
-                           base_url=base_url, organization=organization, timeout=timeout,
-                           default_headers=default_headers, model_kwargs=model_kwargs,
-                           stream_usage=stream_usage, suppress_provider_spans=suppress_provider_spans)
+        super().__init__(
+            callbacks=callbacks,
+            tags=tags,
+            metadata=metadata,
+            verbose=verbose,
+            name=name,
+            streaming=streaming,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+        )
+        self._setup_openai(
+            model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            timeout=timeout,
+            default_headers=default_headers,
+            model_kwargs=model_kwargs,
+            stream_usage=stream_usage,
+            suppress_provider_spans=suppress_provider_spans,
+        )
 
     def _llm_type(self) -> str:
         return "openai"
@@ -63,21 +80,41 @@ class OpenAI(OpenAICompatible, LLM):
     def _endpoint(self, client: Any) -> Any:
         return client.completions
 
-    def _body(self, prompt: str, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool) -> dict[str, Any]:
+    def _body(
+        self, prompt: str, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool
+    ) -> dict[str, Any]:
         body = self._request_body(stop, kwargs, stream)
         body["prompt"] = prompt
         return body
 
-    def _generate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    def _generate_one(
+        self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         return _completion_result(self._create(self._body(prepared, stop, kwargs, False)))
 
-    async def _agenerate_one(self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any) -> LLMResult:
+    async def _agenerate_one(
+        self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
+    ) -> LLMResult:
         return _completion_result(await self._acreate(self._body(prepared, stop, kwargs, False)))
 
-    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
-        yield from self._events(self._body(prompt, stop, kwargs, True), _chunk)  # lazy: nothing runs before the first step
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        yield from self._events(
+            self._body(prompt, stop, kwargs, True), _chunk
+        )  # lazy: nothing runs before the first step
 
-    async def _astream(self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **kwargs: Any) -> AsyncIterator[GenerationChunk]:
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: Run | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
         async for chunk in self._aevents(self._body(prompt, stop, kwargs, True), _chunk):
             yield chunk
 
@@ -95,7 +132,10 @@ class OpenAI(OpenAICompatible, LLM):
 
 
 def _completion_result(response: Any) -> LLMResult:
-    gens = [Generation(text=c.text or "", generation_info={"finish_reason": c.finish_reason}) for c in response.choices]
+    gens = [
+        Generation(text=c.text or "", generation_info={"finish_reason": c.finish_reason})
+        for c in response.choices
+    ]
     out: dict[str, Any] = {"model_name": response.model, "id": response.id}
     usage = usage_dict(response.usage)
     if usage is not None:

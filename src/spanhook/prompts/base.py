@@ -81,8 +81,12 @@ class PromptTemplate:
         else:
             unknown = [v for v in input_variables if v not in found]
             if unknown:
-                raise ValueError(f"input_variables {unknown} do not appear in template {template!r}")
-            undeclared = [v for v in found if v not in input_variables and v not in self.partial_variables]
+                raise ValueError(
+                    f"input_variables {unknown} do not appear in template {template!r}"
+                )
+            undeclared = [
+                v for v in found if v not in input_variables and v not in self.partial_variables
+            ]
             if undeclared:
                 raise ValueError(
                     f"template {template!r} uses {undeclared} which are not in input_variables"
@@ -110,7 +114,9 @@ class PromptTemplate:
         return self.format_prompt(**input)
 
     def __repr__(self) -> str:
-        return f"PromptTemplate(template={self.template!r}, input_variables={self.input_variables!r})"
+        return (
+            f"PromptTemplate(template={self.template!r}, input_variables={self.input_variables!r})"
+        )
 
 
 class ChatPromptTemplate:

@@ -30,11 +30,15 @@ class BaseRetriever(Primitive):
         self._init_primitive(callbacks, tags, metadata, verbose, name)
 
     def _get_relevant_documents(self, query: str, *, run_manager: Run) -> list[Document]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _get_relevant_documents(query, *, run_manager)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _get_relevant_documents(query, *, run_manager)"
+        )
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: Run) -> list[Document]:
         ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: ctx.run(self._fetch, query, run_manager))
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.run(self._fetch, query, run_manager)
+        )
 
     def _fetch(self, query: str, run: Run) -> list[Document]:
         if accepts(self._get_relevant_documents, "run_manager"):
@@ -45,9 +49,16 @@ class BaseRetriever(Primitive):
         if not isinstance(query, str):
             raise TypeError(f"{self.get_name()} takes a query string, got {type(query).__name__}")
         name = request.run_name or self.get_name()
-        run = start_run("retriever", self, request, name=name, span_name=f"retrieval {name}",
-                        start_args=(serialized_for(self), query), start_kwargs={"name": name},
-                        attributes={attr.GEN_AI_OPERATION_NAME: "retrieval"})
+        run = start_run(
+            "retriever",
+            self,
+            request,
+            name=name,
+            span_name=f"retrieval {name}",
+            start_args=(serialized_for(self), query),
+            start_kwargs={"name": name},
+            attributes={attr.GEN_AI_OPERATION_NAME: "retrieval"},
+        )
         run.record_content(attr.INPUT, query)
         return run
 
@@ -56,8 +67,15 @@ class BaseRetriever(Primitive):
         run.record_content(attr.OUTPUT, [d.page_content for d in docs])
         run.set_result(docs)
 
-    def invoke(self, input: str, config: Mapping[str, Any] | None = None, *, callbacks: Sequence[Any] | None = None,
-               tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> list[Document]:
+    def invoke(
+        self,
+        input: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
         request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
         run = self._start(input, request)
         with run:
@@ -65,8 +83,15 @@ class BaseRetriever(Primitive):
             self._done(run, docs)
         return docs
 
-    async def ainvoke(self, input: str, config: Mapping[str, Any] | None = None, *, callbacks: Sequence[Any] | None = None,
-                      tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> list[Document]:
+    async def ainvoke(
+        self,
+        input: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
         request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
         run = self._start(input, request)
         async with run:
@@ -74,12 +99,24 @@ class BaseRetriever(Primitive):
             self._done(run, docs)
         return docs
 
-    def get_relevant_documents(self, query: str, *, callbacks: Sequence[Any] | None = None,
-                               tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> list[Document]:
+    def get_relevant_documents(
+        self,
+        query: str,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
         return self.invoke(query, callbacks=callbacks, tags=tags, metadata=metadata)
 
-    async def aget_relevant_documents(self, query: str, *, callbacks: Sequence[Any] | None = None,
-                                      tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None) -> list[Document]:
+    async def aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
         return await self.ainvoke(query, callbacks=callbacks, tags=tags, metadata=metadata)
 
 
@@ -93,7 +130,9 @@ class InMemoryRetriever(BaseRetriever):
         super().__init__(**kwargs)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        self.documents = [d if isinstance(d, Document) else Document(page_content=d) for d in documents]
+        self.documents = [
+            d if isinstance(d, Document) else Document(page_content=d) for d in documents
+        ]
         self.k = k
 
     def _get_relevant_documents(self, query: str, *, run_manager: Run) -> list[Document]:

@@ -101,7 +101,9 @@ def tool_calls_from_chunks(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]
             args = {"__raw__": text}
         if not isinstance(args, dict):
             args = {"__raw__": text}
-        calls.append({"name": c.get("name") or "", "args": args, "id": c.get("id"), "type": "tool_call"})
+        calls.append(
+            {"name": c.get("name") or "", "args": args, "id": c.get("id"), "type": "tool_call"}
+        )
     return calls
 
 
@@ -117,7 +119,13 @@ class ChatMessage(BaseMessage):
     type: ClassVar[str] = "chat"
 
 
-_ROLE_PREFIX = {"human": "Human", "ai": "AI", "AIMessageChunk": "AI", "system": "System", "tool": "Tool"}
+_ROLE_PREFIX = {
+    "human": "Human",
+    "ai": "AI",
+    "AIMessageChunk": "AI",
+    "system": "System",
+    "tool": "Tool",
+}
 
 
 def get_buffer_string(
@@ -151,7 +159,5 @@ def message_from_role(role: str, content: str) -> BaseMessage:
     """Build a message from a role name (``human``/``user``, ``ai``/``assistant``, ``system``)."""
     cls = _BY_ROLE.get(role)
     if cls is None:
-        raise ValueError(
-            f"unknown message role {role!r}: expected one of {sorted(_BY_ROLE)}"
-        )
+        raise ValueError(f"unknown message role {role!r}: expected one of {sorted(_BY_ROLE)}")
     return cls(content=content)

@@ -70,8 +70,7 @@ class LLMResult(Serializable):
 
     def flatten(self) -> list[LLMResult]:
         return [
-            LLMResult(generations=[gens], llm_output=self.llm_output)
-            for gens in self.generations
+            LLMResult(generations=[gens], llm_output=self.llm_output) for gens in self.generations
         ]
 
 

@@ -70,11 +70,15 @@ class Tool(Primitive):
         return f"Tool(name={self.name!r}, description={self.description!r})"
 
     # -- plumbing ------------------------------------------------------------------------
-    def _arguments(self, tool_input: str | Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def _arguments(
+        self, tool_input: str | Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if isinstance(tool_input, Mapping):
             unknown = [k for k in tool_input if k not in self._params]
             if unknown and self._params:
-                raise ValueError(f"tool {self.name!r} got unknown argument(s) {unknown}; it takes {self._params}")
+                raise ValueError(
+                    f"tool {self.name!r} got unknown argument(s) {unknown}; it takes {self._params}"
+                )
             return (), dict(tool_input)
         if isinstance(tool_input, str):
             if len(self._params) > 1:
@@ -82,9 +86,18 @@ class Tool(Primitive):
                     f"tool {self.name!r} takes {len(self._params)} arguments {self._params}: pass a dict"
                 )
             return (tool_input,) if self._params else (), {}
-        raise TypeError(f"tool {self.name!r} input must be a str or a dict, got {type(tool_input).__name__}")
+        raise TypeError(
+            f"tool {self.name!r} input must be a str or a dict, got {type(tool_input).__name__}"
+        )
 
-    def _start(self, tool_input: str | Mapping[str, Any], request: Request, color: str | None, tool_call_id: str | None, extra: dict[str, Any]) -> Run:
+    def _start(
+        self,
+        tool_input: str | Mapping[str, Any],
+        request: Request,
+        color: str | None,
+        tool_call_id: str | None,
+        extra: dict[str, Any],
+    ) -> Run:
         input_str = tool_input if isinstance(tool_input, str) else str(dict(tool_input))
         inputs = dict(tool_input) if isinstance(tool_input, Mapping) else {"input": tool_input}
         attributes: dict[str, Any] = {
@@ -102,14 +115,27 @@ class Tool(Primitive):
             name=self.name,
             span_name=f"execute_tool {self.name}",
             start_args=({"name": self.name, "description": self.description}, input_str),
-            start_kwargs={"inputs": inputs, "name": request.run_name, "color": color, "tool_call_id": tool_call_id, **extra},
+            start_kwargs={
+                "inputs": inputs,
+                "name": request.run_name,
+                "color": color,
+                "tool_call_id": tool_call_id,
+                **extra,
+            },
             attributes=attributes,
         )
         run.record_content(attr.GEN_AI_TOOL_CALL_ARGUMENTS, tool_input)
         run.error_kwargs["tool_call_id"] = tool_call_id
         return run
 
-    def _finish(self, run: Run, output: Any, color: str | None, tool_call_id: str | None, extra: dict[str, Any]) -> None:
+    def _finish(
+        self,
+        run: Run,
+        output: Any,
+        color: str | None,
+        tool_call_id: str | None,
+        extra: dict[str, Any],
+    ) -> None:
         run.record_content(attr.GEN_AI_TOOL_CALL_RESULT, output)
         run.set_result(output, color=color, name=self.name, tool_call_id=tool_call_id, **extra)
 
@@ -167,21 +193,41 @@ class Tool(Primitive):
                 func = self.func
                 assert func is not None
                 ctx = contextvars.copy_context()
-                output = await asyncio.get_running_loop().run_in_executor(None, lambda: ctx.run(func, *args, **kw))
+                output = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: ctx.run(func, *args, **kw)
+                )
             self._finish(run, output, color, tool_call_id, kwargs)
         return output
 
-    def invoke(self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+    def invoke(
+        self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
         cfg = dict(config or {})
-        return self.run(input, callbacks=cfg.get("callbacks"), tags=cfg.get("tags"), metadata=cfg.get("metadata"),
-                        run_name=cfg.get("run_name"), **kwargs)
+        return self.run(
+            input,
+            callbacks=cfg.get("callbacks"),
+            tags=cfg.get("tags"),
+            metadata=cfg.get("metadata"),
+            run_name=cfg.get("run_name"),
+            **kwargs,
+        )
 
-    async def ainvoke(self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+    async def ainvoke(
+        self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
         cfg = dict(config or {})
-        return await self.arun(input, callbacks=cfg.get("callbacks"), tags=cfg.get("tags"), metadata=cfg.get("metadata"),
-                               run_name=cfg.get("run_name"), **kwargs)
+        return await self.arun(
+            input,
+            callbacks=cfg.get("callbacks"),
+            tags=cfg.get("tags"),
+            metadata=cfg.get("metadata"),
+            run_name=cfg.get("run_name"),
+            **kwargs,
+        )
 
-    def __call__(self, tool_input: str | Mapping[str, Any], callbacks: Sequence[Any] | None = None) -> Any:
+    def __call__(
+        self, tool_input: str | Mapping[str, Any], callbacks: Sequence[Any] | None = None
+    ) -> Any:
         return self.run(tool_input, callbacks=callbacks)
 
 
@@ -190,7 +236,9 @@ def tool(name_or_func: Callable[..., Any]) -> Tool: ...
 
 
 @overload
-def tool(name_or_func: str | None = None, *, return_direct: bool = False, description: str | None = None) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(
+    name_or_func: str | None = None, *, return_direct: bool = False, description: str | None = None
+) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(
@@ -205,7 +253,9 @@ def tool(
     def make(fn: Callable[..., Any], name: str | None) -> Tool:
         desc = description if description is not None else inspect.getdoc(fn)
         if not desc:
-            raise ValueError(f"tool {name or fn.__name__!r} needs a description: give the function a docstring")
+            raise ValueError(
+                f"tool {name or fn.__name__!r} needs a description: give the function a docstring"
+            )
         is_async = inspect.iscoroutinefunction(fn)
         return Tool(
             name=name or fn.__name__,

@@ -195,7 +195,9 @@ def redacted(redact: Callable[[str, Any], Any] | None, key: str, value: Any) -> 
     try:
         return redact(key, value)
     except Exception:
-        logger.exception("the redact hook failed on %s; recording %r instead", key, REDACTION_FAILED)
+        logger.exception(
+            "the redact hook failed on %s; recording %r instead", key, REDACTION_FAILED
+        )
         return REDACTION_FAILED
 
 

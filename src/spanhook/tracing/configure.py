@@ -116,7 +116,9 @@ def make_exporter(name: str) -> SpanExporter:
     except RuntimeError:
         from importlib.metadata import entry_points
 
-        known = sorted({"none", *(e.name for e in entry_points(group="opentelemetry_traces_exporter"))})
+        known = sorted(
+            {"none", *(e.name for e in entry_points(group="opentelemetry_traces_exporter"))}
+        )
         raise ValueError(
             f"unknown trace exporter {name!r} (OTEL_TRACES_EXPORTER or configure(exporters=...)): "
             f"use one of {', '.join(known)}"
@@ -161,7 +163,9 @@ def configure(
     current = get_settings()
     settings = TracingSettings(
         capture_content=base.capture_content if capture_content is None else bool(capture_content),
-        max_content_length=current.max_content_length if max_content_length is None else max_content_length,
+        max_content_length=current.max_content_length
+        if max_content_length is None
+        else max_content_length,
         token_events=base.token_events if token_events is None else bool(token_events),
         redact=current.redact if redact is None else redact,
         max_metadata_attributes=base.max_metadata_attributes,
@@ -179,7 +183,9 @@ def configure(
             elif isinstance(e, str):
                 built += [make_exporter(n) for n in exporter_names(e)]
             else:
-                raise TypeError(f"exporters[{i}] is {e!r}: expected an exporter name or a SpanExporter")
+                raise TypeError(
+                    f"exporters[{i}] is {e!r}: expected an exporter name or a SpanExporter"
+                )
     set_settings(settings)  # only once the configuration is known to be valid
 
     with _lock:
@@ -187,12 +193,18 @@ def configure(
         if isinstance(gp, TracerProvider):
             tp = gp
             if sampler is not None:
-                logger.warning("configure(sampler=...) ignored: the application's TracerProvider keeps its sampler")
+                logger.warning(
+                    "configure(sampler=...) ignored: the application's TracerProvider keeps its sampler"
+                )
             if service_name is not None:
-                logger.warning("configure(service_name=...) ignored: the application's TracerProvider keeps its resource")
+                logger.warning(
+                    "configure(service_name=...) ignored: the application's TracerProvider keeps its resource"
+                )
         else:
             attrs = {SERVICE_NAME: service_name} if service_name else {}
-            tp = TracerProvider(resource=Resource.create(attrs), sampler=sampler, shutdown_on_exit=False)
+            tp = TracerProvider(
+                resource=Resource.create(attrs), sampler=sampler, shutdown_on_exit=False
+            )
             trace.set_tracer_provider(tp)
         fan = _fanouts.get(id(tp))
         if fan is None:
@@ -201,9 +213,14 @@ def configure(
             _fanouts[id(tp)] = fan
         old = fan.children
         exports: tuple[SpanProcessor, ...] = tuple(
-            ExportProcessor(e, max_queue_size=max_queue_size, shutdown_timeout=shutdown_timeout) for e in built
+            ExportProcessor(e, max_queue_size=max_queue_size, shutdown_timeout=shutdown_timeout)
+            for e in built
         )
-        fan.children = (KeepErrorsSampler(exports, keep_ratio),) if keep_ratio is not None and exports else exports
+        fan.children = (
+            (KeepErrorsSampler(exports, keep_ratio),)
+            if keep_ratio is not None and exports
+            else exports
+        )
     shutdown_together(old, shutdown_timeout)
     provider_mod.reset_for_tests()  # the next run picks up the (possibly new) global provider
     return tp

@@ -44,7 +44,9 @@ class SpanTreePrinter(SpanProcessor):
             self._started.clear()
         stream = self._stream or sys.stdout
         trace_id = format(span.context.trace_id, "032x")
-        text = render(tree_from_spans(spans), color_enabled(stream), f"\nSpan tree (trace {trace_id}):")
+        text = render(
+            tree_from_spans(spans), color_enabled(stream), f"\nSpan tree (trace {trace_id}):"
+        )
         print(text, file=stream, flush=True)
 
     def shutdown(self) -> None:

@@ -22,7 +22,9 @@ _exporter_lock = threading.Lock()
 #: Processors for exporters passed in ``callbacks=[...]``, by exporter id; weak, so that an
 #: exporter (and its processor) nobody refers to any more is collected once its worker,
 #: idle, has stopped. Passing a new exporter per request therefore leaks no thread.
-_exporter_processors: weakref.WeakValueDictionary[int, ExportProcessor] = weakref.WeakValueDictionary()
+_exporter_processors: weakref.WeakValueDictionary[int, ExportProcessor] = (
+    weakref.WeakValueDictionary()
+)
 #: Seconds an idle worker of such a processor waits before stopping.
 CALLBACK_EXPORTER_IDLE_TIMEOUT = 10.0
 
@@ -79,8 +81,10 @@ def classify(callbacks: object, where: object) -> Consumers:
     """Sort ``callbacks`` into handlers and processors; raise ``TypeError`` on anything else."""
     if callbacks is None:
         return EMPTY
-    if type(callbacks) is not list and type(callbacks) is not tuple and (
-        isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable)
+    if (
+        type(callbacks) is not list
+        and type(callbacks) is not tuple
+        and (isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable))
     ):
         if isinstance(callbacks, Consumers):
             return callbacks

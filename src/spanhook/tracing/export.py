@@ -204,7 +204,10 @@ class ExportProcessor(SpanProcessor):
                     if self._closing:
                         return
                     self._cond.notify_all()
-                    if self.idle_timeout is not None and time.monotonic() - idle_since > self.idle_timeout:
+                    if (
+                        self.idle_timeout is not None
+                        and time.monotonic() - idle_since > self.idle_timeout
+                    ):
                         # Say so first, then look again: a span appended meanwhile either
                         # sees the flag (and on_end restarts a worker) or is seen here.
                         self._worker_active = False
@@ -296,7 +299,10 @@ def shutdown_together(processors: Sequence[SpanProcessor], timeout: float) -> No
         stop(processors[0])
         return
     deadline = time.monotonic() + timeout
-    threads = [threading.Thread(target=stop, args=(p,), name="spanhook-shutdown", daemon=True) for p in processors]
+    threads = [
+        threading.Thread(target=stop, args=(p,), name="spanhook-shutdown", daemon=True)
+        for p in processors
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -47,7 +47,9 @@ def inject_headers(
     if headers is None:
         headers = {}
     elif not isinstance(headers, dict):
-        raise TypeError(f"inject_headers(headers=...) takes a dict of header strings, got {type(headers).__name__}")
+        raise TypeError(
+            f"inject_headers(headers=...) takes a dict of header strings, got {type(headers).__name__}"
+        )
     ctx = otel_context.get_current() if context is None else context
     if baggage:
         for key, value in baggage.items():

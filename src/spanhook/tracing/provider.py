@@ -60,7 +60,12 @@ def recording_tracer() -> trace.Tracer | None:
     gp_raw = getattr(trace, "_TRACER_PROVIDER", _MISSING)
     state = id(_private) if _private is not None else 0
     decision = _decision
-    if decision is not None and decision[0] is gp_raw and decision[1] == state and gp_raw is not _MISSING:
+    if (
+        decision is not None
+        and decision[0] is gp_raw
+        and decision[1] == state
+        and gp_raw is not _MISSING
+    ):
         return decision[2]
     result = _decide()
     _decision = None if _private_has_processors() else (gp_raw, state, result)

@@ -64,7 +64,9 @@ def tree_from_spans(spans: Iterable[ReadableSpan]) -> list[Node]:
 
 
 def _line(node: Node, color: bool) -> str:
-    status = colored("OK", "green", color) if node.ok else colored(f"ERROR {node.error}", "red", color)
+    status = (
+        colored("OK", "green", color) if node.ok else colored(f"ERROR {node.error}", "red", color)
+    )
     parts = [bold(node.name, color), f"[{node.kind}]", format_duration(node.duration_ns), status]
     if node.input_tokens is not None or node.output_tokens is not None:
         parts.append(f"tokens in={node.input_tokens or 0} out={node.output_tokens or 0}")

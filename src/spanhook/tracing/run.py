@@ -110,7 +110,9 @@ class Request:
         where: object = "the request",
     ) -> None:
         self.consumers = classify(callbacks, where)
-        if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        if tags is not None and (
+            isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
+        ):
             raise TypeError(f"tags for {where} must be a list of strings, got {tags!r}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata for {where} must be a dict, got {metadata!r}")
@@ -141,8 +143,16 @@ class Request:
             return cls(callbacks, tags, metadata, where=where, **extra)
         if not isinstance(config, Mapping):
             raise TypeError(f"config for {where} must be a dict, got {config!r}")
-        unknown = set(config) - {"callbacks", "tags", "metadata", "run_name", "run_id",
-                                 "max_concurrency", "configurable", "recursion_limit"}
+        unknown = set(config) - {
+            "callbacks",
+            "tags",
+            "metadata",
+            "run_name",
+            "run_id",
+            "max_concurrency",
+            "configurable",
+            "recursion_limit",
+        }
         if unknown:
             raise TypeError(f"config for {where} has unknown keys {sorted(unknown)}")
         cb = list(config.get("callbacks") or []) + list(callbacks or [])  # type: ignore[call-overload]
@@ -156,7 +166,6 @@ class Request:
             run_id=extra.get("run_id") or config.get("run_id"),
             where=where,
         )
-
 
     def per_input(self, n: int) -> list[Request]:
         """The request of each of ``n`` runs started by one batch call. A ``run_id`` names one
@@ -175,6 +184,7 @@ class Request:
 
 
 NO_REQUEST = Request()
+
 
 def _callbacks_only(callbacks: list[Any], where: object) -> Request:
     """The request for ``callbacks=[...]`` alone, without the checks of the other fields.
@@ -343,7 +353,9 @@ class Run:
                 kwargs.update(extra)
             await adispatch(self.handlers, "on_llm_new_token", (), kwargs)
 
-    def _event_span(self, name: str, content: Mapping[str, Any], plain: Mapping[str, Any] | None = None) -> None:
+    def _event_span(
+        self, name: str, content: Mapping[str, Any], plain: Mapping[str, Any] | None = None
+    ) -> None:
         if not self.span.is_recording():
             return
         attrs: dict[str, Any] = dict(plain or {})
@@ -408,12 +420,16 @@ class Run:
         return {"run_id": self.run_id, "tags": self.tags, "metadata": self.metadata}
 
     def on_custom_event(self, name: str, data: Any) -> None:
-        self._event_span("spanhook.custom_event", {"spanhook.data": data}, {"spanhook.event.name": name})
+        self._event_span(
+            "spanhook.custom_event", {"spanhook.data": data}, {"spanhook.event.name": name}
+        )
         if self.handlers:
             dispatch(self.handlers, "on_custom_event", (name, data), self._custom_kwargs())
 
     async def aon_custom_event(self, name: str, data: Any) -> None:
-        self._event_span("spanhook.custom_event", {"spanhook.data": data}, {"spanhook.event.name": name})
+        self._event_span(
+            "spanhook.custom_event", {"spanhook.data": data}, {"spanhook.event.name": name}
+        )
         if self.handlers:
             await adispatch(self.handlers, "on_custom_event", (name, data), self._custom_kwargs())
 
@@ -520,8 +536,13 @@ class Run:
             self._processors_start()
         handlers = self.handlers
         if handlers:
-            kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags,
-                      "metadata": self.metadata, **self.start_kwargs}
+            kwargs = {
+                "run_id": self.run_id,
+                "parent_run_id": self.parent_run_id,
+                "tags": self.tags,
+                "metadata": self.metadata,
+                **self.start_kwargs,
+            }
             try:
                 dispatch(handlers, KIND_EVENTS[self.kind][0], self.start_args, kwargs)
             except BaseException as e:
@@ -584,7 +605,9 @@ class Run:
             if self.handlers:
                 kwargs = self._base_kwargs()
                 kwargs.update(self.error_kwargs)
-                await _shielded(adispatch(self.handlers, KIND_EVENTS[self.kind][2], (error,), kwargs))
+                await _shielded(
+                    adispatch(self.handlers, KIND_EVENTS[self.kind][2], (error,), kwargs)
+                )
         finally:
             self._close()
 
@@ -785,14 +808,21 @@ def start_run(
         span_attrs[attr.TAGS] = tags
     if metadata:
         settings = get_settings()
-        span_attrs.update(attr.metadata_attributes(
-            metadata, settings.max_content_length, settings.redact, settings.max_metadata_attributes
-        ))
+        span_attrs.update(
+            attr.metadata_attributes(
+                metadata,
+                settings.max_content_length,
+                settings.redact,
+                settings.max_metadata_attributes,
+            )
+        )
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = _light_span(ctx)
     else:
-        span = (tracer or get_tracer()).start_span(span_name, context=ctx, kind=span_kind, attributes=span_attrs)
+        span = (tracer or get_tracer()).start_span(
+            span_name, context=ctx, kind=span_kind, attributes=span_attrs
+        )
 
     run = Run()
     run.kind = kind

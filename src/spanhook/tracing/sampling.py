@@ -72,9 +72,14 @@ class KeepErrorsSampler(SpanProcessor):
         targets = (processors,) if isinstance(processors, SpanProcessor) else tuple(processors)
         for i, p in enumerate(targets):
             if not isinstance(p, SpanProcessor):
-                raise TypeError(f"KeepErrorsSampler processors[{i}] is {p!r}: expected a SpanProcessor")
-        for name, value in (("max_traces", max_traces), ("max_spans_per_trace", max_spans_per_trace),
-                            ("remember", remember)):
+                raise TypeError(
+                    f"KeepErrorsSampler processors[{i}] is {p!r}: expected a SpanProcessor"
+                )
+        for name, value in (
+            ("max_traces", max_traces),
+            ("max_spans_per_trace", max_spans_per_trace),
+            ("remember", remember),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"KeepErrorsSampler {name} must be a positive int, got {value!r}")
         self.ratio = float(ratio)
@@ -132,7 +137,9 @@ class KeepErrorsSampler(SpanProcessor):
         from spanhook.tracing.export import shutdown_together  # export imports this module
 
         self.release_pending()
-        budget = max((float(getattr(p, "shutdown_timeout", 1.5)) for p in self._targets), default=1.5)
+        budget = max(
+            (float(getattr(p, "shutdown_timeout", 1.5)) for p in self._targets), default=1.5
+        )
         shutdown_together(self._targets, budget)
 
     # -- decisions -------------------------------------------------------------------------

@@ -51,7 +51,9 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
         return super().map(call, contexts, *iterables, timeout=timeout, chunksize=chunksize)
 
 
-def submit_with_context(executor: Any, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+def submit_with_context(
+    executor: Any, fn: Callable[..., T], *args: Any, **kwargs: Any
+) -> Future[T]:
     """Submit ``fn`` to any ``concurrent.futures`` executor, carrying the current run."""
     ctx = contextvars.copy_context()
     return executor.submit(ctx.run, fn, *args, **kwargs)  # type: ignore[no-any-return]
