@@ -13,6 +13,7 @@ bash scripts/build-collector.sh
 bash scripts/build-jaeger.sh
 
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy --strict src
 
 set +e
