@@ -9,20 +9,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
-from spanhook.tracing import configure as configure_mod
-from spanhook.tracing import provider as provider_mod
-from spanhook.tracing import settings as settings_mod
-
-
-def reset_otel_globals() -> None:
-    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
-    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    provider_mod._private = None
-    provider_mod.reset_for_tests()
-    settings_mod.set_settings(None)
-    configure_mod._fanouts.clear()
+from spanhook.testing import reset
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +27,9 @@ def _clean_otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "FORCE_COLOR",
     ):
         monkeypatch.delenv(var, raising=False)
-    reset_otel_globals()
+    reset()
     yield
-    reset_otel_globals()
+    reset()
 
 
 @pytest.fixture

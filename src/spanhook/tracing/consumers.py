@@ -15,7 +15,8 @@ from typing import Any
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanhook.callbacks.bridge import is_classic_handler
+from spanhook._state import STATE
+from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.tracing.export import ExportProcessor
 
 _exporter_lock = threading.Lock()
@@ -58,7 +59,7 @@ class Consumers:
 EMPTY = Consumers()
 
 _HANDLER, _PROCESSOR, _EXPORTER, _INVALID = 0, 1, 2, 3
-_kind_by_type: dict[type, int] = {}
+_kind_by_type: dict[type, int] = STATE.consumer_kinds
 
 
 def _kind_of(item: object) -> int:

@@ -26,7 +26,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.context import Context
 
-from spanhook.tracing.run import _RUN_KEY, _SPAN_KEY
+from spanhook.runtime.spans import RUN_KEY as _RUN_KEY
+from spanhook.runtime.spans import SPAN_KEY as _SPAN_KEY
 
 __all__ = ["continue_trace", "extract_context", "inject_headers"]
 

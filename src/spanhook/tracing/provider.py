@@ -8,27 +8,22 @@ and console output can read. spanhook never replaces a provider the application 
 
 from __future__ import annotations
 
-import threading
-
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from spanhook import __version__
-
-_lock = threading.Lock()
-_private: TracerProvider | None = None
-_cached_for: object = None
-_cached_tracer: trace.Tracer | None = None
+from spanhook._state import STATE
 
 
 def private_provider() -> TracerProvider:
     """spanhook's own provider, used when the application set none."""
-    global _private
-    with _lock:
-        if _private is None:
-            _private = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
-        return _private
+    with STATE.lock:
+        if STATE.private_provider is None:
+            STATE.private_provider = TracerProvider(
+                resource=Resource.create(), shutdown_on_exit=False
+            )
+        return STATE.private_provider
 
 
 def _is_usable(provider: object) -> bool:
@@ -37,17 +32,13 @@ def _is_usable(provider: object) -> bool:
 
 def get_tracer() -> trace.Tracer:
     """The tracer for runs; cheap to call on every run (cached per global provider)."""
-    global _cached_for, _cached_tracer
     gp = trace.get_tracer_provider()
-    if gp is _cached_for and _cached_tracer is not None:
-        return _cached_tracer
+    if gp is STATE.tracer_for and STATE.tracer is not None:
+        return STATE.tracer
     provider = gp if _is_usable(gp) else private_provider()
     tracer = provider.get_tracer("spanhook", __version__)
-    _cached_for, _cached_tracer = gp, tracer
+    STATE.tracer_for, STATE.tracer = gp, tracer
     return tracer
-
-
-_decision: tuple[object, int, trace.Tracer | None] | None = None
 
 
 def recording_tracer() -> trace.Tracer | None:
@@ -56,10 +47,10 @@ def recording_tracer() -> trace.Tracer | None:
     non-recording span (valid ids, nothing recorded), unless a scoped consumer needs it.
 
     Decided once per global provider (and private-provider state), not per run."""
-    global _decision
     gp_raw = getattr(trace, "_TRACER_PROVIDER", _MISSING)
-    state = id(_private) if _private is not None else 0
-    decision = _decision
+    private = STATE.private_provider
+    state = id(private) if private is not None else 0
+    decision = STATE.recording
     if (
         decision is not None
         and decision[0] is gp_raw
@@ -68,7 +59,7 @@ def recording_tracer() -> trace.Tracer | None:
     ):
         return decision[2]
     result = _decide()
-    _decision = None if _private_has_processors() else (gp_raw, state, result)
+    STATE.recording = None if _private_has_processors() else (gp_raw, state, result)
     return result
 
 
@@ -77,14 +68,14 @@ _MISSING = object()
 
 def _decide() -> trace.Tracer | None:
     gp = trace.get_tracer_provider()
-    tracer = _cached_tracer if gp is _cached_for and _cached_tracer is not None else get_tracer()
+    tracer = get_tracer()
     if not _is_usable(gp) and not _private_has_processors():
         return None
     return tracer
 
 
 def _private_has_processors() -> bool:
-    private = _private
+    private = STATE.private_provider
     if private is None:
         return False
     try:
@@ -94,8 +85,6 @@ def _private_has_processors() -> bool:
 
 
 def reset_for_tests() -> None:
-    """Forget the cached tracer (and the private provider, which is rebuilt on next use)."""
-    global _cached_for, _cached_tracer, _decision
-    _decision = None
-    _cached_for = None
-    _cached_tracer = None
+    """Forget the cached tracer: the global provider may have changed (kept for
+    ``configure()``; tests call ``spanhook.testing.reset()``)."""
+    STATE.forget_tracer()

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from spanhook._state import STATE
+
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MAX_LENGTH_ENV = "SPANHOOK_CONTENT_MAX_LENGTH"
 TOKEN_EVENTS_ENV = "SPANHOOK_TOKEN_EVENTS"
@@ -89,20 +91,16 @@ def metadata_attribute_budget() -> int:
     return max(0, min(64, limit - RESERVED_ATTRIBUTES))
 
 
-_settings: TracingSettings | None = None
-
-
 def get_settings() -> TracingSettings:
-    global _settings
-    if _settings is None:
-        _settings = TracingSettings.from_env()
-    return _settings
+    settings = STATE.settings
+    if settings is None:
+        settings = STATE.settings = TracingSettings.from_env()
+    return settings
 
 
 def set_settings(settings: TracingSettings | None) -> None:
     """Replace the settings (``None``: read the environment again on next use)."""
-    global _settings
-    _settings = settings
+    STATE.settings = settings
 
 
 _capture_override: contextvars.ContextVar[bool | None] = contextvars.ContextVar(

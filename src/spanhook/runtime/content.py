@@ -1,0 +1,98 @@
+"""Content policy: what a run puts on its span, and the copies handlers receive.
+
+Content (prompts, completions, inputs, outputs, tool arguments) reaches a span only when
+capture is on, through one path: the ``redact`` hook, then JSON, masked secrets and
+truncation (:mod:`spanhook.tracing.attributes`). Metadata becomes ``spanhook.metadata.*``
+attributes within the configured budget. Handlers get every payload in full, in process, but
+as top-level copies: a handler that mutates the inputs, outputs, documents or generations it
+receives cannot change what the caller gets.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+
+from spanhook.events import SpanRecipe
+from spanhook.schema.outputs import LLMResult
+from spanhook.tracing import attributes as attr
+from spanhook.tracing.settings import content_capture_enabled, get_settings
+
+
+def content_attribute(key: str, value: Any) -> str | None:
+    """The one way content reaches a span: the ``redact`` hook, then JSON, masked secrets and
+    truncation (``None``: the hook dropped it)."""
+    settings = get_settings()
+    if settings.redact is not None:
+        value = attr.redacted(settings.redact, key, value)
+        if value is None:
+            return None
+    return attr.content_value(value, settings.max_content_length)
+
+
+def record_event(span: trace.Span, recipe: SpanRecipe, args: tuple[Any, ...]) -> None:
+    """Add the span event an in-run event's recipe describes."""
+    if not span.is_recording():
+        return
+    attrs: dict[str, Any] = dict(recipe.plain(args)) if recipe.plain is not None else {}
+    if recipe.content is not None and content_capture_enabled():
+        for k, v in recipe.content(args).items():
+            value = content_attribute(k, v)
+            if value is not None:
+                attrs[k] = value
+    span.add_event(recipe.name, attrs)
+
+
+def record_content(span: trace.Span, key: str, value: Any) -> None:
+    """Put ``value`` on the span under ``key`` if content capture is on and the span records."""
+    if content_capture_enabled() and span.is_recording():
+        recorded = content_attribute(key, value)
+        if recorded is not None:
+            span.set_attribute(key, recorded)
+
+
+def span_attributes(
+    kind: str,
+    run_id: str,
+    tags: list[str],
+    metadata: Mapping[str, Any],
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The attributes a run's span starts with."""
+    out: dict[str, Any] = {attr.RUN_KIND: kind, attr.RUN_ID: run_id}
+    if extra:
+        out.update(extra)
+    if tags:
+        out[attr.TAGS] = tags
+    if metadata:
+        settings = get_settings()
+        out.update(
+            attr.metadata_attributes(
+                metadata,
+                settings.max_content_length,
+                settings.redact,
+                settings.max_metadata_attributes,
+            )
+        )
+    return out
+
+
+def _top_copy(value: Any) -> Any:
+    cls = type(value)
+    if cls is dict:
+        return value.copy()
+    if cls is list:
+        return value[:]
+    if cls is LLMResult:
+        result = copy.copy(value)
+        result.generations = value.generations[:]
+        return result
+    return value
+
+
+def handler_copies(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with each top-level container (dict, list, ``LLMResult``) shallow-copied."""
+    return tuple([_top_copy(a) for a in args])

@@ -1,0 +1,96 @@
+"""A serial worker thread per sync handler object, for sync handlers called from async runs.
+
+A sync handler must not block the event loop, so async runs call it in a thread. Each
+handler object gets a worker of its own: a slow handler delays only the requests it is part
+of (not every request sharing the loop's default executor, nor spanhook's other thread
+hops), and one thread per handler keeps that handler's events in the order they were sent.
+
+A worker's thread exits after :data:`IDLE_TIMEOUT` seconds without work and is started
+again on the next event, and workers are keyed weakly by handler: live threads are bounded
+by the handler objects that received an event in the last few seconds, and no thread
+outlives its handler's last event by more than the idle timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+#: Seconds a worker thread waits for more work before it exits.
+IDLE_TIMEOUT = 2.0
+
+_Job = tuple[Callable[[], Any], "concurrent.futures.Future[Any]", contextvars.Context]
+
+
+class SerialWorker:
+    """Runs submitted calls one after the other, in submission order, on one thread."""
+
+    __slots__ = ("_cond", "_jobs", "_name", "_running")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._running = False
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Run ``fn`` (in a copy of the caller's contextvars context) after the calls
+        submitted before it."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        job = (fn, fut, contextvars.copy_context())
+        with self._cond:
+            self._jobs.append(job)
+            if self._running:
+                self._cond.notify()
+                return fut
+            self._running = True
+        threading.Thread(target=self._work, name=self._name, daemon=True).start()
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                if not self._jobs:
+                    self._cond.wait(IDLE_TIMEOUT)
+                    if not self._jobs:
+                        self._running = False
+                        return
+                fn, fut, ctx = self._jobs.popleft()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                result = ctx.run(fn)
+            except BaseException as e:  # delivered to the awaiting run, never lost here
+                fut.set_exception(e)
+            else:
+                fut.set_result(result)
+
+
+_lock = threading.Lock()
+_workers: weakref.WeakKeyDictionary[Any, SerialWorker] = weakref.WeakKeyDictionary()
+#: Handlers that cannot be weakly referenced share the workers of their class.
+_by_class: dict[type, SerialWorker] = {}
+
+
+def worker_for(handler: object) -> SerialWorker:
+    """The serial worker of ``handler`` (one per handler object)."""
+    try:
+        worker = _workers.get(handler)
+    except TypeError:  # unhashable or not weakly referenceable
+        worker = None
+        key: Any = type(handler)
+        table: Any = _by_class
+    else:
+        key, table = handler, _workers
+    if worker is None:
+        with _lock:
+            worker = table.get(key)
+            if worker is None:
+                name = f"spanhook-handler-{type(handler).__name__}"
+                worker = table[key] = SerialWorker(name)
+    return worker
