@@ -30,8 +30,8 @@ def reset(*, otel_globals: bool = True) -> None:
     uses its private globals, checked against opentelemetry-api 1.45).
     """
     if otel_globals:
-        trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
-        trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+        trace._TRACER_PROVIDER = None
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
     _state.reset()
     from spanhook.tracing import configure  # export state: owned by the exporter setup
 
