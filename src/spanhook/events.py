@@ -87,7 +87,8 @@ _SPECS: tuple[EventSpec, ...] = (
         ("serialized", "messages"),
         _START_CONTEXT,
     ),
-    EventSpec("on_llm_new_token", "in_run", ("llm", "chat_model"), "ignore_llm", ()),
+    # the token goes by keyword, as langchain-core passes it
+    EventSpec("on_llm_new_token", "in_run", ("llm", "chat_model"), "ignore_llm", ("token",)),
     EventSpec(
         "on_llm_end", "end", ("llm", "chat_model"), "ignore_llm", ("response",), copy_args=True
     ),

@@ -1,0 +1,90 @@
+"""Sync and async twins record the same spans: names, attributes, span events and status.
+
+The handler-side parity (events, kwargs, parent links) is ``test_async.py``'s TWINS table;
+this compares what the twins put on the spans, which is where a drift between two copies of
+an event's recording would show (e.g. a retry's error recorded by one twin only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from spanhook.llms import LLM
+from test_async import TWINS
+
+#: Attributes whose values legitimately differ between two runs (ids, timing).
+_VOLATILE = {"spanhook.run_id", "gen_ai.response.time_to_first_chunk"}
+
+
+class Flaky(LLM):
+    """Fails its first call of every two, then answers."""
+
+    calls = 0
+
+    def _call(
+        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kw: Any
+    ) -> str:
+        self.calls += 1
+        if self.calls % 2:
+            raise ConnectionError("down")
+        return "ok"
+
+
+flaky = Flaky(max_retries=1)
+CASES = {
+    **TWINS,
+    "retry": (
+        lambda cb: flaky.invoke("x", callbacks=cb),
+        lambda cb: flaky.ainvoke("x", callbacks=cb),
+    ),
+}
+
+
+def _norm_attrs(attrs: Any) -> dict[str, Any]:
+    return {k: v for k, v in dict(attrs or {}).items() if k not in _VOLATILE}
+
+
+def _spans(exporter: InMemorySpanExporter) -> list[tuple[Any, ...]]:
+    out = []
+    for s in exporter.get_finished_spans():
+        events = [
+            (e.name, _norm_attrs(e.attributes))
+            for e in s.events
+            if e.name != "exception"  # its stack trace differs between the twins
+        ]
+        out.append((s.name, _norm_attrs(s.attributes), events, s.status.status_code))
+    return sorted(out, key=repr)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_async_twin_records_the_same_spans(
+    name: str, memory_exporter: InMemorySpanExporter
+) -> None:
+    sync_call, async_call = CASES[name]
+    sync_call([])
+    sync_spans = _spans(memory_exporter)
+    memory_exporter.clear()
+    asyncio.run(async_call([]))  # type: ignore[arg-type]
+    assert sync_spans, "the sync twin recorded no span"
+    assert _spans(memory_exporter) == sync_spans
+
+
+def test_a_retry_records_its_attempt_and_error_in_both_twins(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
+    flaky.invoke("x")
+    asyncio.run(flaky.ainvoke("x"))
+    retries = [
+        dict(e.attributes or {})
+        for s in memory_exporter.get_finished_spans()
+        for e in s.events
+        if e.name == "spanhook.retry"
+    ]
+    assert len(retries) == 2
+    for r in retries:
+        assert r["spanhook.retry.attempt"] == 1
+        assert "ConnectionError" in str(r["spanhook.retry.error"])
