@@ -473,16 +473,30 @@ class Run:
 
 
 async def _shielded(coro: Any) -> None:
-    """Deliver end/error events even if the task is being cancelled again meanwhile."""
-    task = asyncio.ensure_future(coro)
+    """Deliver end/error events even if the task is being cancelled again meanwhile. The
+    delivery's own exception is re-raised here, in the run's task, never from the helper
+    task (where asyncio would raise a ``KeyboardInterrupt`` out of the event loop)."""
+
+    async def guarded() -> BaseException | None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:
+            return e
+        return None
+
+    task = asyncio.ensure_future(guarded())
     try:
-        await asyncio.shield(task)
+        error = await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
             await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception() from None
+        if not task.cancelled() and task.result() is not None:
+            raise task.result() from None
         raise
+    if error is not None:
+        raise error
 
 
 def start_run(
