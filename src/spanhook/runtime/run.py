@@ -492,8 +492,9 @@ async def _shielded(coro: Any) -> None:
     except asyncio.CancelledError:
         if not task.done():
             await asyncio.wait([task])
-        if not task.cancelled() and task.result() is not None:
-            raise task.result() from None
+        late = None if task.cancelled() else task.result()
+        if late is not None:
+            raise late from None
         raise
     if error is not None:
         raise error
