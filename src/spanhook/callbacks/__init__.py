@@ -4,6 +4,7 @@ from spanhook.callbacks.base import AsyncCallbackHandler, BaseCallbackHandler
 from spanhook.callbacks.console import ConsoleCallbackHandler
 from spanhook.callbacks.events import adispatch_custom_event, dispatch_custom_event
 from spanhook.callbacks.logger import RequestLogger, RequestLoggerCallbackHandler
+from spanhook.callbacks.metrics import GenAIMetrics
 from spanhook.callbacks.monitor import MonitorCallbackHandler, MonitorHandler
 from spanhook.callbacks.stdout import StdOutCallbackHandler, StreamingStdOutCallbackHandler
 from spanhook.callbacks.streaming_aiter import AsyncIteratorCallbackHandler
@@ -15,6 +16,7 @@ __all__ = [
     "AsyncIteratorCallbackHandler",
     "BaseCallbackHandler",
     "ConsoleCallbackHandler",
+    "GenAIMetrics",
     "MonitorCallbackHandler",
     "MonitorHandler",
     "RequestLogger",
