@@ -346,3 +346,24 @@ def test_streaming_example_against_an_openai_compatible_server() -> None:
     assert tool_end["output"] == "42"
     assert messages[-1] == {**messages[-1], "type": "done", "ok": True, "output": "42"}
     assert all(r.body.get("stream") is True for r in server.requests)
+
+
+# ------------------------------------------------------------------ the docs point at them
+
+
+@pytest.mark.parametrize(
+    ("handler", "example"),
+    [
+        ("RequestLogger", "logging_requests"),
+        ("WebSocketHandler", "streaming"),
+        ("MonitorHandler", "monitoring"),
+    ],
+)
+def test_readme_handler_rows_link_the_examples(handler: str, example: str) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (row,) = (line for line in readme.splitlines() if line.startswith(f"| `{handler}`"))
+    link = f"examples/{example}/README.md"
+    assert f"]({link})" in row
+    page = (REPO_ROOT / link).read_text(encoding="utf-8")
+    # the one command the page gives is the one these tests run
+    assert f".venv/bin/python -m examples.{example}" in page
