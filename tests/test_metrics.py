@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -209,3 +210,18 @@ def test_global_provider_and_unknown_kinds(reader: InMemoryMetricReader) -> None
         RunRecord(run_id=None, parent_run_id=None, kind="llm", name="m", ok=True, duration_s=0.1),  # type: ignore[arg-type]
         {"gen_ai.operation.name": "chat"},
     )
+
+
+def test_unreadable_start_events_are_logged_not_raised(
+    reader: InMemoryMetricReader, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = GenAIMetrics(MeterProvider(metric_readers=[reader]))
+    with caplog.at_level(logging.ERROR, logger="spanhook.callbacks"):
+        assert metrics.started("llm", "m", {}) is None  # no run_id
+    assert "could not read the attributes of a llm run" in caplog.text
+    # without its GenAI attributes a run still counts in spanhook.run.duration
+    record = RunRecord(uuid4(), None, "llm", "m", ok=True, duration_s=0.5)
+    metrics.finished(record, None)
+    points = collect(reader)
+    assert set(points) == {RUN_DURATION}
+    assert points[RUN_DURATION][0][1].sum == 0.5

@@ -146,11 +146,17 @@ class GenAIMetrics:
         )
 
     def started(self, kind: str, name: str, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Call from a run's start event: the run's GenAI attributes (``None``: not GenAI)."""
+        """Call from a run's start event: the run's GenAI attributes (``None``: not GenAI).
+
+        Never raises: a failure is logged and the run is recorded without them."""
         if kind not in KIND_OPERATIONS:
             return None
-        found = _span_attributes(kwargs["run_id"])
-        return dict(found) if found else _fallback_attributes(kind, name, kwargs)
+        try:
+            found = _span_attributes(kwargs["run_id"])
+            return dict(found) if found else _fallback_attributes(kind, name, kwargs)
+        except Exception:
+            _internal.exception("GenAIMetrics could not read the attributes of a %s run", kind)
+            return None
 
     def finished(self, record: RunRecord, started: dict[str, Any] | None) -> None:
         """Call from a run's end or error event with what :meth:`started` returned.
