@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install spanhook with its test extras into .venv, build the real OpenTelemetry Collector
-# and Jaeger for the integration tests (cached under ~/.cache/spanhook; needs Go), then run
+# and Jaeger for the integration tests (cached under ~/.cache/spanhook; needs Go), install
+# Debian's headless Chromium for the browser tests (needs root and apt), then run
 # the linters and the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,10 +12,11 @@ python3 -m venv .venv
 
 bash scripts/build-collector.sh
 bash scripts/build-jaeger.sh
+bash scripts/install-chromium.sh
 
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
-.venv/bin/mypy --strict src
+.venv/bin/ruff check src tests benchmarks examples
+.venv/bin/ruff format --check src tests benchmarks examples
+.venv/bin/mypy --strict src examples
 
 set +e
 .venv/bin/python -m pytest "$@"

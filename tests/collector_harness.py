@@ -336,12 +336,14 @@ def run_collector(
     binary: str | None = None,
     config: Path = COLLECTOR_CONFIG,
     startup_timeout: float = 30.0,
+    metrics_endpoint: str | None = None,
 ) -> Iterator[CollectorProcess]:
     """Run the built collector with the repository's ``collector-config.yaml``.
 
     The OTLP receiver listens on 127.0.0.1 (``grpc_port``/``http_port``, free ports by
     default); the ``otlp_grpc/jaeger`` exporter sends to ``jaeger_endpoint`` ("host:port",
-    plaintext gRPC). Without ``binary`` the cached build is used (skip/fail if missing).
+    plaintext gRPC), the metrics pipeline's OTLP/HTTP exporter to ``metrics_endpoint`` (a
+    full URL). Without ``binary`` the cached build is used (skip/fail if missing).
     """
     binary = binary or require_binary(collector_binary(), "collector")
     grpc_port = grpc_port or free_port()
@@ -351,6 +353,7 @@ def run_collector(
             "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
             "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
             "JAEGER_OTLP_ENDPOINT": jaeger_endpoint,
+            **({"METRICS_OTLP_ENDPOINT": metrics_endpoint} if metrics_endpoint else {}),
             _COLLECTOR_TEST_OVERRIDES_ENV: _COLLECTOR_TEST_OVERRIDES,
         }
     )

@@ -51,7 +51,7 @@ BUILD_COLLECTOR = REPO_ROOT / "scripts" / "build-collector.sh"
 BUILD_JAEGER = REPO_ROOT / "scripts" / "build-jaeger.sh"
 
 ENV_EXPR = re.compile(r"^\$\{env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}$")
-EXACT_TAG = re.compile(r"^\d+\.\d+\.\d+$")
+EXACT_TAG = re.compile(r"^v?\d+\.\d+\.\d+$")
 
 
 def load_yaml(path: Path) -> Any:
@@ -159,6 +159,7 @@ def test_env_overrides_use_collector_syntax(config: dict[str, Any]) -> None:
             protocols["grpc"]["endpoint"],
             protocols["http"]["endpoint"],
             exporter["endpoint"],
+            prometheus_exporter(config)[1]["metrics_endpoint"],
         )
         if ENV_EXPR.match(value)
     }
@@ -167,7 +168,36 @@ def test_env_overrides_use_collector_syntax(config: dict[str, Any]) -> None:
         "OTELCOL_OTLP_GRPC_ENDPOINT",
         "OTELCOL_OTLP_HTTP_ENDPOINT",
         "JAEGER_OTLP_ENDPOINT",
+        "METRICS_OTLP_ENDPOINT",
     }
+
+
+def prometheus_exporter(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    exporters = config["service"]["pipelines"]["metrics"]["exporters"]
+    found = [name for name in exporters if component_type(name) == "otlp_http"]
+    assert len(found) == 1, f"expected one OTLP/HTTP exporter among {exporters}"
+    return found[0], config["exporters"][found[0]]
+
+
+def test_metrics_pipeline_exports_to_prometheus_over_otlp_http(config: dict[str, Any]) -> None:
+    metrics = config["service"]["pipelines"]["metrics"]
+    assert metrics["receivers"] == config["service"]["pipelines"]["traces"]["receivers"]
+    assert [component_type(p) for p in metrics["processors"]] == ["batch"]
+    _, exporter = prometheus_exporter(config)
+    # Prometheus' OTLP ingestion path (it takes OTLP over HTTP only).
+    assert env_default(exporter["metrics_endpoint"]) == (
+        "http://prometheus:9090/api/v1/otlp/v1/metrics"
+    )
+    assert "debug" in metrics["exporters"]
+
+
+def test_compose_runs_prometheus_with_otlp_ingestion(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert prometheus["image"].split(":")[0] == "prom/prometheus"
+    assert int(image_tag(prometheus["image"]).lstrip("v").split(".")[0]) >= 3
+    assert "--web.enable-otlp-receiver" in prometheus["command"]
+    assert "9090:9090" in published(prometheus)
+    assert "prometheus" in compose["services"]["otel-collector"]["depends_on"]
 
 
 def test_traces_pipeline_exports_to_jaeger_over_otlp_grpc(config: dict[str, Any]) -> None:
@@ -254,6 +284,7 @@ def test_builder_manifest_has_exactly_the_config_components(
         "batchprocessor": "batch",
         "otlpexporter": "otlp_grpc",
         "debugexporter": "debug",
+        "otlphttpexporter": "otlp_http",
     }
     for kind in ("receivers", "processors", "exporters"):
         built: set[str] = set()
@@ -425,3 +456,57 @@ def test_collector_to_jaeger_end_to_end() -> None:
         assert process["serviceName"] == service
         tags = {t["key"]: t["value"] for t in spans["child"]["tags"]}
         assert tags["test.key"] == "v"
+
+
+@pytest.mark.collector
+def test_collector_forwards_metrics_to_the_metrics_backend() -> None:
+    """OTLP metrics in over gRPC and HTTP, out over OTLP/HTTP to a real receiver."""
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter as GrpcMetricExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from metrics_harness import HttpMetricsReceiver
+
+    collector_bin = require_binary(collector_binary(), "collector")
+    with (
+        HttpMetricsReceiver() as backend,
+        run_collector(binary=collector_bin, metrics_endpoint=backend.endpoint) as collector,
+    ):
+        for service, exporter in (
+            ("metrics-grpc", GrpcMetricExporter(endpoint=collector.grpc_endpoint, insecure=True)),
+            (
+                "metrics-http",
+                HttpMetricExporter(endpoint=f"http://127.0.0.1:{collector.http_port}/v1/metrics"),
+            ),
+        ):
+            reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60_000)
+            provider = MeterProvider(
+                metric_readers=[reader], resource=Resource.create({"service.name": service})
+            )
+            histogram = provider.get_meter("spanhook.tests").create_histogram(
+                "test.duration", unit="s"
+            )
+            histogram.record(0.25, {"test.key": service})
+            provider.shutdown()  # final collection and export
+
+        def both(points: list[Any]) -> bool:
+            return {p.resource.get("service.name") for p in points} >= {
+                "metrics-grpc",
+                "metrics-http",
+            }
+
+        try:
+            points = backend.wait_for(both, timeout=30)
+        except TimeoutError:
+            pytest.fail(f"metrics did not reach the backend; collector:\n{collector.output()}")
+        for point in points:
+            assert (point.name, point.unit, point.kind) == ("test.duration", "s", "histogram")
+            assert point.attributes == {"test.key": point.resource["service.name"]}
+            assert (point.point.count, point.point.sum) == (1, 0.25)
+        collector.process.wait_for_output('"metrics"', timeout=10)
+        assert "deprecated" not in collector.output().lower()

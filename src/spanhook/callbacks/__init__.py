@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from spanhook.callbacks.console import ConsoleCallbackHandler
     from spanhook.callbacks.events import adispatch_custom_event, dispatch_custom_event
     from spanhook.callbacks.logger import RequestLogger, RequestLoggerCallbackHandler
+    from spanhook.callbacks.metrics import GenAIMetrics
     from spanhook.callbacks.monitor import MonitorCallbackHandler, MonitorHandler
     from spanhook.callbacks.stdout import StdOutCallbackHandler, StreamingStdOutCallbackHandler
     from spanhook.callbacks.streaming_aiter import AsyncIteratorCallbackHandler
@@ -28,6 +29,7 @@ _dynamic_imports = {
     "dispatch_custom_event": "events",
     "RequestLogger": "logger",
     "RequestLoggerCallbackHandler": "logger",
+    "GenAIMetrics": "metrics",
     "MonitorCallbackHandler": "monitor",
     "MonitorHandler": "monitor",
     "StdOutCallbackHandler": "stdout",
@@ -44,6 +46,7 @@ __all__ = [
     "AsyncIteratorCallbackHandler",
     "BaseCallbackHandler",
     "ConsoleCallbackHandler",
+    "GenAIMetrics",
     "MonitorCallbackHandler",
     "MonitorHandler",
     "RequestLogger",

@@ -29,6 +29,7 @@ from uuid import UUID
 
 from spanhook.callbacks.base import BaseCallbackHandler
 from spanhook.callbacks.logger import identify_run
+from spanhook.callbacks.metrics import GenAIMetrics
 from spanhook.callbacks.usage import usage_from_result
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -160,6 +161,7 @@ class _Active:
     mem_base: int = 0
     mem_peak: int = 0
     usage: tuple[int, int, int] = (0, 0, 0)
+    metrics: dict[str, Any] | None = None
 
 
 def _kib(n: int | None) -> str:
@@ -174,17 +176,24 @@ class MonitorCallbackHandler(BaseCallbackHandler):
             tracing yet, and stopped again by :meth:`close`).
         track_rss: sample the process RSS at each run's start and end.
         max_records: how many finished :class:`RunRecord` objects :meth:`records` keeps.
+        metrics: also record every finished run as OTel metrics (:class:`GenAIMetrics`).
     """
 
     run_inline = True  # a few clock and counter updates: never worth a thread hop
 
     def __init__(
-        self, *, trace_memory: bool = False, track_rss: bool = True, max_records: int = 1000
+        self,
+        *,
+        trace_memory: bool = False,
+        track_rss: bool = True,
+        max_records: int = 1000,
+        metrics: GenAIMetrics | None = None,
     ) -> None:
         if not isinstance(max_records, int) or max_records < 0:
             raise ValueError(f"max_records must be an int >= 0, got {max_records!r}")
         self.trace_memory = bool(trace_memory)
         self.track_rss = bool(track_rss)
+        self.metrics = metrics
         self._lock = threading.Lock()
         self._active: dict[UUID, _Active] = {}
         self._stats: dict[tuple[str, str], RunStats] = {}
@@ -220,6 +229,8 @@ class MonitorCallbackHandler(BaseCallbackHandler):
         rss = process_rss_bytes() if self.track_rss else None
         with self._lock:
             active = _Active(ident.kind, ident.name, kwargs.get("parent_run_id"), 0, rss)
+            if self.metrics is not None:
+                active.metrics = self.metrics.started(ident.kind, ident.name, kwargs)
             if self.trace_memory:
                 current = self._interval()
                 active.mem_base = active.mem_peak = current
@@ -259,6 +270,8 @@ class MonitorCallbackHandler(BaseCallbackHandler):
             stats._add(record)
             self._records.append(record)
             self._finished += 1
+        if self.metrics is not None:
+            self.metrics.finished(record, a.metrics)
 
     def on_chain_start(
         self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any

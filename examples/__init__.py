@@ -1,0 +1,1 @@
+"""Runnable examples of spanhook's three callback scenarios (see examples/README.md)."""
