@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from spanhook import __version__
+from spanhook.tracing.viewers import with_project
 
 _lock = threading.Lock()
 _private: TracerProvider | None = None
@@ -27,7 +28,9 @@ def private_provider() -> TracerProvider:
     global _private
     with _lock:
         if _private is None:
-            _private = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
+            _private = TracerProvider(
+                resource=with_project(Resource.create()), shutdown_on_exit=False
+            )
         return _private
 
 

@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from spanhook.callbacks.bridge import adispatch, call_targets, dispatch, sync_targets
 from spanhook.tracing import attributes as attr
+from spanhook.tracing import viewers
 from spanhook.tracing.consumers import EMPTY, Consumers, classify, merge
 from spanhook.tracing.provider import get_tracer, recording_tracer
 from spanhook.tracing.settings import content_capture_enabled, get_settings
@@ -460,7 +461,7 @@ class Run:
         if self.capturing():
             recorded = _content_attribute(key, value)
             if recorded is not None:
-                self.span.set_attribute(key, recorded)
+                self.span.set_attributes(viewers.content_attributes(self, key, recorded))
 
     # -- lifecycle -------------------------------------------------------------------------
     def _begin(self) -> None:
@@ -816,6 +817,7 @@ def start_run(
                 settings.max_metadata_attributes,
             )
         )
+    span_attrs.update(viewers.run_attributes(kind, span_attrs))
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = _light_span(ctx)
