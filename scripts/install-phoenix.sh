@@ -8,7 +8,7 @@
 # CI is set (the viewer tests must not skip in CI).
 set -euo pipefail
 
-PHOENIX_VERSION="${SPANHOOK_PHOENIX_VERSION:-20.26.1}"
+PHOENIX_VERSION="20.26.1"  # the Phoenix the viewer tests run against
 
 cache_dir="${SPANHOOK_CACHE_DIR:-${HOME}/.cache/spanhook}"
 venv="${cache_dir}/phoenix-${PHOENIX_VERSION}/venv"
