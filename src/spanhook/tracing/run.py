@@ -802,7 +802,11 @@ def start_run(
     run_id = request.run_id or new_run_id()
     if request.run_name:
         name = request.run_name
-    span_attrs: dict[str, Any] = {attr.RUN_KIND: kind, attr.RUN_ID: str(run_id)}
+    span_attrs: dict[str, Any] = {
+        attr.RUN_KIND: kind,
+        attr.RUN_ID: str(run_id),
+        viewers.SPAN_KIND: viewers.SPAN_KINDS[kind],
+    }
     if attributes:
         span_attrs.update(attributes)
     if tags:
@@ -817,7 +821,8 @@ def start_run(
                 settings.max_metadata_attributes,
             )
         )
-    span_attrs.update(viewers.run_attributes(kind, span_attrs))
+    if tags or metadata:
+        span_attrs.update(viewers.context_attributes(span_attrs))
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = _light_span(ctx)

@@ -53,7 +53,7 @@ TEXT_MIME = "text/plain"
 #: The redact hook sees retrieved documents' metadata under this key (a list, one per document).
 DOCUMENTS_METADATA = "retrieval.documents.metadata"
 
-#: spanhook run kind -> OpenInference span kind.
+#: spanhook run kind -> OpenInference span kind (``openinference.span.kind``, on every run).
 SPAN_KINDS: dict[str, str] = {
     "chain": "CHAIN",
     "agent": "AGENT",
@@ -86,28 +86,48 @@ _ROOT_MODEL_IO_KEYS: dict[str, str] = {
 _METADATA_PREFIX_LEN = len(attr.METADATA_PREFIX)
 
 
-def span_kind(kind: str) -> str:
-    """The OpenInference span kind of a spanhook run kind (``UNKNOWN`` for anything else)."""
-    return SPAN_KINDS.get(kind, "UNKNOWN")
-
-
-def run_attributes(kind: str, span_attrs: Mapping[str, Any]) -> dict[str, AttributeValue]:
-    """The viewer attributes of a run, from its start attributes.
+def context_attributes(span_attrs: Mapping[str, Any]) -> Mapping[str, AttributeValue]:
+    """A run's session, user, metadata and tags in the forms viewers read, from its start
+    attributes (call it for runs with tags or metadata; the span kind is set separately).
 
     Tags and metadata are read from ``spanhook.tags`` / ``spanhook.metadata.*`` as they are
     about to be recorded (secrets masked, the ``redact`` hook applied), so nothing reaches
-    the viewer attributes that those did not let through. Not content: always recorded."""
-    out: dict[str, AttributeValue] = {SPAN_KIND: span_kind(kind)}
+    the viewer attributes that those did not let through. Not content: always recorded.
+    Nested runs usually share their request's tags and metadata: the result for the same
+    recorded values is computed once (read-only; a small, bounded cache)."""
     tags = span_attrs.get(attr.TAGS)
+    items = tuple((k, v) for k, v in span_attrs.items() if k.startswith(attr.METADATA_PREFIX))
+    key = (tuple(tags) if tags else (), items)
+    try:
+        known = _context_cache.get(key)
+    except TypeError:  # an unhashable value (a list of strings): not cached
+        return _context_attributes(tags, items)
+    if known is None:
+        known = _context_attributes(tags, items)
+        if sum(len(str(v)) for _, v in items) <= _CACHED_METADATA_CHARS:
+            if len(_context_cache) >= _CONTEXT_CACHE_SIZE:
+                _context_cache.clear()
+            _context_cache[key] = known
+    return known
+
+
+_context_cache: dict[Any, Mapping[str, AttributeValue]] = {}
+_CONTEXT_CACHE_SIZE = 64
+_CACHED_METADATA_CHARS = 1024
+
+
+def _context_attributes(
+    tags: Any, items: Sequence[tuple[str, Any]]
+) -> Mapping[str, AttributeValue]:
+    out: dict[str, AttributeValue] = {}
     if tags:
         out[TAG_TAGS] = tags
     metadata: dict[str, Any] = {}
-    for key, value in span_attrs.items():
-        if key.startswith(attr.METADATA_PREFIX):
-            if key == attr.METADATA_OVERFLOW:
-                metadata.update(_overflow(value))
-            else:
-                metadata[key[_METADATA_PREFIX_LEN:]] = value
+    for key, value in items:
+        if key == attr.METADATA_OVERFLOW:
+            metadata.update(_overflow(value))
+        else:
+            metadata[key[_METADATA_PREFIX_LEN:]] = value
     if not metadata:
         return out
     out[METADATA] = json.dumps(metadata, ensure_ascii=False, default=str)
