@@ -4,6 +4,7 @@ and trace links. Checked on what a real OTLP receiver decoded."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -311,3 +312,39 @@ def test_project_name_sources(
     Tool(name="echo", func=lambda s: s, description="Echoes.").run("x")
     (span,) = exported(rx, 1)
     assert span.resource.get(viewers.PROJECT_NAME) == project
+
+
+def test_async_runs_get_the_same_viewer_attributes(rx: GrpcTraceReceiver) -> None:
+    spanhook.configure(exporters="otlp", capture_content=True)
+
+    async def main() -> None:
+        chain = viewers_app.AskWithTools(name="ask-with-tools")
+        retriever = viewers_app.FactsRetriever(name="facts")
+        tool = Tool(name="echo", func=lambda s: s, description="Echoes.")
+        meta = {"session_id": "sess-async", "user_id": "u-async"}
+        await asyncio.gather(
+            chain.ainvoke({"question": viewers_app.QUESTION}, metadata=meta),
+            retriever.ainvoke("async query", metadata=meta),
+            tool.arun("async input", metadata=meta),
+        )
+
+    asyncio.run(main())
+    spans = exported(rx, 7)
+    for s in spans:
+        a = s.attributes
+        assert a[viewers.SPAN_KIND] == viewers.SPAN_KINDS[a["spanhook.run.kind"]]
+        assert (a[viewers.SESSION_ID], a[viewers.USER_ID]) == ("sess-async", "u-async")
+    chain = one(spans, "ask-with-tools").attributes
+    assert (chain["input.value"], chain["output.value"]) == (
+        viewers_app.QUESTION,
+        viewers_app.ANSWER,
+    )
+    retrievals = named(spans, "retrieval facts")
+    assert {r.attributes["input.value"] for r in retrievals} == {
+        viewers_app.QUESTION,
+        "async query",
+    }
+    for r in retrievals:
+        assert r.attributes["retrieval.documents.1.document.id"] == "d2"
+    echo = one(spans, "execute_tool echo").attributes
+    assert (echo["input.value"], echo["output.value"]) == ("async input", "async input")
