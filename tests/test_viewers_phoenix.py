@@ -32,6 +32,9 @@ from phoenix_harness import (
 )
 from spanhook.demo import DEFAULT_QUESTION
 
+#: Phoenix's cold start (migrations) is slow on a busy machine: it counts in the first test.
+pytestmark = pytest.mark.timeout(900)
+
 DEMO_SPANS = 4  # agent, two completions, the calculator
 APP_SPANS = 7  # chain (retriever, 2 chat turns, tool); a root chat model; a failing tool
 TRACE_LINE = re.compile(r"^Trace: (?P<url>\S+/redirects/traces/(?P<trace_id>[0-9a-f]{32}))$", re.M)
@@ -266,5 +269,27 @@ def test_the_app_trace_renders_every_kind(exported: Exported) -> None:
             "execute_tool multiply",
             viewers_app.QUESTION,
             viewers_app.ANSWER,
+        ],
+    )
+
+
+def test_the_trace_list_and_the_documents_in_a_browser(exported: Exported) -> None:
+    chromium()
+    phoenix = exported.phoenix
+    project = phoenix.project_id(exported.app_project)
+    # the Traces table: each request's input, output and user, from its root span
+    _wait_for_text(
+        f"{phoenix.url}/projects/{project}/traces",
+        ["ask-with-tools", viewers_app.QUESTION, viewers_app.ANSWER, viewers_app.USER],
+    )
+    # the retriever span: its query and one card per document
+    retriever = one(exported.app_spans, "retrieval facts")["context"]["spanId"]
+    _wait_for_text(
+        f"{phoenix.url}/redirects/spans/{retriever}",
+        [
+            "retrieval facts",
+            "document d1",
+            "document d2",
+            *(f.page_content for f in viewers_app.FACTS),
         ],
     )
