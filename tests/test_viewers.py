@@ -16,6 +16,8 @@ import spanhook
 import viewers_app
 from collector_harness import GrpcTraceReceiver, ReceivedSpan
 from spanhook.demo import DEFAULT_QUESTION, build_agent, run_demo
+from spanhook.retrievers import BaseRetriever
+from spanhook.schema import Document
 from spanhook.tools import Tool
 from spanhook.tracing import viewers
 from spanhook.tracing.viewers import io_value, trace_link
@@ -348,3 +350,27 @@ def test_async_runs_get_the_same_viewer_attributes(rx: GrpcTraceReceiver) -> Non
         assert r.attributes["retrieval.documents.1.document.id"] == "d2"
     echo = one(spans, "execute_tool echo").attributes
     assert (echo["input.value"], echo["output.value"]) == ("async input", "async input")
+
+
+class ManyDocs(BaseRetriever):
+    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+        return [Document(f"doc {i}", {"rank": i}, f"id-{i}") for i in range(25)]
+
+
+def test_documents_are_bounded_and_a_failing_hook_hides_their_metadata(
+    rx: GrpcTraceReceiver,
+) -> None:
+    def hook(key: str, value: Any) -> Any:
+        if key == viewers.DOCUMENTS_METADATA:
+            raise RuntimeError("hook bug")
+        return value
+
+    spanhook.configure(exporters="otlp", capture_content=True, redact=hook)
+    assert len(ManyDocs(name="many").invoke("q")) == 25  # the caller gets every document
+    (span,) = exported(rx, 1)
+    a = span.attributes
+    ids = sorted(int(k.split(".")[2]) for k in a if k.endswith(".document.id"))
+    assert ids == list(range(viewers.MAX_DOCUMENTS))
+    assert a["retrieval.documents.19.document.content"] == "doc 19"
+    assert not [k for k in a if k.endswith(".document.metadata")]  # failed closed
+    assert len(a) < 128  # within the SDK's default attribute limit
