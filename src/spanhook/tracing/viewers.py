@@ -7,7 +7,7 @@ them. This module adds only what neither can derive (OpenInference names):
 - ``openinference.span.kind`` on every run span (chains are otherwise UNKNOWN in Phoenix and
   plain spans in Langfuse; retrievers too in Langfuse);
 - ``input.value`` / ``output.value`` with their ``*.mime_type`` on chain, agent, tool and
-  retriever spans (and on a root model span, as JSON messages), mirrored from the content
+  retriever spans (and on a model span with no parent run, as JSON messages), mirrored from the content
   spanhook already records: same capture policy, ``redact`` hook and size limit;
 - ``retrieval.documents.<i>.document.{content,id,score,metadata}`` on retriever spans;
 - ``session.id`` / ``gen_ai.conversation.id``, ``user.id``, ``metadata`` (one JSON
@@ -182,7 +182,8 @@ def io_value(recorded: str) -> tuple[str, str]:
 def content_attributes(run: Run, key: str, recorded: str) -> dict[str, AttributeValue]:
     """The attributes for content ``recorded`` under ``key`` (already redacted, masked and
     truncated): ``key`` itself, plus its ``input.*`` / ``output.*`` mirror where viewers
-    need one. Model messages are mirrored, as JSON, on root model spans only."""
+    need one. Model messages are mirrored, as JSON, only on a model span with no parent run
+    (the request itself, so that a trace list shows it)."""
     out: dict[str, AttributeValue] = {key: recorded}
     role = _IO_KEYS.get(key)
     if role is None:
