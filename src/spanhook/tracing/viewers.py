@@ -7,8 +7,8 @@ them. This module adds only what neither can derive (OpenInference names):
 - ``openinference.span.kind`` on every run span (chains are otherwise UNKNOWN in Phoenix and
   plain spans in Langfuse; retrievers too in Langfuse);
 - ``input.value`` / ``output.value`` with their ``*.mime_type`` on chain, agent, tool and
-  retriever spans (and on a model span with no parent run, as JSON messages), mirrored from the content
-  spanhook already records: same capture policy, ``redact`` hook and size limit;
+  retriever spans (and on a model span with no parent run, as JSON messages), mirrored from
+  the content spanhook already records: same capture policy, ``redact`` hook and size limit;
 - ``retrieval.documents.<i>.document.{content,id,score,metadata}`` on retriever spans;
 - ``session.id`` / ``gen_ai.conversation.id``, ``user.id``, ``metadata`` (one JSON
   attribute) and ``tag.tags`` from the run's (already masked and redacted) metadata and tags;
