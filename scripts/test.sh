@@ -12,7 +12,7 @@ python3 -m venv .venv
 
 bash scripts/build-collector.sh
 bash scripts/build-jaeger.sh
-bash scripts/install-chromium.sh
+bash scripts/install-phoenix.sh >/dev/null && bash scripts/install-chromium.sh >/dev/null  # viewer tests
 
 .venv/bin/ruff check src tests benchmarks examples
 .venv/bin/ruff format --check src tests benchmarks examples

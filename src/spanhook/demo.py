@@ -13,6 +13,7 @@ from spanhook.llms import OfflineLLM
 from spanhook.retrievers import InMemoryRetriever
 from spanhook.tools import Tool
 from spanhook.tracing.run import current_run
+from spanhook.tracing.viewers import trace_link
 
 DEFAULT_QUESTION = "What is 12 * (3 + 4)?"
 JAEGER_UI_ENV = "SPANHOOK_JAEGER_UI"
@@ -85,8 +86,7 @@ def run_demo(
         ok = spanhook.force_flush(timeout=5.0)
         dropped = spanhook.export_stats().dropped_spans - before.dropped_spans
         if tracer.trace_id:
-            ui = os.environ.get(JAEGER_UI_ENV, "http://localhost:16686").rstrip("/")
-            print(f"Trace: {ui}/trace/{tracer.trace_id}", file=out)
+            print(f"Trace: {trace_link(tracer.trace_id)}", file=out)
         if not ok or dropped:
             print(
                 f"warning: export incomplete ({dropped} span(s) dropped); is the collector up?",

@@ -13,6 +13,7 @@ from spanhook.schema import Document
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
 from spanhook.tracing.signature import accepts
+from spanhook.tracing.viewers import record_documents
 
 
 class BaseRetriever(Primitive):
@@ -64,7 +65,7 @@ class BaseRetriever(Primitive):
 
     def _done(self, run: Run, docs: list[Document]) -> None:
         run.set_attributes({"spanhook.retriever.documents": len(docs)})
-        run.record_content(attr.OUTPUT, [d.page_content for d in docs])
+        record_documents(run, docs)
         run.set_result(docs)
 
     def invoke(

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from spanhook.events import SpanRecipe
 from spanhook.schema.outputs import LLMResult
 from spanhook.tracing import attributes as attr
+from spanhook.tracing import viewers
 from spanhook.tracing.settings import content_capture_enabled, get_settings
 
 
@@ -46,12 +47,13 @@ def record_event(span: trace.Span, recipe: SpanRecipe, args: tuple[Any, ...]) ->
     span.add_event(recipe.name, attrs)
 
 
-def record_content(span: trace.Span, key: str, value: Any) -> None:
-    """Put ``value`` on the span under ``key`` if content capture is on and the span records."""
+def record_content(span: trace.Span, key: str, value: Any, has_parent: bool) -> None:
+    """Put ``value`` on the span under ``key`` (with the viewers' ``input.*``/``output.*``
+    mirror) if content capture is on and the span records."""
     if content_capture_enabled() and span.is_recording():
         recorded = content_attribute(key, value)
         if recorded is not None:
-            span.set_attribute(key, recorded)
+            span.set_attributes(viewers.content_attributes(has_parent, key, recorded))
 
 
 def span_attributes(
@@ -62,7 +64,11 @@ def span_attributes(
     extra: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The attributes a run's span starts with."""
-    out: dict[str, Any] = {attr.RUN_KIND: kind, attr.RUN_ID: run_id}
+    out: dict[str, Any] = {
+        attr.RUN_KIND: kind,
+        attr.RUN_ID: run_id,
+        viewers.SPAN_KIND: viewers.SPAN_KINDS[kind],
+    }
     if extra:
         out.update(extra)
     if tags:
@@ -77,6 +83,8 @@ def span_attributes(
                 settings.max_metadata_attributes,
             )
         )
+    if tags or metadata:
+        out.update(viewers.context_attributes(out))
     return out
 
 

@@ -254,7 +254,7 @@ class Run:
     def record_content(self, key: str, value: Any) -> None:
         """Put ``value`` on the span under ``key`` if content capture is on (redacted by the
         ``redact`` hook, if any, then truncated)."""
-        content.record_content(self.span, key, value)
+        content.record_content(self.span, key, value, self.parent_run_id is not None)
 
     # -- lifecycle: shared steps -------------------------------------------------------------
     def _begin(self) -> Delivery | None:

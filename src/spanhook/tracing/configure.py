@@ -33,6 +33,7 @@ from spanhook.tracing.console import SpanTreeExporter
 from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all, shutdown_together
 from spanhook.tracing.sampling import KeepErrorsSampler, check_ratio
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
+from spanhook.tracing.viewers import with_project
 
 logger = logging.getLogger("spanhook.configure")
 
@@ -203,7 +204,9 @@ def configure(
         else:
             attrs = {SERVICE_NAME: service_name} if service_name else {}
             tp = TracerProvider(
-                resource=Resource.create(attrs), sampler=sampler, shutdown_on_exit=False
+                resource=with_project(Resource.create(attrs)),
+                sampler=sampler,
+                shutdown_on_exit=False,
             )
             trace.set_tracer_provider(tp)
         fan = _fanouts.get(id(tp))

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from spanhook import __version__
 from spanhook._state import STATE
+from spanhook.tracing.viewers import with_project
 
 
 def private_provider() -> TracerProvider:
@@ -21,7 +22,7 @@ def private_provider() -> TracerProvider:
     with STATE.lock:
         if STATE.private_provider is None:
             STATE.private_provider = TracerProvider(
-                resource=Resource.create(), shutdown_on_exit=False
+                resource=with_project(Resource.create()), shutdown_on_exit=False
             )
         return STATE.private_provider
 
