@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -21,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
+from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow
 from spanhook.primitive import Primitive, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
 from spanhook.tracing import attributes as attr
@@ -45,6 +45,10 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     span_kind: SpanKind = SpanKind.CLIENT
     _run_kind: RunKind = "llm"
     _operation: str = "text_completion"
+    #: langchain-core's rule for who reports streamed tokens: an LLM's ``_stream`` reports
+    #: its own through ``run_manager.on_llm_new_token``; a chat model's ``_stream`` is called
+    #: without a run manager and the model's ``stream`` reports each chunk.
+    _stream_reports_tokens: bool = False
 
     def __init__(
         self,
@@ -220,49 +224,28 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             )
         run.set_result(result)
 
-    def _with_retries(
+    def _attempts(
         self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> LLMResult:
+    ) -> Flow[LLMResult]:
+        """The retry loop, once for sync and async: attempt, report the retry, wait."""
         attempt = 1
         while True:
             try:
-                return self._generate_one(prepared, stop, run, **kwargs)
+                result: LLMResult = yield Call(self, "_generate_one", prepared, stop, run, **kwargs)
+                return result
             except Exception as e:
                 if attempt > self.max_retries or not self._retryable(e):
                     raise
-                run.on_retry(
-                    RetryState(
-                        attempt_number=attempt,
-                        idle_for=0.0,
-                        outcome_error=e,
-                        next_sleep=self.retry_delay,
-                    )
+                state = RetryState(
+                    attempt_number=attempt,
+                    idle_for=0.0,
+                    outcome_error=e,
+                    next_sleep=self.retry_delay,
                 )
-                if self.retry_delay:
-                    time.sleep(self.retry_delay)
-                attempt += 1
-
-    async def _awith_retries(
-        self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> LLMResult:
-        attempt = 1
-        while True:
-            try:
-                return await self._agenerate_one(prepared, stop, run, **kwargs)
-            except Exception as e:
-                if attempt > self.max_retries or not self._retryable(e):
-                    raise
-                await run.aon_retry(
-                    RetryState(
-                        attempt_number=attempt,
-                        idle_for=0.0,
-                        outcome_error=e,
-                        next_sleep=self.retry_delay,
-                    )
-                )
-                if self.retry_delay:
-                    await asyncio.sleep(self.retry_delay)
-                attempt += 1
+            yield Call(run, "on_retry", state)
+            if self.retry_delay:
+                yield Call(CLOCK, "sleep", self.retry_delay)
+            attempt += 1
 
     def _open_stream(
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
@@ -295,11 +278,11 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         if self.streaming:
             chunks = self._open_stream(prepared, stop, run, kwargs)
             if chunks is not None:
-                for _ in self._drive_stream(run, chunks):
+                for _ in self._drive_stream(run, chunks, not self._stream_reports_tokens):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         with run:
-            result = self._with_retries(run, prepared, stop, kwargs)
+            result = run_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)
         return result
 
@@ -315,11 +298,11 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         if self.streaming:
             chunks = self._aopen_stream(prepared, stop, run, kwargs)
             if chunks is not None:
-                async for _ in self._adrive_stream(run, chunks):
+                async for _ in self._adrive_stream(run, chunks, not self._stream_reports_tokens):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         async with run:
-            result = await self._awith_retries(run, prepared, stop, kwargs)
+            result = await arun_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)
         return result
 
@@ -335,38 +318,39 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
 
         return finish
 
-    def _drive_stream(self, run: Run, chunks: Iterator[Chunk]) -> Generator[Chunk, None, None]:
-        """Iterate ``chunks`` inside ``run``, ``on_llm_new_token`` before each yield."""
+    def _drive_stream(
+        self, run: Run, chunks: Iterator[Chunk], report: bool
+    ) -> Generator[Chunk, None, None]:
+        """Iterate ``chunks`` inside ``run``; with ``report``, ``on_llm_new_token`` before
+        each yield (else the model's own stream reports its tokens)."""
         return drive(
             run,
             chunks,
             self._stream_finish(run),
-            on_chunk=lambda chunk: run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk),
+            on_chunk=(
+                (lambda chunk: run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk))
+                if report
+                else None
+            ),
             fail=lambda collected: self._partial(run, collected),
         )
 
-    def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
+    def _adrive_stream(
+        self, run: Run, chunks: AsyncIterator[Chunk], report: bool
+    ) -> AsyncGenerator[Chunk, None]:
         return adrive(
             run,
             chunks,
             self._stream_finish(run),
-            on_chunk=lambda chunk: run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk),
+            on_chunk=(
+                (lambda chunk: run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk))
+                if report
+                else None
+            ),
             fail=lambda collected: self._partial(run, collected),
         )
 
     # -- request methods -----------------------------------------------------------------
-    def _request(
-        self,
-        config: Mapping[str, Any] | None,
-        callbacks: Any,
-        tags: Any,
-        metadata: Any,
-        **extra: Any,
-    ) -> Request:
-        return Request.from_config(
-            config, callbacks, tags, metadata, where=self._request_label, **extra
-        )
-
     def invoke(
         self,
         input: Any,
@@ -395,6 +379,35 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         request = self._request(config, callbacks, tags, metadata)
         return self._output(await self._acall_one(self._prepare(input), request, stop, kwargs))
 
+    def _batch_sizes(self, n: int, limit: int | None) -> list[int]:
+        """The ``batch_size`` each run of a batch reports: 1 for a chat model, whose batch is
+        one call per input, as in langchain-core (an LLM overrides this)."""
+        return [1] * n
+
+    def _batch_work(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None,
+        limit: int | None,
+        request_args: tuple[Any, Any, Any],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> list[tuple[In, Request, list[str] | None, dict[str, Any], int]]:
+        prepared = [self._prepare(x) for x in inputs]
+        requests = self._request(config, *request_args).per_input(len(prepared))
+        sizes = self._batch_sizes(len(prepared), limit)
+        return [
+            (p, r, stop, dict(kwargs), n) for p, r, n in zip(prepared, requests, sizes, strict=True)
+        ]
+
+    def _batch_one(self, work: tuple[In, Request, list[str] | None, dict[str, Any], int]) -> Out:
+        return self._output(self._call_one(*work))
+
+    async def _abatch_one(
+        self, work: tuple[In, Request, list[str] | None, dict[str, Any], int]
+    ) -> Out:
+        return self._output(await self._acall_one(*work))
+
     def batch(
         self,
         inputs: Sequence[Any],
@@ -402,22 +415,16 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
+        stop: list[str] | None = None,
         callbacks: Sequence[Any] | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Any]:
         """Call the model on every input, in worker threads that carry the current run."""
-        prepared = [self._prepare(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-        return run_batch(
-            lambda pr: self._output(
-                self._call_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))
-            ),
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        limit = self._max_concurrency(config, max_concurrency)
+        work = self._batch_work(inputs, config, limit, (callbacks, tags, metadata), stop, kwargs)
+        return run_batch(self._batch_one, work, limit, return_exceptions)
 
     async def abatch(
         self,
@@ -426,25 +433,15 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
+        stop: list[str] | None = None,
         callbacks: Sequence[Any] | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Any]:
-        prepared = [self._prepare(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-
-        async def one(pr: tuple[In, Request]) -> Out:
-            return self._output(
-                await self._acall_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))
-            )
-
-        return await arun_batch(
-            one,
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        limit = self._max_concurrency(config, max_concurrency)
+        work = self._batch_work(inputs, config, limit, (callbacks, tags, metadata), stop, kwargs)
+        return await arun_batch(self._abatch_one, work, limit, return_exceptions)
 
     def stream(
         self,
@@ -462,9 +459,10 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         prepared = self._prepare(input)
         run = self._start(prepared, request, stop, kwargs)
         chunks = self._open_stream(prepared, stop, run, kwargs)
+        report = chunks is None or not self._stream_reports_tokens
         if chunks is None:
             chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
-        driven = self._drive_stream(run, chunks)
+        driven = self._drive_stream(run, chunks, report)
         try:
             for chunk in driven:
                 yield self._stream_item(chunk)
@@ -486,9 +484,10 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         prepared = self._prepare(input)
         run = self._start(prepared, request, stop, kwargs)
         chunks = self._aopen_stream(prepared, stop, run, kwargs)
+        report = chunks is None or not self._stream_reports_tokens
         if chunks is None:
             chunks = _to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
-        agen = self._adrive_stream(run, chunks)
+        agen = self._adrive_stream(run, chunks, report)
         try:
             async for chunk in agen:
                 yield self._stream_item(chunk)

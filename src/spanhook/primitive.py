@@ -1,26 +1,49 @@
-"""What every primitive (chain, model, tool, agent, retriever) shares: constructor
-``callbacks`` / ``tags`` / ``metadata`` / ``verbose``, and batch helpers that carry the
-current run into worker threads."""
+"""What every primitive (chain, model, tool, agent, retriever) shares: the constructor
+options (``callbacks`` / ``tags`` / ``metadata`` / ``verbose`` / ``name``), the parsing of a
+request's ``config``, and batch helpers that carry the current run into worker threads."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
-from spanhook.tracing.run import Owner
+from spanhook.tracing.run import Owner, Request, Run
 from spanhook.tracing.threads import ContextThreadPoolExecutor
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+class PrimitiveOptions(TypedDict, total=False):
+    """The constructor options every primitive takes (``**options: Unpack[PrimitiveOptions]``):
+    ``callbacks``, ``tags`` and ``metadata`` are local to the object's own runs; ``verbose``
+    prints its runs and the runs nested in them; ``name`` names its runs."""
+
+    callbacks: Sequence[Any] | None
+    tags: Sequence[str] | None
+    metadata: Mapping[str, Any] | None
+    verbose: bool
+    name: str | None
+
+
 class Primitive(Owner):
     """Base of chains, models, tools, agents and retrievers."""
 
     name: str | None = None
+
+    def __init__(
+        self,
+        *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        verbose: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self._init_primitive(callbacks, tags, metadata, verbose, name)
 
     def _init_primitive(
         self,
@@ -76,6 +99,23 @@ class Primitive(Owner):
     def get_name(self) -> str:
         return self.name or type(self).__name__
 
+    def _request(
+        self,
+        config: Mapping[str, Any] | None,
+        callbacks: Any = None,
+        tags: Any = None,
+        metadata: Any = None,
+        **extra: Any,
+    ) -> Request:
+        """The one parser of a request's ``config`` dict and keyword arguments."""
+        return Request.from_config(
+            config, callbacks, tags, metadata, where=self._request_label, **extra
+        )
+
+    @staticmethod
+    def _max_concurrency(config: Mapping[str, Any] | None, explicit: int | None) -> int | None:
+        return explicit or (config or {}).get("max_concurrency")
+
     @property
     def _request_label(self) -> RequestLabel:
         """Names this object's requests in error messages (formatted only on error)."""
@@ -83,6 +123,32 @@ class Primitive(Owner):
         if label is None:
             label = self.__dict__["_label"] = RequestLabel(self)
         return label
+
+
+class AsyncRunManager:
+    """A run as langchain-core's async run managers present it to ``_astream`` / ``_acall``:
+    ``await run_manager.on_llm_new_token(...)``, ``await run_manager.on_text(...)``;
+    ``get_sync()`` gives the run itself; anything else is read from the run."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    async def on_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
+        await self._run.aon_llm_new_token(token, chunk=chunk, **extra)
+
+    async def on_text(self, text: str, **extra: Any) -> None:
+        await self._run.aon_text(text, **extra)
+
+    async def on_retry(self, retry_state: Any, **extra: Any) -> None:
+        await self._run.aon_retry(retry_state, **extra)
+
+    def get_sync(self) -> Run:
+        return self._run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._run, name)
 
 
 class RequestLabel:

@@ -2,7 +2,8 @@
 
 Every call is a chain run with its own span; request methods are ``__call__``, ``run``,
 ``invoke``, ``apply``, ``batch``, ``stream`` and their async twins ``acall``, ``arun``,
-``ainvoke``, ``aapply``, ``abatch``, ``astream``.
+``ainvoke``, ``aapply``, ``abatch``, ``astream``. Each decision (input and output checks,
+the run's start and result) is made once, in shared steps; the twins only call or await.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.settings import content_capture_enabled
 from spanhook.tracing.signature import accepts
 from spanhook.tracing.streams import drive
+
+Prepared = tuple[dict[str, Any], Request]
 
 
 class Chain(Primitive):
@@ -57,39 +60,47 @@ class Chain(Primitive):
             None, lambda: ctx.run(self._invoke_call, inputs, run_manager)
         )
 
-    # -- plumbing -------------------------------------------------------------------------
-    def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
-        call = self._call
-        if accepts(call, "run_manager"):
-            return call(inputs, run_manager=run)
-        return call(inputs)
+    def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:
+        """Chunks of the output while the chain runs, or ``None`` (the default: the chain
+        yields its outputs dict once, when done)."""
+        return None
 
-    async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
-        if accepts(self._acall, "run_manager"):
-            return await self._acall(inputs, run_manager=run)
-        return await self._acall(inputs)
+    def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any] | None:
+        return None
 
+    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _span_name(self) -> str:
+        return self.get_name()
+
+    def _span_attributes(self) -> dict[str, Any] | None:
+        return None
+
+    # -- shared steps (no I/O) ----------------------------------------------------------
     def prep_inputs(self, inputs: Any) -> dict[str, Any]:
-        keys = self.input_keys
+        """The inputs dict of a request (a single value for a one-key chain); the keys are
+        checked inside the run, so a request missing keys is a run that ends in error."""
         if type(inputs) is dict:
-            for k in keys:
-                if k not in inputs:
-                    break
-            else:
-                return dict(inputs)
-        if not isinstance(inputs, Mapping):
-            if len(keys) != 1:
-                raise ValueError(
-                    f"{self.get_name()} takes a dict with keys {keys}; a single value can only be "
-                    f"passed to a chain with exactly one input key"
-                )
-            inputs = {keys[0]: inputs}
-        missing = [k for k in keys if k not in inputs]
-        if missing:
+            return dict(inputs)
+        if isinstance(inputs, Mapping):
+            return dict(inputs)
+        keys = self.input_keys
+        if len(keys) != 1:
             raise ValueError(
-                f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+                f"{self.get_name()} takes a dict with keys {keys}; a single value can only be "
+                f"passed to a chain with exactly one input key"
             )
-        return dict(inputs)
+        return {keys[0]: inputs}
+
+    def _missing_inputs(self, inputs: dict[str, Any]) -> ValueError | None:
+        for k in self.input_keys:
+            if k not in inputs:
+                missing = [k for k in self.input_keys if k not in inputs]
+                return ValueError(
+                    f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+                )
+        return None
 
     def _check_outputs(self, outputs: Any) -> dict[str, Any]:
         if type(outputs) is dict:
@@ -109,12 +120,6 @@ class Chain(Primitive):
             )
         return dict(outputs)
 
-    def _span_name(self) -> str:
-        return self.get_name()
-
-    def _span_attributes(self) -> dict[str, Any] | None:
-        return None
-
     def _start(self, inputs: dict[str, Any], request: Request | None) -> Run:
         name = self.get_name()
         run_name = request.run_name if request is not None else None
@@ -132,34 +137,29 @@ class Chain(Primitive):
             run.record_content(attr.INPUT, inputs)
         return run
 
-    def _execute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
-        run = self._start(inputs, request)
-        with run:
-            outputs = self._check_outputs(self._invoke_call(inputs, run))
-            if content_capture_enabled():
-                run.record_content(attr.OUTPUT, outputs)
-            run._end_args = (outputs,)
-        return outputs
+    def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
+        error = self._missing_inputs(inputs)
+        if error is not None:
+            raise error
+        call = self._call
+        if accepts(call, "run_manager"):
+            return call(inputs, run_manager=run)
+        return call(inputs)
 
-    async def _aexecute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
-        run = self._start(inputs, request)
-        async with run:
-            outputs = self._check_outputs(await self._ainvoke_call(inputs, run))
-            run.record_content(attr.OUTPUT, outputs)
-            run.set_result(outputs)
-        return outputs
+    async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
+        error = self._missing_inputs(inputs)
+        if error is not None:
+            raise error
+        if accepts(self._acall, "run_manager"):
+            return await self._acall(inputs, run_manager=run)
+        return await self._acall(inputs)
 
-    def _request(
-        self,
-        config: Mapping[str, Any] | None,
-        callbacks: Any,
-        tags: Any,
-        metadata: Any,
-        **extra: Any,
-    ) -> Request:
-        return Request.from_config(
-            config, callbacks, tags, metadata, where=self._request_label, **extra
-        )
+    def _done(self, run: Run, outputs: Any) -> dict[str, Any]:
+        checked = self._check_outputs(outputs)
+        if content_capture_enabled():
+            run.record_content(attr.OUTPUT, checked)
+        run.set_result(checked)
+        return checked
 
     @staticmethod
     def _merge(
@@ -175,20 +175,61 @@ class Chain(Primitive):
             )
         return outputs[self.output_keys[0]]
 
-    def _run_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any], method: str) -> Any:
+    def _run_prepared(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        method: str,
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+    ) -> Prepared:
+        request = self._request(None, callbacks, tags, metadata)
         if args and kwargs:
             raise ValueError(
                 f"{method}() takes either one positional input or keyword inputs, not both"
             )
         if len(args) > 1:
             raise ValueError(f"{method}() takes at most one positional input, got {len(args)}")
-        if args:
-            return args[0]
-        if not kwargs:
+        if not args and not kwargs:
             raise ValueError(
                 f"{method}() needs inputs: {self.get_name()} takes {list(self.input_keys)}"
             )
-        return kwargs
+        prepared = self.prep_inputs(args[0] if args else kwargs)
+        if len(self.output_keys) != 1:
+            self._single_output({}, method)
+        return prepared, request
+
+    def _batch_prepared(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None,
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+    ) -> list[Prepared]:
+        prepared = [self.prep_inputs(x) for x in inputs]
+        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
+        return list(zip(prepared, requests, strict=True))
+
+    # -- the one sync and the one async execution ----------------------------------------
+    def _execute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
+        run = self._start(inputs, request)
+        with run:
+            outputs = self._done(run, self._invoke_call(inputs, run))
+        return outputs
+
+    async def _aexecute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
+        run = self._start(inputs, request)
+        async with run:
+            outputs = self._done(run, await self._ainvoke_call(inputs, run))
+        return outputs
+
+    def _execute_merged(self, pr: Prepared) -> dict[str, Any]:
+        return self._merge(pr[0], self._execute(*pr), False)
+
+    async def _aexecute_merged(self, pr: Prepared) -> dict[str, Any]:
+        return self._merge(pr[0], await self._aexecute(*pr), False)
 
     # -- request methods ----------------------------------------------------------------
     def __call__(
@@ -256,11 +297,8 @@ class Chain(Primitive):
         **kwargs: Any,
     ) -> Any:
         """Run with one positional input or keyword inputs; return the single output."""
-        request = self._request(None, callbacks, tags, metadata)
-        prepared = self.prep_inputs(self._run_inputs(args, kwargs, "run"))
-        if len(self.output_keys) != 1:
-            self._single_output({}, "run")
-        return self._single_output(self._execute(prepared, request), "run")
+        pr = self._run_prepared(args, kwargs, "run", callbacks, tags, metadata)
+        return self._single_output(self._execute(*pr), "run")
 
     async def arun(
         self,
@@ -270,11 +308,8 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        request = self._request(None, callbacks, tags, metadata)
-        prepared = self.prep_inputs(self._run_inputs(args, kwargs, "arun"))
-        if len(self.output_keys) != 1:
-            self._single_output({}, "arun")
-        return self._single_output(await self._aexecute(prepared, request), "arun")
+        pr = self._run_prepared(args, kwargs, "arun", callbacks, tags, metadata)
+        return self._single_output(await self._aexecute(*pr), "arun")
 
     def apply(
         self,
@@ -297,11 +332,8 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         request = self._request(None, callbacks, tags, metadata)
-        return list(
-            await asyncio.gather(
-                *(self._aexecute(self.prep_inputs(x), request) for x in input_list)
-            )
-        )
+        runs = [self._aexecute(self.prep_inputs(x), request) for x in input_list]
+        return list(await asyncio.gather(*runs))
 
     def batch(
         self,
@@ -315,14 +347,9 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
     ) -> list[Any]:
         """Run on every input in worker threads that carry the current run."""
-        prepared = [self.prep_inputs(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-        return run_batch(
-            lambda pr: self._merge(pr[0], self._execute(*pr), False),
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        work = self._batch_prepared(inputs, config, callbacks, tags, metadata)
+        limit = self._max_concurrency(config, max_concurrency)
+        return run_batch(self._execute_merged, work, limit, return_exceptions)
 
     async def abatch(
         self,
@@ -335,30 +362,22 @@ class Chain(Primitive):
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> list[Any]:
-        prepared = [self.prep_inputs(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-
-        async def one(pr: tuple[dict[str, Any], Request]) -> dict[str, Any]:
-            return self._merge(pr[0], await self._aexecute(*pr), False)
-
-        return await arun_batch(
-            one,
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        work = self._batch_prepared(inputs, config, callbacks, tags, metadata)
+        limit = self._max_concurrency(config, max_concurrency)
+        return await arun_batch(self._aexecute_merged, work, limit, return_exceptions)
 
     # -- streaming ---------------------------------------------------------------------------
-    def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:
-        """Chunks of the output while the chain runs, or ``None`` (the default: the chain
-        yields its outputs dict once, when done)."""
-        return None
+    def _stream_start(self, input: Any, request: Request) -> tuple[dict[str, Any], Run, bool]:
+        """The run of a stream, and whether the chain streams (a request missing input keys
+        runs the plain body, which ends the run with the error)."""
+        prepared = self.prep_inputs(input)
+        return prepared, self._start(prepared, request), self._missing_inputs(prepared) is None
 
-    def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any] | None:
-        return None
+    def _stream_finish(self, run: Run) -> Callable[[list[Any]], None]:
+        def finish(collected: list[Any]) -> None:
+            self._done(run, self._stream_outputs(collected))
 
-    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        return finish
 
     def stream(
         self,
@@ -370,14 +389,11 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
     ) -> Iterator[Any]:
         request = self._request(config, callbacks, tags, metadata)
-        prepared = self.prep_inputs(input)
-        run = self._start(prepared, request)
-        chunks = self._stream_call(prepared, run)
+        prepared, run, valid = self._stream_start(input, request)
+        chunks = self._stream_call(prepared, run) if valid else None
         if chunks is None:
             with run:
-                outputs = self._check_outputs(self._invoke_call(prepared, run))
-                run.record_content(attr.OUTPUT, outputs)
-                run.set_result(outputs)
+                outputs = self._done(run, self._invoke_call(prepared, run))
             yield outputs
             return
         driven = drive(run, chunks, self._stream_finish(run))
@@ -385,14 +401,6 @@ class Chain(Primitive):
             yield from driven
         finally:
             driven.close()  # closing this stream ends the run now, not at garbage collection
-
-    def _stream_finish(self, run: Run) -> Callable[[list[Any]], None]:
-        def finish(collected: list[Any]) -> None:
-            outputs = self._stream_outputs(collected)
-            run.record_content(attr.OUTPUT, outputs)
-            run.set_result(outputs)
-
-        return finish
 
     async def astream(
         self,
@@ -404,14 +412,11 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Any]:
         request = self._request(config, callbacks, tags, metadata)
-        prepared = self.prep_inputs(input)
-        run = self._start(prepared, request)
-        chunks = self._astream_call(prepared, run)
+        prepared, run, valid = self._stream_start(input, request)
+        chunks = self._astream_call(prepared, run) if valid else None
         if chunks is None:
             async with run:
-                outputs = self._check_outputs(await self._ainvoke_call(prepared, run))
-                run.record_content(attr.OUTPUT, outputs)
-                run.set_result(outputs)
+                outputs = self._done(run, await self._ainvoke_call(prepared, run))
             yield outputs
             return
         # Driven inline, not through streams.adrive: a second async generator layer would be
@@ -453,7 +458,5 @@ class Chain(Primitive):
             finally:
                 await run.aclose_error(e)
             raise
-        outputs = self._stream_outputs(collected)
-        run.record_content(attr.OUTPUT, outputs)
-        run.set_result(outputs)
+        self._stream_finish(run)(collected)
         await run.aclose_ok()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel
@@ -34,6 +34,8 @@ Messages = list[BaseMessage]
 
 
 def to_messages(input: Any, where: str) -> Messages:
+    """A chat model's input as messages: a string, a ``PromptValue``, a message, or a list of
+    message-like items (see :func:`to_message`)."""
     if isinstance(input, str):
         return [HumanMessage(content=input)]
     if isinstance(input, PromptValue):
@@ -41,20 +43,39 @@ def to_messages(input: Any, where: str) -> Messages:
     if isinstance(input, BaseMessage):
         return [input]
     if isinstance(input, Sequence):
-        out: Messages = []
-        for i, m in enumerate(input):
-            if isinstance(m, BaseMessage):
-                out.append(m)
-            elif isinstance(m, tuple) and len(m) == 2 and all(isinstance(p, str) for p in m):
-                out.append(message_from_role(m[0], m[1]))
-            else:
-                raise TypeError(
-                    f"{where}: message {i} must be a message or a (role, text) pair, got {m!r}"
-                )
-        return out
+        return [to_message(m) for m in input]
     raise TypeError(
         f"{where} takes a string, a PromptValue or a list of messages, got {type(input).__name__}"
     )
+
+
+def to_message(item: Any) -> BaseMessage:
+    """One message-like item, as langchain-core reads it: a message; a string (a human
+    message); a ``(role, content)`` pair; a dict with ``role`` (or ``type``) and ``content``.
+    Anything else is rejected with langchain-core's errors."""
+    if isinstance(item, BaseMessage):
+        return item
+    if isinstance(item, str):
+        return HumanMessage(content=item)
+    if isinstance(item, Sequence):
+        try:
+            role, content = item
+        except ValueError as e:
+            raise NotImplementedError(
+                "Message as a sequence must be (role string, template)"
+            ) from e
+        return message_from_role(role, content)
+    if isinstance(item, Mapping):
+        fields = dict(item)
+        try:
+            role = fields.pop("role") if "role" in fields else fields.pop("type")
+            content = fields.pop("content") or ""
+        except KeyError as e:
+            raise ValueError(
+                f"Message dict must contain 'role' and 'content' keys, got {dict(item)}"
+            ) from e
+        return message_from_role(role, content, **fields)
+    raise NotImplementedError(f"Unsupported message type: {type(item)}")
 
 
 class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage]):
@@ -162,18 +183,13 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     def _stream_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk] | None:
-        if not self._implements("_stream"):
-            return None
-        if accepts(self._stream, "run_manager"):
-            return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
-        return self._stream(prepared, stop=stop, **kwargs)
+        # called without a run manager, as langchain-core does: stream() reports each chunk
+        return self._stream(prepared, stop=stop, **kwargs) if self._implements("_stream") else None
 
     def _astream_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk] | None:
         if self._implements("_astream"):
-            if accepts(self._astream, "run_manager"):
-                return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
             return self._astream(prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel
+from spanhook.primitive import AsyncRunManager
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.tracing.run import Run
@@ -19,13 +20,16 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     """A text-completion model: ``prompt -> text``.
 
     Subclasses implement ``_call(self, prompt, stop=None, run_manager=None, **kwargs)`` and,
-    to stream, ``_stream(...)`` yielding ``GenerationChunk`` objects. ``_acall`` /
+    to stream, ``_stream(...)`` yielding ``GenerationChunk`` objects, each reported through
+    ``run_manager.on_llm_new_token(chunk.text, chunk=chunk)`` before it is yielded
+    (langchain-core's contract; :func:`reporting` does both). ``_acall`` /
     ``_astream`` may be overridden for native async (the defaults run the sync versions in a
     worker thread, carrying the current run).
     """
 
     _run_kind = "llm"
     _operation = "text_completion"
+    _stream_reports_tokens = True
 
     # -- to implement -----------------------------------------------------------------
     def _call(
@@ -43,12 +47,14 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
         ctx = contextvars.copy_context()
+        run = run_manager.get_sync() if run_manager is not None else None
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_call, prompt, stop, run_manager, kwargs)
+            None,
+            lambda: ctx.run(self._invoke_call, prompt, stop, run, kwargs),
         )
 
     def _stream(
@@ -64,7 +70,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         raise NotImplementedError
@@ -134,7 +140,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     ) -> LLMResult:
         fn = self._acall
         if accepts(fn, "run_manager"):
-            text = await fn(prepared, stop=stop, run_manager=run, **kwargs)
+            text = await fn(prepared, stop=stop, run_manager=AsyncRunManager(run), **kwargs)
         else:
             text = await fn(prepared, stop=stop, **kwargs)
         return self._result(prepared, text)
@@ -156,7 +162,9 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     ) -> AsyncIterator[GenerationChunk] | None:
         if self._implements("_astream"):
             if accepts(self._astream, "run_manager"):
-                return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
+                return self._astream(
+                    prepared, stop=stop, run_manager=AsyncRunManager(run), **kwargs
+                )
             return self._astream(prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 
@@ -183,6 +191,13 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         if isinstance(usage, dict):
             result.llm_output = {**(result.llm_output or {}), "token_usage": usage}
         return result
+
+    def _batch_sizes(self, n: int, limit: int | None) -> list[int]:
+        """An LLM's batch is a ``generate()`` over its prompts (in groups of
+        ``max_concurrency``): each run reports the size of its group, as in langchain-core."""
+        if not limit:
+            return [n] * n
+        return [min(limit, n - i // limit * limit) for i in range(n)]
 
     def _output(self, result: LLMResult) -> str:
         return result.generations[0][0].text
@@ -284,6 +299,33 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
             )
         )
         return _merge(list(results))
+
+
+def reporting(
+    chunks: Iterable[GenerationChunk], run_manager: Run | None
+) -> Iterator[GenerationChunk]:
+    """Yield ``chunks``, each reported through ``run_manager`` first (an LLM's ``_stream``)."""
+    for chunk in chunks:
+        if run_manager is not None:
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        yield chunk
+
+
+async def areporting(
+    chunks: AsyncIterator[GenerationChunk], run_manager: AsyncRunManager | Run | None
+) -> AsyncIterator[GenerationChunk]:
+    """The async twin of :func:`reporting` (``_astream``); ``chunks`` is closed with it."""
+    try:
+        async for chunk in chunks:
+            if isinstance(run_manager, AsyncRunManager):
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            elif run_manager is not None:
+                await run_manager.aon_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _merge(results: list[LLMResult]) -> LLMResult:

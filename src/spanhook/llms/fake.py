@@ -10,7 +10,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.llms.base import LLM
+from spanhook.llms.base import LLM, reporting
+from spanhook.primitive import AsyncRunManager
 from spanhook.schema import GenerationChunk
 from spanhook.tracing.run import Run
 
@@ -93,7 +94,7 @@ class FakeListLLM(LLM):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
         if self.sleep:
@@ -108,16 +109,18 @@ class FakeListLLM(LLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         text = self._call(prompt, stop)
-        for ch in text:
-            yield GenerationChunk(text=ch)
+        yield from reporting((GenerationChunk(text=ch) for ch in text), run_manager)
 
     async def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         text = await self._acall(prompt, stop)
         for ch in text:
-            yield GenerationChunk(text=ch)
+            chunk = GenerationChunk(text=ch)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(ch, chunk=chunk)
+            yield chunk

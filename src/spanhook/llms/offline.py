@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from spanhook.llms.base import LLM
+from spanhook.primitive import AsyncRunManager
 from spanhook.schema import GenerationChunk
 from spanhook.tracing.run import Run
 
@@ -210,7 +211,7 @@ class OfflineLLM(LLM):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
         return self._answer(prompt, stop)
@@ -247,17 +248,21 @@ class OfflineLLM(LLM):
             self._check_fail(i)
             if self.delay:
                 time.sleep(self.delay)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
     async def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         for i, chunk in enumerate(self._chunks(prompt, stop)):
             self._check_fail(i)
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk

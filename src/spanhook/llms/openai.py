@@ -11,7 +11,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from spanhook._openai import OpenAICompatible, usage_dict
-from spanhook.llms.base import LLM
+from spanhook.llms.base import LLM, areporting, reporting
+from spanhook.primitive import AsyncRunManager
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.tracing.run import Run
 
@@ -104,18 +105,20 @@ class OpenAI(OpenAICompatible, LLM):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        yield from self._events(
-            self._body(prompt, stop, kwargs, True), _chunk
-        )  # lazy: nothing runs before the first step
+        # lazy: nothing runs before the first step
+        yield from reporting(
+            self._events(self._body(prompt, stop, kwargs, True), _chunk), run_manager
+        )
 
     async def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        async for chunk in self._aevents(self._body(prompt, stop, kwargs, True), _chunk):
+        chunks = self._aevents(self._body(prompt, stop, kwargs, True), _chunk)
+        async for chunk in areporting(chunks, run_manager):
             yield chunk
 
     def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:
