@@ -397,7 +397,7 @@ class Run:
         self._event_span("spanhook.agent.finish", {"spanhook.output": finish.return_values})
         await self.aemit("on_agent_finish", finish, **extra)
 
-    def on_retry(self, retry_state: Any, **extra: Any) -> None:
+    def _retry_event(self, retry_state: Any) -> None:
         self._event_span(
             "spanhook.retry",
             {},
@@ -406,14 +406,13 @@ class Run:
                 "spanhook.retry.error": repr(getattr(retry_state, "outcome_error", None)),
             },
         )
+
+    def on_retry(self, retry_state: Any, **extra: Any) -> None:
+        self._retry_event(retry_state)
         self.emit("on_retry", retry_state, **extra)
 
     async def aon_retry(self, retry_state: Any, **extra: Any) -> None:
-        self._event_span(
-            "spanhook.retry",
-            {},
-            {"spanhook.retry.attempt": int(getattr(retry_state, "attempt_number", 0))},
-        )
+        self._retry_event(retry_state)
         await self.aemit("on_retry", retry_state, **extra)
 
     def _custom_kwargs(self) -> dict[str, Any]:
