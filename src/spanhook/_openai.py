@@ -7,6 +7,11 @@ also instruments the SDK does not get the same call twice. The key is set only a
 spanhook's calls: the app's direct SDK calls are still traced, and HTTP client spans still
 nest under the run.
 
+Every request carries the W3C ``traceparent`` of the model's run (the application's
+configured propagator writes it into ``extra_headers``), so a traced model server (vLLM,
+a gateway) joins the trace; ``propagate_trace_context=False`` turns it off. Headers the
+caller sets explicitly win.
+
 Retries are spanhook's, not the SDK's: the clients are built with ``max_retries=0`` and the
 model's ``max_retries`` re-attempts the call inside the same run, so each retry is an
 ``on_retry`` event and a ``spanhook.retry`` span event instead of an invisible SDK loop.
@@ -18,11 +23,13 @@ import inspect
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
+from spanhook.primitive import PrimitiveOptions, check_options
 from spanhook.tracing import attributes as attr
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -56,6 +63,7 @@ class ClientConfig:
         timeout: float | None,
         default_headers: Mapping[str, str] | None,
         suppress_provider_spans: bool,
+        propagate_trace_context: bool,
         where: str,
     ) -> None:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
@@ -74,6 +82,7 @@ class ClientConfig:
             raise ValueError(f"{where}: base_url must be an http(s) URL, got {url!r}")
         self.base_url = url
         self.suppress_provider_spans = suppress_provider_spans
+        self.propagate_trace_context = propagate_trace_context
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self._kwargs: dict[str, Any] = {
@@ -100,9 +109,20 @@ class ClientConfig:
     def span_attributes(self) -> dict[str, Any]:
         return {attr.SERVER_ADDRESS: self.host, attr.SERVER_PORT: self.port}
 
+    def _traced(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``body`` with the current trace context in ``extra_headers`` (if propagating)."""
+        if not self.propagate_trace_context:
+            return body
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if not carrier:
+            return body
+        return {**body, "extra_headers": {**carrier, **(body.get("extra_headers") or {})}}
+
     def call(self, create: Callable[..., Any], body: Mapping[str, Any]) -> Any:
-        """``create(**body)``, with provider instrumentations' own LLM spans suppressed
-        (if ``suppress_provider_spans``)."""
+        """``create(**body)`` with the trace context on the request, and provider
+        instrumentations' own LLM spans suppressed (if ``suppress_provider_spans``)."""
+        body = self._traced(body)
         if not self.suppress_provider_spans:
             return create(**body)
         token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
@@ -112,6 +132,7 @@ class ClientConfig:
             otel_context.detach(token)
 
     async def acall(self, create: Callable[..., Awaitable[Any]], body: Mapping[str, Any]) -> Any:
+        body = self._traced(body)
         if not self.suppress_provider_spans:
             return await create(**body)
         token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
@@ -272,6 +293,31 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
     }
 
 
+class OpenAIOptions(TypedDict, total=False):
+    """What ``ChatOpenAI`` and ``OpenAI`` take besides the model name and the primitive
+    options. ``api_key`` defaults to ``OPENAI_API_KEY``, ``base_url`` to ``OPENAI_BASE_URL``
+    (else api.openai.com); ``timeout`` 60 s; ``stream_usage``, ``suppress_provider_spans``
+    and ``propagate_trace_context`` default to True."""
+
+    temperature: float | None
+    max_tokens: int | None
+    api_key: str | None
+    base_url: str | None
+    organization: str | None
+    timeout: float | None
+    default_headers: Mapping[str, str] | None
+    model_kwargs: Mapping[str, Any] | None
+    stream_usage: bool
+    suppress_provider_spans: bool
+    propagate_trace_context: bool
+
+
+class OpenAIModelOptions(PrimitiveOptions, OpenAIOptions, total=False):
+    """All keyword options of ``ChatOpenAI`` / ``OpenAI`` besides their own parameters."""
+
+    streaming: bool
+
+
 class OpenAICompatible:
     """What ``ChatOpenAI`` and ``OpenAI`` share; mixed in before their model base class."""
 
@@ -282,37 +328,27 @@ class OpenAICompatible:
     stream_usage: bool
     client: ClientConfig
 
-    def _setup_openai(
-        self,
-        model: str,
-        *,
-        temperature: float | None,
-        max_tokens: int | None,
-        api_key: str | None,
-        base_url: str | None,
-        organization: str | None,
-        timeout: float | None,
-        default_headers: Mapping[str, str] | None,
-        model_kwargs: Mapping[str, Any] | None,
-        stream_usage: bool,
-        suppress_provider_spans: bool,
-    ) -> None:
+    def _setup_openai(self, model: str, options: Mapping[str, Any]) -> None:
         where = f"{type(self).__name__}(...)"
+        check_options(options, OpenAIModelOptions, f"{type(self).__name__}()")
         if not isinstance(model, str) or not model:
             raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
+        temperature = options.get("temperature")
+        max_tokens = options.get("max_tokens")
         check_sampling(where, temperature, max_tokens)
         self.model_name = model
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.model_kwargs = dict(model_kwargs or {})
-        self.stream_usage = stream_usage
+        self.model_kwargs = dict(options.get("model_kwargs") or {})
+        self.stream_usage = options.get("stream_usage", True)
         self.client = ClientConfig(
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            timeout=timeout,
-            default_headers=default_headers,
-            suppress_provider_spans=suppress_provider_spans,
+            api_key=options.get("api_key"),
+            base_url=options.get("base_url"),
+            organization=options.get("organization"),
+            timeout=options.get("timeout", 60.0),
+            default_headers=options.get("default_headers"),
+            suppress_provider_spans=options.get("suppress_provider_spans", True),
+            propagate_trace_context=options.get("propagate_trace_context", True),
             where=where,
         )
 

@@ -29,6 +29,19 @@ class PrimitiveOptions(TypedDict, total=False):
     name: str | None
 
 
+def pick(options: Mapping[str, Any], typed: Any) -> dict[str, Any]:
+    """The entries of ``options`` that the TypedDict ``typed`` declares."""
+    keys = typed.__required_keys__ | typed.__optional_keys__
+    return {k: v for k, v in options.items() if k in keys}
+
+
+def check_options(options: Mapping[str, Any], typed: Any, where: str) -> None:
+    """Reject keyword arguments that the TypedDict ``typed`` does not declare."""
+    unknown = sorted(set(options) - (typed.__required_keys__ | typed.__optional_keys__))
+    if unknown:
+        raise TypeError(f"{where} got unexpected keyword argument(s) {unknown}")
+
+
 class Primitive(Owner):
     """Base of chains, models, tools, agents and retrievers."""
 
