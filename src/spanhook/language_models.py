@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow
 from spanhook.primitive import Primitive, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
+from spanhook.schema.genai import output_message
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.streams import adrive, drive
@@ -211,17 +212,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             }
         )
         if gens and run.capturing():
-            run.record_content(
-                attr.GEN_AI_OUTPUT_MESSAGES,
-                [
-                    {
-                        "role": "assistant",
-                        "parts": [{"type": "text", "content": g.text}],
-                        "finish_reason": (g.generation_info or {}).get("finish_reason", "stop"),
-                    }
-                    for g in gens
-                ],
-            )
+            run.record_content(attr.GEN_AI_OUTPUT_MESSAGES, [output_message(g) for g in gens])
         run.set_result(result)
 
     def _attempts(

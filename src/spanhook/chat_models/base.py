@@ -26,6 +26,7 @@ from spanhook.schema import (
     HumanMessage,
     LLMResult,
 )
+from spanhook.schema.genai import input_message
 from spanhook.schema.messages import message_from_role, tool_calls_from_chunks
 from spanhook.tracing.run import Run
 from spanhook.tracing.signature import accepts
@@ -139,11 +140,7 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         return (serialized_for(self, kwargs=self._identifying_params()), [prepared])
 
     def _content_messages(self, prepared: Messages) -> list[dict[str, Any]]:
-        role = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-        return [
-            {"role": role.get(m.type, m.type), "parts": [{"type": "text", "content": m.content}]}
-            for m in prepared
-        ]
+        return [input_message(m) for m in prepared]
 
     def _to_llm_result(self, result: ChatResult) -> LLMResult:
         out = dict(result.llm_output or {})

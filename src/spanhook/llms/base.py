@@ -12,6 +12,7 @@ from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import AsyncRunManager
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import Generation, GenerationChunk, LLMResult
+from spanhook.schema.genai import text_message
 from spanhook.tracing.run import Run
 from spanhook.tracing.signature import accepts
 
@@ -107,7 +108,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         return serialized_for(self, kwargs=self._identifying_params())
 
     def _content_messages(self, prepared: str) -> list[dict[str, Any]]:
-        return [{"role": "user", "parts": [{"type": "text", "content": prepared}]}]
+        return [text_message("user", prepared)]
 
     def _result(self, prompt: str, text: str, info: dict[str, Any] | None = None) -> LLMResult:
         usage = self._usage(prompt, text)
