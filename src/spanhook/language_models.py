@@ -16,23 +16,35 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
 from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow
-from spanhook.primitive import Primitive, arun_batch, run_batch
+from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
 from spanhook.schema.genai import output_message
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.streams import adrive, drive
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
 Chunk = TypeVar("Chunk")
 Out = TypeVar("Out")
 
 _NOT_STREAMING = object()
+
+
+class ModelOptions(PrimitiveOptions, total=False):
+    """Constructor options of every model: the primitive options, ``streaming`` (``invoke``
+    streams and reports each chunk), ``max_retries`` and ``retry_delay`` (seconds)."""
+
+    streaming: bool
+    max_retries: int
+    retry_delay: float
 
 
 class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
@@ -54,16 +66,12 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     def __init__(
         self,
         *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
         streaming: bool = False,
         max_retries: int = 0,
         retry_delay: float = 0.0,
+        **options: Unpack[PrimitiveOptions],
     ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        self._init_primitive(**options)
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self.streaming = streaming

@@ -6,26 +6,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
 from spanhook.tracing.run import Owner, Request, Run
 from spanhook.tracing.threads import ContextThreadPoolExecutor
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class PrimitiveOptions(TypedDict, total=False):
-    """The constructor options every primitive takes (``**options: Unpack[PrimitiveOptions]``):
-    ``callbacks``, ``tags`` and ``metadata`` are local to the object's own runs; ``verbose``
-    prints its runs and the runs nested in them; ``name`` names its runs."""
+class LocalOptions(TypedDict, total=False):
+    """Constructor options of every primitive: ``callbacks``, ``tags`` and ``metadata`` are
+    local to the object's own runs; ``verbose`` prints its runs and the runs nested in them."""
 
     callbacks: Sequence[Any] | None
     tags: Sequence[str] | None
     metadata: Mapping[str, Any] | None
     verbose: bool
+
+
+class PrimitiveOptions(LocalOptions, total=False):
+    """:class:`LocalOptions` plus ``name``, which names the object's runs
+    (``**options: Unpack[PrimitiveOptions]`` in constructors)."""
+
     name: str | None
 
 
@@ -47,16 +55,8 @@ class Primitive(Owner):
 
     name: str | None = None
 
-    def __init__(
-        self,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-    ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+    def __init__(self, **options: Unpack[PrimitiveOptions]) -> None:
+        self._init_primitive(**options)
 
     def _init_primitive(
         self,

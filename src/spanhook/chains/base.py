@@ -13,7 +13,14 @@ import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
+from spanhook.primitive import (
+    Primitive,
+    PrimitiveOptions,
+    arun_batch,
+    pick,
+    run_batch,
+    serialized_for,
+)
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.settings import content_capture_enabled
@@ -30,18 +37,13 @@ class Chain(Primitive):
     output_keys: list[str] = []  # noqa: RUF012
     _run_kind: RunKind = "chain"
 
-    def __init__(
-        self,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        **fields: Any,
-    ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+    def __init__(self, **fields: Any) -> None:
+        """Takes the primitive options (``callbacks``, ``tags``, ``metadata``, ``verbose``,
+        ``name``) and values for the class's own attributes."""
+        self._init_primitive(**pick(fields, PrimitiveOptions))
         for key, value in fields.items():
+            if key in PrimitiveOptions.__optional_keys__:
+                continue
             if not hasattr(type(self), key):
                 raise TypeError(
                     f"{type(self).__name__}() got an unexpected keyword argument {key!r}"

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
+from spanhook.language_models import ModelOptions
 from spanhook.llms.base import LLM, reporting
 from spanhook.primitive import AsyncRunManager
 from spanhook.schema import GenerationChunk
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ResponseCycle:
@@ -52,23 +56,9 @@ class FakeListLLM(LLM):
         responses: Sequence[str],
         *,
         sleep: float = 0.0,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        streaming: bool = False,
-        max_retries: int = 0,
+        **options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
-            max_retries=max_retries,
-        )
+        super().__init__(**options)
         self._cycle = ResponseCycle(responses, "FakeListLLM")
         self.responses = self._cycle.responses
         self.sleep = sleep

@@ -6,28 +6,20 @@ import asyncio
 import contextvars
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spanhook.primitive import Primitive, serialized_for
+from spanhook.primitive import Primitive, PrimitiveOptions, serialized_for
 from spanhook.schema import Document
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
 from spanhook.tracing.signature import accepts
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 
 class BaseRetriever(Primitive):
     """Finds documents for a query. Every call is a retriever run."""
-
-    def __init__(
-        self,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-    ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
 
     def _get_relevant_documents(self, query: str, *, run_manager: Run) -> list[Document]:
         raise NotImplementedError(
@@ -126,8 +118,14 @@ _WORD = re.compile(r"\w+")
 class InMemoryRetriever(BaseRetriever):
     """Ranks a fixed list of documents by how many query words they contain."""
 
-    def __init__(self, documents: Sequence[Document | str], *, k: int = 4, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        documents: Sequence[Document | str],
+        *,
+        k: int = 4,
+        **options: Unpack[PrimitiveOptions],
+    ) -> None:
+        super().__init__(**options)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.documents = [

@@ -10,11 +10,14 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from spanhook.primitive import Primitive
+from spanhook.primitive import LocalOptions, Primitive
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ToolException(Exception):
@@ -32,10 +35,7 @@ class Tool(Primitive):
         *,
         coroutine: Callable[..., Awaitable[Any]] | None = None,
         return_direct: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
+        **options: Unpack[LocalOptions],
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a tool needs a non-empty name, got {name!r}")
@@ -45,7 +45,7 @@ class Tool(Primitive):
             raise TypeError(f"tool {name!r}: func must be callable, got {type(func).__name__}")
         if not isinstance(description, str):
             raise TypeError(f"tool {name!r}: description must be a str")
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        self._init_primitive(name=name, **options)
         self.name: str = name
         self.func = func
         self.coroutine = coroutine
