@@ -19,6 +19,7 @@ model's ``max_retries`` re-attempts the call inside the same run, so each retry 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -119,27 +120,28 @@ class ClientConfig:
             return body
         return {**body, "extra_headers": {**carrier, **(body.get("extra_headers") or {})}}
 
-    def call(self, create: Callable[..., Any], body: Mapping[str, Any]) -> Any:
-        """``create(**body)`` with the trace context on the request, and provider
-        instrumentations' own LLM spans suppressed (if ``suppress_provider_spans``)."""
-        body = self._traced(body)
+    @contextlib.contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Provider instrumentations' own LLM spans suppressed (if ``suppress_provider_spans``)."""
         if not self.suppress_provider_spans:
-            return create(**body)
+            yield
+            return
         token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
         try:
-            return create(**body)
+            yield
         finally:
             otel_context.detach(token)
 
+    def call(self, create: Callable[..., Any], body: Mapping[str, Any]) -> Any:
+        """``create(**body)`` with the trace context on the request, inside :meth:`_scope`."""
+        body = self._traced(body)
+        with self._scope():
+            return create(**body)
+
     async def acall(self, create: Callable[..., Awaitable[Any]], body: Mapping[str, Any]) -> Any:
         body = self._traced(body)
-        if not self.suppress_provider_spans:
+        with self._scope():
             return await create(**body)
-        token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
-        try:
-            return await create(**body)
-        finally:
-            otel_context.detach(token)
 
 
 def retryable(error: Exception) -> bool:

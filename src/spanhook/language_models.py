@@ -317,37 +317,25 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
 
         return finish
 
+    def _hooks(self, run: Run, report: bool, token: Callable[..., Any]) -> dict[str, Any]:
+        """``drive`` / ``adrive``'s hooks: the result, the partial response of a failure, and
+        (with ``report``) ``on_llm_new_token`` before each yield (else the model's own stream
+        reports its tokens)."""
+        return {
+            "finish": self._stream_finish(run),
+            "on_chunk": (lambda c: token(self._chunk_text(c), chunk=c)) if report else None,
+            "fail": lambda collected: self._partial(run, collected),
+        }
+
     def _drive_stream(
         self, run: Run, chunks: Iterator[Chunk], report: bool
     ) -> Generator[Chunk, None, None]:
-        """Iterate ``chunks`` inside ``run``; with ``report``, ``on_llm_new_token`` before
-        each yield (else the model's own stream reports its tokens)."""
-        return drive(
-            run,
-            chunks,
-            self._stream_finish(run),
-            on_chunk=(
-                (lambda chunk: run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk))
-                if report
-                else None
-            ),
-            fail=lambda collected: self._partial(run, collected),
-        )
+        return drive(run, chunks, **self._hooks(run, report, run.on_llm_new_token))
 
     def _adrive_stream(
         self, run: Run, chunks: AsyncIterator[Chunk], report: bool
     ) -> AsyncGenerator[Chunk, None]:
-        return adrive(
-            run,
-            chunks,
-            self._stream_finish(run),
-            on_chunk=(
-                (lambda chunk: run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk))
-                if report
-                else None
-            ),
-            fail=lambda collected: self._partial(run, collected),
-        )
+        return adrive(run, chunks, **self._hooks(run, report, run.aon_llm_new_token))
 
     # -- request methods -----------------------------------------------------------------
     def invoke(

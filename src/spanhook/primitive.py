@@ -37,6 +37,25 @@ class PrimitiveOptions(LocalOptions, total=False):
     name: str | None
 
 
+class Tagging(TypedDict, total=False):
+    """A request's ``tags`` and ``metadata``: inherited by every run nested in it."""
+
+    tags: Sequence[str] | None
+    metadata: Mapping[str, Any] | None
+
+
+class RequestOptions(Tagging, total=False):
+    """A request's ``callbacks``, ``tags`` and ``metadata`` (``**request: Unpack[...]``)."""
+
+    callbacks: Sequence[Any] | None
+
+
+class NamedTagging(Tagging, total=False):
+    """:class:`Tagging` plus ``run_name``, the name of the request's run."""
+
+    run_name: str | None
+
+
 def pick(options: Mapping[str, Any], typed: Any) -> dict[str, Any]:
     """The entries of ``options`` that the TypedDict ``typed`` declares."""
     keys = typed.__required_keys__ | typed.__optional_keys__
@@ -121,6 +140,9 @@ class Primitive(Owner):
         **extra: Any,
     ) -> Request:
         """The one parser of a request's ``config`` dict and keyword arguments."""
+        if extra and extra.keys() - {"run_name", "run_id"}:
+            unknown = sorted(extra.keys() - {"run_name", "run_id"})
+            raise TypeError(f"{self._request_label} got unexpected keyword argument(s) {unknown}")
         return Request.from_config(
             config, callbacks, tags, metadata, where=self._request_label, **extra
         )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanhook.primitive import (
+    NamedTagging,
     Primitive,
     PrimitiveOptions,
+    RequestOptions,
+    Tagging,
     arun_batch,
     pick,
     run_batch,
@@ -26,6 +29,9 @@ from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.settings import content_capture_enabled
 from spanhook.tracing.signature import accepts
 from spanhook.tracing.streams import drive
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Prepared = tuple[dict[str, Any], Request]
 
@@ -203,15 +209,10 @@ class Chain(Primitive):
         return prepared, request
 
     def _batch_prepared(
-        self,
-        inputs: Sequence[Any],
-        config: Mapping[str, Any] | None,
-        callbacks: Any,
-        tags: Any,
-        metadata: Any,
+        self, inputs: Sequence[Any], config: Mapping[str, Any] | None, request: Mapping[str, Any]
     ) -> list[Prepared]:
         prepared = [self.prep_inputs(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
+        requests = self._request(config, **request).per_input(len(prepared))
         return list(zip(prepared, requests, strict=True))
 
     # -- the one sync and the one async execution ----------------------------------------
@@ -239,56 +240,46 @@ class Chain(Primitive):
         inputs: Any,
         return_only_outputs: bool = False,
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        run_name: str | None = None,
+        **request: Unpack[NamedTagging],
     ) -> dict[str, Any]:
-        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        req = self._request(None, callbacks, **request)
         prepared = self.prep_inputs(inputs)
-        return self._merge(prepared, self._execute(prepared, request), return_only_outputs)
+        return self._merge(prepared, self._execute(prepared, req), return_only_outputs)
 
     async def acall(
         self,
         inputs: Any,
         return_only_outputs: bool = False,
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        run_name: str | None = None,
+        **request: Unpack[NamedTagging],
     ) -> dict[str, Any]:
-        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        req = self._request(None, callbacks, **request)
         prepared = self.prep_inputs(inputs)
-        return self._merge(prepared, await self._aexecute(prepared, request), return_only_outputs)
+        return self._merge(prepared, await self._aexecute(prepared, req), return_only_outputs)
 
     def invoke(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
         *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
+        **request: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        request = self._request(config, callbacks, tags, metadata)
+        req = self._request(config, **request)
         prepared = self.prep_inputs(input)
-        return self._merge(prepared, self._execute(prepared, request), return_only_outputs)
+        return self._merge(prepared, self._execute(prepared, req), return_only_outputs)
 
     async def ainvoke(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
         *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
+        **request: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        request = self._request(config, callbacks, tags, metadata)
+        req = self._request(config, **request)
         prepared = self.prep_inputs(input)
-        return self._merge(prepared, await self._aexecute(prepared, request), return_only_outputs)
+        return self._merge(prepared, await self._aexecute(prepared, req), return_only_outputs)
 
     def run(
         self,
@@ -317,24 +308,20 @@ class Chain(Primitive):
         self,
         input_list: Sequence[Mapping[str, Any]],
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[Tagging],
     ) -> list[dict[str, Any]]:
         """Run on each inputs dict in turn; return the outputs dicts."""
-        request = self._request(None, callbacks, tags, metadata)
-        return [self._execute(self.prep_inputs(x), request) for x in input_list]
+        req = self._request(None, callbacks, **request)
+        return [self._execute(self.prep_inputs(x), req) for x in input_list]
 
     async def aapply(
         self,
         input_list: Sequence[Mapping[str, Any]],
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[Tagging],
     ) -> list[dict[str, Any]]:
-        request = self._request(None, callbacks, tags, metadata)
-        runs = [self._aexecute(self.prep_inputs(x), request) for x in input_list]
+        req = self._request(None, callbacks, **request)
+        runs = [self._aexecute(self.prep_inputs(x), req) for x in input_list]
         return list(await asyncio.gather(*runs))
 
     def batch(
@@ -344,12 +331,10 @@ class Chain(Primitive):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Any]:
         """Run on every input in worker threads that carry the current run."""
-        work = self._batch_prepared(inputs, config, callbacks, tags, metadata)
+        work = self._batch_prepared(inputs, config, request)
         limit = self._max_concurrency(config, max_concurrency)
         return run_batch(self._execute_merged, work, limit, return_exceptions)
 
@@ -360,11 +345,9 @@ class Chain(Primitive):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Any]:
-        work = self._batch_prepared(inputs, config, callbacks, tags, metadata)
+        work = self._batch_prepared(inputs, config, request)
         limit = self._max_concurrency(config, max_concurrency)
         return await arun_batch(self._aexecute_merged, work, limit, return_exceptions)
 
@@ -385,13 +368,9 @@ class Chain(Primitive):
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> Iterator[Any]:
-        request = self._request(config, callbacks, tags, metadata)
-        prepared, run, valid = self._stream_start(input, request)
+        prepared, run, valid = self._stream_start(input, self._request(config, **request))
         chunks = self._stream_call(prepared, run) if valid else None
         if chunks is None:
             with run:
@@ -408,13 +387,9 @@ class Chain(Primitive):
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> AsyncIterator[Any]:
-        request = self._request(config, callbacks, tags, metadata)
-        prepared, run, valid = self._stream_start(input, request)
+        prepared, run, valid = self._stream_start(input, self._request(config, **request))
         chunks = self._astream_call(prepared, run) if valid else None
         if chunks is None:
             async with run:

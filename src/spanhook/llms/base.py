@@ -13,7 +13,7 @@ from spanhook.primitive import AsyncRunManager
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.schema.genai import text_message
-from spanhook.tracing.run import Run
+from spanhook.tracing.run import Request, Run
 from spanhook.tracing.signature import accepts
 
 
@@ -215,46 +215,28 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         prompt: str,
         stop: list[str] | None = None,
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
         if not isinstance(prompt, str):
             raise TypeError(
                 f"{type(self).__name__}() takes a prompt string, got {type(prompt).__name__}"
             )
-        return self.invoke(
-            prompt, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
-        )
+        return self.invoke(prompt, stop=stop, callbacks=callbacks, **kwargs)
 
-    def predict(
-        self,
-        text: str,
-        *,
-        stop: list[str] | None = None,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        return self.invoke(
-            text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
-        )
+    def predict(self, text: str, **kwargs: Any) -> str:
+        return self.invoke(text, **kwargs)
 
-    async def apredict(
-        self,
-        text: str,
-        *,
-        stop: list[str] | None = None,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        return await self.ainvoke(
-            text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
-        )
+    async def apredict(self, text: str, **kwargs: Any) -> str:
+        return await self.ainvoke(text, **kwargs)
+
+    def _generate_work(
+        self, prompts: Sequence[str], method: str, request: Request
+    ) -> tuple[list[str], Request, int]:
+        if isinstance(prompts, str):
+            raise TypeError(
+                f"{method}() takes a list of prompts, got a single string; use {method[:-8]}invoke()"
+            )
+        return [self._prepare(p) for p in prompts], request, len(prompts)
 
     def generate(
         self,
@@ -268,14 +250,9 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         **kwargs: Any,
     ) -> LLMResult:
         """One run per prompt (as langchain-core calls ``on_llm_start`` once per prompt)."""
-        if isinstance(prompts, str):
-            raise TypeError("generate() takes a list of prompts, got a single string; use invoke()")
         request = self._request(None, callbacks, tags, metadata, run_name=run_name)
-        results = [
-            self._call_one(self._prepare(p), request, stop, dict(kwargs), len(prompts))
-            for p in prompts
-        ]
-        return _merge(results)
+        todo, request, n = self._generate_work(prompts, "generate", request)
+        return _merge([self._call_one(p, request, stop, dict(kwargs), n) for p in todo])
 
     async def agenerate(
         self,
@@ -288,18 +265,10 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         run_name: str | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        if isinstance(prompts, str):
-            raise TypeError(
-                "agenerate() takes a list of prompts, got a single string; use ainvoke()"
-            )
         request = self._request(None, callbacks, tags, metadata, run_name=run_name)
-        results = await asyncio.gather(
-            *(
-                self._acall_one(self._prepare(p), request, stop, dict(kwargs), len(prompts))
-                for p in prompts
-            )
-        )
-        return _merge(list(results))
+        todo, request, n = self._generate_work(prompts, "agenerate", request)
+        calls = (self._acall_one(p, request, stop, dict(kwargs), n) for p in todo)
+        return _merge(list(await asyncio.gather(*calls)))
 
 
 def reporting(

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from spanhook.primitive import Primitive, PrimitiveOptions, serialized_for
+from spanhook.primitive import Primitive, PrimitiveOptions, RequestOptions, serialized_for
 from spanhook.schema import Document
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
@@ -63,13 +63,9 @@ class BaseRetriever(Primitive):
         self,
         input: str,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Document]:
-        request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
-        run = self._start(input, request)
+        run = self._start(input, self._request(config, **request))
         with run:
             docs = list(self._fetch(input, run))
             self._done(run, docs)
@@ -79,37 +75,23 @@ class BaseRetriever(Primitive):
         self,
         input: str,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Document]:
-        request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
-        run = self._start(input, request)
+        run = self._start(input, self._request(config, **request))
         async with run:
             docs = list(await self._aget_relevant_documents(input, run_manager=run))
             self._done(run, docs)
         return docs
 
     def get_relevant_documents(
-        self,
-        query: str,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, query: str, **request: Unpack[RequestOptions]
     ) -> list[Document]:
-        return self.invoke(query, callbacks=callbacks, tags=tags, metadata=metadata)
+        return self.invoke(query, **request)
 
     async def aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, query: str, **request: Unpack[RequestOptions]
     ) -> list[Document]:
-        return await self.ainvoke(query, callbacks=callbacks, tags=tags, metadata=metadata)
+        return await self.ainvoke(query, **request)
 
 
 _WORD = re.compile(r"\w+")
