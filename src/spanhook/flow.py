@@ -6,17 +6,20 @@ its exception thrown in). :func:`run_flow` performs the steps with plain calls,
 :func:`arun_flow` with awaits of the async twin of the same method (``invoke`` ->
 ``ainvoke``, ``on_text`` -> ``aon_text``, ``_generate_one`` -> ``_agenerate_one``). Every
 decision lives in the generator, so the sync and async paths cannot drift (the style of
-httpx's ``Auth.auth_flow``).
+httpx's ``Auth.auth_flow``). :func:`to_async` drives a sync iterator from async code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 _ASYNC_NAMES = {"__call__": "acall"}
 
@@ -93,3 +96,36 @@ async def arun_flow(flow: Flow[R]) -> R:
             result = await method(*step.args, **step.kwargs)
         except BaseException as e:
             error = e
+
+
+def failing(error: Exception) -> Iterator[Any]:
+    """A stream that fails with ``error`` on its first step."""
+    raise error
+    yield  # pragma: no cover - makes this a generator
+
+
+def _close_quietly(it: Iterator[Any]) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+async def to_async(it: Iterator[T]) -> AsyncIterator[T]:
+    """Drive a sync iterator from async code, one step per worker-thread hop, so a slow
+    model never blocks the event loop."""
+    loop = asyncio.get_running_loop()
+    sentinel = object()
+
+    def step(ctx: contextvars.Context) -> Any:
+        return ctx.run(next, it, sentinel)
+
+    try:
+        while True:
+            ctx = contextvars.copy_context()
+            item = await loop.run_in_executor(None, step, ctx)
+            if item is sentinel:
+                return
+            yield item
+    finally:
+        _close_quietly(it)

@@ -5,7 +5,6 @@ token usage and GenAI attributes on the span, sync and async request methods."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import (
     AsyncGenerator,
@@ -20,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow
+from spanhook.flow import CLOCK, Call, Flow, arun_flow, failing, run_flow, to_async
 from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
-from spanhook.schema.genai import output_message
+from spanhook.schema.genai import output_message, request_attributes, response_attributes
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.streams import adrive, drive
@@ -108,7 +107,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> AsyncIterator[Chunk] | None:
         sync = self._stream_one(prepared, stop, run, **kwargs)
-        return None if sync is None else _to_async(sync)
+        return None if sync is None else to_async(sync)
 
     def _chunk_text(self, chunk: Chunk) -> str:
         return str(getattr(chunk, "text", chunk))
@@ -162,18 +161,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> Run:
         model = self.get_model_name()
         params = self._invocation_params(stop, kwargs)
-        attributes: dict[str, Any] = {
-            attr.GEN_AI_OPERATION_NAME: self._operation,
-            attr.GEN_AI_PROVIDER_NAME: self.provider,
-            attr.GEN_AI_REQUEST_MODEL: model,
-        }
-        for key, name in (
-            ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
-            ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS),
-        ):
-            value = params.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attributes[name] = value
+        attributes = request_attributes(self._operation, self.provider, model, params)
         attributes.update(self._span_attributes())
         run = start_run(
             self._run_kind,
@@ -197,28 +185,8 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         return run
 
     def _finish(self, run: Run, result: LLMResult, streamed: bool) -> None:
-        usage = (result.llm_output or {}).get("token_usage") or {}
+        run.set_attributes(response_attributes(result, self.get_model_name(), streamed))
         gens = result.generations[0] if result.generations else []
-        reasons = [
-            str((g.generation_info or {}).get("finish_reason"))
-            for g in gens
-            if (g.generation_info or {}).get("finish_reason")
-        ]
-        msg = getattr(gens[0], "message", None) if gens else None
-        meta_usage = getattr(msg, "usage_metadata", None) or {}
-        input_tokens = usage.get("prompt_tokens", meta_usage.get("input_tokens"))
-        output_tokens = usage.get("completion_tokens", meta_usage.get("output_tokens"))
-        run.set_attributes(
-            {
-                attr.GEN_AI_RESPONSE_MODEL: (result.llm_output or {}).get("model_name")
-                or self.get_model_name(),
-                attr.GEN_AI_RESPONSE_ID: (result.llm_output or {}).get("id"),
-                attr.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-                attr.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-                attr.GEN_AI_RESPONSE_FINISH_REASONS: reasons or None,
-                attr.GEN_AI_REQUEST_STREAM: streamed,
-            }
-        )
         if gens and run.capturing():
             run.record_content(attr.GEN_AI_OUTPUT_MESSAGES, [output_message(g) for g in gens])
         run.set_result(result)
@@ -254,7 +222,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         try:
             return self._stream_one(prepared, stop, run, **kwargs)
         except Exception as e:
-            return _failing(e)
+            return failing(e)
 
     def _aopen_stream(
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
@@ -262,7 +230,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         try:
             return self._astream_one(prepared, stop, run, **kwargs)
         except Exception as e:
-            return _to_async(_failing(e))
+            return to_async(failing(e))
 
     # -- one call ----------------------------------------------------------------------
     def _call_one(
@@ -473,7 +441,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         chunks = self._aopen_stream(prepared, stop, run, kwargs)
         report = chunks is None or not self._stream_reports_tokens
         if chunks is None:
-            chunks = _to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
+            chunks = to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
         agen = self._adrive_stream(run, chunks, report)
         try:
             async for chunk in agen:
@@ -485,36 +453,3 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
     ) -> Iterator[Chunk]:
         raise NotImplementedError
-
-
-def _failing(error: Exception) -> Iterator[Any]:
-    """A stream that fails with ``error`` on its first step."""
-    raise error
-    yield  # pragma: no cover - makes this a generator
-
-
-def _close_quietly(it: Iterator[Any]) -> None:
-    close = getattr(it, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
-
-
-async def _to_async(it: Iterator[Chunk]) -> AsyncIterator[Chunk]:
-    """Drive a sync iterator from async code, one step per worker-thread hop, so a slow
-    model never blocks the event loop."""
-    loop = asyncio.get_running_loop()
-    sentinel = object()
-
-    def step(ctx: contextvars.Context) -> Any:
-        return ctx.run(next, it, sentinel)
-
-    try:
-        while True:
-            ctx = contextvars.copy_context()
-            item = await loop.run_in_executor(None, step, ctx)
-            if item is sentinel:
-                return
-            yield item
-    finally:
-        _close_quietly(it)
