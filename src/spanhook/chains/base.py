@@ -101,14 +101,11 @@ class Chain(Primitive):
             )
         return {keys[0]: inputs}
 
-    def _missing_inputs(self, inputs: dict[str, Any]) -> ValueError | None:
-        for k in self.input_keys:
-            if k not in inputs:
-                missing = [k for k in self.input_keys if k not in inputs]
-                return ValueError(
-                    f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
-                )
-        return None
+    def _missing_inputs(self, inputs: dict[str, Any]) -> ValueError:
+        missing = [k for k in self.input_keys if k not in inputs]
+        return ValueError(
+            f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+        )
 
     def _check_outputs(self, outputs: Any) -> dict[str, Any]:
         if type(outputs) is dict:
@@ -146,18 +143,18 @@ class Chain(Primitive):
         return run
 
     def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
-        error = self._missing_inputs(inputs)
-        if error is not None:
-            raise error
+        for k in self.input_keys:
+            if k not in inputs:
+                raise self._missing_inputs(inputs)
         call = self._call
         if accepts(call, "run_manager"):
             return call(inputs, run_manager=run)
         return call(inputs)
 
     async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
-        error = self._missing_inputs(inputs)
-        if error is not None:
-            raise error
+        for k in self.input_keys:
+            if k not in inputs:
+                raise self._missing_inputs(inputs)
         if accepts(self._acall, "run_manager"):
             return await self._acall(inputs, run_manager=run)
         return await self._acall(inputs)
@@ -262,10 +259,12 @@ class Chain(Primitive):
         input: Any,
         config: Mapping[str, Any] | None = None,
         *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
-        **request: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        req = self._request(config, **request)
+        req = self._request(config, callbacks, tags, metadata)
         prepared = self.prep_inputs(input)
         return self._merge(prepared, self._execute(prepared, req), return_only_outputs)
 
@@ -274,10 +273,12 @@ class Chain(Primitive):
         input: Any,
         config: Mapping[str, Any] | None = None,
         *,
+        callbacks: Sequence[Any] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
-        **request: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        req = self._request(config, **request)
+        req = self._request(config, callbacks, tags, metadata)
         prepared = self.prep_inputs(input)
         return self._merge(prepared, await self._aexecute(prepared, req), return_only_outputs)
 
@@ -356,7 +357,7 @@ class Chain(Primitive):
         """The run of a stream, and whether the chain streams (a request missing input keys
         runs the plain body, which ends the run with the error)."""
         prepared = self.prep_inputs(input)
-        return prepared, self._start(prepared, request), self._missing_inputs(prepared) is None
+        return prepared, self._start(prepared, request), all(k in prepared for k in self.input_keys)
 
     def _stream_finish(self, run: Run) -> Callable[[list[Any]], None]:
         def finish(collected: list[Any]) -> None:
