@@ -444,3 +444,43 @@ def test_tool_function_declaring_callbacks_gets_the_child_callbacks(
     assert len(chain_start) == 1
     assert chain_start[0].parent_run_id == tool_start.run_id
     assert rec.names().count("on_llm_start") == 1
+
+
+# -- run managers as langchain-core hands them to hooks ----------------------------------------
+
+
+class Narrating(LLM):
+    """Reports text from its sync and async hooks, as langchain-core code does."""
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        run_manager.on_text("sync hook")
+        return "done"
+
+    async def _acall(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> str:
+        await run_manager.on_text("async hook")
+        assert run_manager.get_sync().run_id == run_manager.run_id
+        return "done"
+
+
+class NarratingChat(BaseChatModel):
+    """Only a sync ``_generate``: its async twin runs it with the sync run manager."""
+
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        run_manager.on_text("sync hook")
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="done"))])
+
+
+@pytest.mark.parametrize("model", [Narrating, NarratingChat])
+def test_hooks_get_the_run_manager_langchain_core_gives_them(model: Any) -> None:
+    sync_rec, async_rec = Recorder(), Recorder()
+    model().invoke("q", callbacks=[sync_rec])
+    asyncio.run(model().ainvoke("q", callbacks=[async_rec]))
+    assert [e.args[0] for e in sync_rec.of("on_text")] == ["sync hook"]
+    expected = "async hook" if model is Narrating else "sync hook"
+    assert [e.args[0] for e in async_rec.of("on_text")] == [expected]
+    (text,) = async_rec.of("on_text")
+    assert text.run_id == async_rec.of("on_llm_end")[0].run_id

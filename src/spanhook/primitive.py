@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
 from spanhook.tracing.run import Owner, Request, Run
+from spanhook.tracing.signature import accepts
 from spanhook.tracing.threads import ContextThreadPoolExecutor
 
 if TYPE_CHECKING:
@@ -54,6 +55,14 @@ class NamedTagging(Tagging, total=False):
     """:class:`Tagging` plus ``run_name``, the name of the request's run."""
 
     run_name: str | None
+
+
+def call_hook(fn: Callable[..., R], manager: Any, *args: Any, **kwargs: Any) -> R:
+    """Call a user-implemented hook, with ``run_manager=manager`` if it declares one (as
+    langchain-core passes it)."""
+    if accepts(fn, "run_manager"):
+        return fn(*args, run_manager=manager, **kwargs)
+    return fn(*args, **kwargs)
 
 
 def pick(options: Mapping[str, Any], typed: Any) -> dict[str, Any]:
@@ -162,28 +171,19 @@ class Primitive(Owner):
 
 class AsyncRunManager:
     """A run as langchain-core's async run managers present it to ``_astream`` / ``_acall``:
-    ``await run_manager.on_llm_new_token(...)``, ``await run_manager.on_text(...)``;
-    ``get_sync()`` gives the run itself; anything else is read from the run."""
+    its events are coroutines (``await run_manager.on_llm_new_token(...)`` calls the run's
+    ``aon_llm_new_token``); ``get_sync()`` gives the run itself; anything else is the run's."""
 
     __slots__ = ("_run",)
 
     def __init__(self, run: Run) -> None:
         self._run = run
 
-    async def on_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
-        await self._run.aon_llm_new_token(token, chunk=chunk, **extra)
-
-    async def on_text(self, text: str, **extra: Any) -> None:
-        await self._run.aon_text(text, **extra)
-
-    async def on_retry(self, retry_state: Any, **extra: Any) -> None:
-        await self._run.aon_retry(retry_state, **extra)
-
     def get_sync(self) -> Run:
         return self._run
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._run, name)
+        return getattr(self._run, "a" + name if name.startswith("on_") else name)
 
 
 class RequestLabel:

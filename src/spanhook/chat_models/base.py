@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel
-from spanhook.primitive import serialized_for
+from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import (
     AIMessage,
@@ -29,7 +29,6 @@ from spanhook.schema import (
 from spanhook.schema.genai import input_message
 from spanhook.schema.messages import message_from_role, tool_calls_from_chunks
 from spanhook.tracing.run import Run
-from spanhook.tracing.signature import accepts
 
 Messages = list[BaseMessage]
 
@@ -98,12 +97,13 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         self,
         messages: Messages,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> ChatResult:
         ctx = contextvars.copy_context()
+        run = run_manager.get_sync() if run_manager is not None else None
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_generate, messages, stop, run_manager, kwargs)
+            None, lambda: ctx.run(self._invoke_generate, messages, stop, run, kwargs)
         )
 
     def _stream(
@@ -129,9 +129,7 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     def _invoke_generate(
         self, messages: Messages, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]
     ) -> ChatResult:
-        if accepts(self._generate, "run_manager"):
-            return self._generate(messages, stop=stop, run_manager=run, **kwargs)
-        return self._generate(messages, stop=stop, **kwargs)
+        return call_hook(self._generate, run, messages, stop=stop, **kwargs)
 
     def _prepare(self, input: Any) -> Messages:
         return to_messages(input, f"{type(self).__name__}")
@@ -168,10 +166,8 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     async def _agenerate_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
-        if accepts(self._agenerate, "run_manager"):
-            result = await self._agenerate(prepared, stop=stop, run_manager=run, **kwargs)
-        else:
-            result = await self._agenerate(prepared, stop=stop, **kwargs)
+        agenerate = self._agenerate
+        result = await call_hook(agenerate, AsyncRunManager(run), prepared, stop=stop, **kwargs)
         return self._to_llm_result(result)
 
     def _implements(self, name: str) -> bool:
@@ -271,10 +267,7 @@ class SimpleChatModel(BaseChatModel):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if accepts(self._call, "run_manager"):
-            text = self._call(messages, stop=stop, run_manager=run_manager, **kwargs)
-        else:
-            text = self._call(messages, stop=stop, **kwargs)
+        text = call_hook(self._call, run_manager, messages, stop=stop, **kwargs)
         usage = self._usage(messages, text)
         meta = None
         if usage:

@@ -26,7 +26,7 @@ from spanhook._openai import (
     usage_metadata,
 )
 from spanhook.chat_models.base import BaseChatModel, Messages
-from spanhook.primitive import PrimitiveOptions, pick
+from spanhook.primitive import AsyncRunManager, PrimitiveOptions, pick
 from spanhook.schema import (
     AIMessage,
     AIMessageChunk,
@@ -103,7 +103,7 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
         self,
         messages: Messages,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> ChatResult:
         return _chat_result(await self._acreate(self._body(messages, stop, kwargs, False)))

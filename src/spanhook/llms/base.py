@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel
-from spanhook.primitive import AsyncRunManager
+from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.schema.genai import text_message
 from spanhook.tracing.run import Request, Run
-from spanhook.tracing.signature import accepts
 
 
 class LLM(BaseLanguageModel[str, GenerationChunk, str]):
@@ -85,10 +84,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     def _invoke_call(
         self, prompt: str, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]
     ) -> str:
-        fn = self._call
-        if accepts(fn, "run_manager"):
-            return fn(prompt, stop=stop, run_manager=run, **kwargs)
-        return fn(prompt, stop=stop, **kwargs)
+        return call_hook(self._call, run, prompt, stop=stop, **kwargs)
 
     def _prepare(self, input: Any) -> str:
         if isinstance(input, str):
@@ -139,11 +135,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     async def _agenerate_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
-        fn = self._acall
-        if accepts(fn, "run_manager"):
-            text = await fn(prepared, stop=stop, run_manager=AsyncRunManager(run), **kwargs)
-        else:
-            text = await fn(prepared, stop=stop, **kwargs)
+        text = await call_hook(self._acall, AsyncRunManager(run), prepared, stop=stop, **kwargs)
         return self._result(prepared, text)
 
     def _implements(self, name: str) -> bool:
@@ -154,19 +146,13 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     ) -> Iterator[GenerationChunk] | None:
         if not self._implements("_stream"):
             return None
-        if accepts(self._stream, "run_manager"):
-            return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
-        return self._stream(prepared, stop=stop, **kwargs)
+        return call_hook(self._stream, run, prepared, stop=stop, **kwargs)
 
     def _astream_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> AsyncIterator[GenerationChunk] | None:
         if self._implements("_astream"):
-            if accepts(self._astream, "run_manager"):
-                return self._astream(
-                    prepared, stop=stop, run_manager=AsyncRunManager(run), **kwargs
-                )
-            return self._astream(prepared, stop=stop, **kwargs)
+            return call_hook(self._astream, AsyncRunManager(run), prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 
     def _whole_as_chunk(

@@ -8,11 +8,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from spanhook.primitive import Primitive, PrimitiveOptions, RequestOptions, serialized_for
+from spanhook.primitive import (
+    Primitive,
+    PrimitiveOptions,
+    RequestOptions,
+    call_hook,
+    serialized_for,
+)
 from spanhook.schema import Document
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
-from spanhook.tracing.signature import accepts
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -33,9 +38,7 @@ class BaseRetriever(Primitive):
         )
 
     def _fetch(self, query: str, run: Run) -> list[Document]:
-        if accepts(self._get_relevant_documents, "run_manager"):
-            return self._get_relevant_documents(query, run_manager=run)
-        return self._get_relevant_documents(query)  # type: ignore[call-arg]
+        return call_hook(self._get_relevant_documents, run, query)
 
     def _start(self, query: str, request: Request) -> Run:
         if not isinstance(query, str):
