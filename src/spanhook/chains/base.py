@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from spanhook.chains.streaming import astream_chain, stream_chain
 from spanhook.primitive import (
     NamedTagging,
     Primitive,
@@ -28,7 +29,6 @@ from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.settings import content_capture_enabled
 from spanhook.tracing.signature import accepts
-from spanhook.tracing.streams import drive
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -352,89 +352,22 @@ class Chain(Primitive):
         limit = self._max_concurrency(config, max_concurrency)
         return await arun_batch(self._aexecute_merged, work, limit, return_exceptions)
 
-    # -- streaming ---------------------------------------------------------------------------
-    def _stream_start(self, input: Any, request: Request) -> tuple[dict[str, Any], Run, bool]:
-        """The run of a stream, and whether the chain streams (a request missing input keys
-        runs the plain body, which ends the run with the error)."""
-        prepared = self.prep_inputs(input)
-        return prepared, self._start(prepared, request), all(k in prepared for k in self.input_keys)
-
-    def _stream_finish(self, run: Run) -> Callable[[list[Any]], None]:
-        def finish(collected: list[Any]) -> None:
-            self._done(run, self._stream_outputs(collected))
-
-        return finish
-
+    # -- streaming (the bodies are in chains/streaming.py) -----------------------------------
     def stream(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
         **request: Unpack[RequestOptions],
     ) -> Iterator[Any]:
-        prepared, run, valid = self._stream_start(input, self._request(config, **request))
-        chunks = self._stream_call(prepared, run) if valid else None
-        if chunks is None:
-            with run:
-                outputs = self._done(run, self._invoke_call(prepared, run))
-            yield outputs
-            return
-        driven = drive(run, chunks, self._stream_finish(run))
-        try:
-            yield from driven
-        finally:
-            driven.close()  # closing this stream ends the run now, not at garbage collection
+        """The chain's chunks (``_stream_call``), or its outputs dict once."""
+        return stream_chain(self, input, config, request)
 
-    async def astream(
+    def astream(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
         **request: Unpack[RequestOptions],
     ) -> AsyncIterator[Any]:
-        prepared, run, valid = self._stream_start(input, self._request(config, **request))
-        chunks = self._astream_call(prepared, run) if valid else None
-        if chunks is None:
-            async with run:
-                outputs = self._done(run, await self._ainvoke_call(prepared, run))
-            yield outputs
-            return
-        # Driven inline, not through streams.adrive: a second async generator layer would be
-        # finalized on its own (in another task) when the loop shuts down an abandoned stream.
-        collected: list[Any] = []
-        await run.aopen()
-        try:
-            while True:
-                token = run.attach()
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    run.detach(token)
-                collected.append(chunk)
-                yield chunk
-        except GeneratorExit:
-            try:
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    token = run.attach()
-                    try:
-                        await aclose()
-                    finally:
-                        run.detach(token)
-            finally:  # the run ends even if closing the inner stream is cancelled
-                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-                run.set_result(self._stream_outputs(collected))
-                await run.aclose_ok()
-            raise
-        except BaseException as e:
-            try:  # close the inner stream first: nested runs end before this one
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            except Exception:
-                pass
-            finally:
-                await run.aclose_error(e)
-            raise
-        self._stream_finish(run)(collected)
-        await run.aclose_ok()
+        # returns the stream itself: a second async generator layer would be finalized on its
+        # own (in another task) when the loop shuts down an abandoned stream
+        return astream_chain(self, input, config, request)
