@@ -9,7 +9,6 @@ import contextvars
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
-    Callable,
     Generator,
     Iterator,
     Mapping,
@@ -19,13 +18,20 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.flow import CLOCK, Call, Flow, arun_flow, failing, run_flow, to_async
+from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow, to_async
+from spanhook.model_streaming import (
+    adrive_model,
+    aopen_stream,
+    astream_model,
+    drive_model,
+    open_stream,
+    stream_model,
+)
 from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
 from spanhook.schema.genai import output_message, request_attributes, response_attributes
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
-from spanhook.tracing.streams import adrive, drive
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -214,24 +220,6 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
                 yield Call(CLOCK, "sleep", self.retry_delay)
             attempt += 1
 
-    def _open_stream(
-        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
-    ) -> Iterator[Chunk] | None:
-        """The model's chunks; a model that fails while opening its stream (before the first
-        chunk is asked for) fails inside the run, which then ends with the error."""
-        try:
-            return self._stream_one(prepared, stop, run, **kwargs)
-        except Exception as e:
-            return failing(e)
-
-    def _aopen_stream(
-        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
-    ) -> AsyncIterator[Chunk] | None:
-        try:
-            return self._astream_one(prepared, stop, run, **kwargs)
-        except Exception as e:
-            return to_async(failing(e))
-
     # -- one call ----------------------------------------------------------------------
     def _call_one(
         self,
@@ -243,9 +231,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
-            chunks = self._open_stream(prepared, stop, run, kwargs)
+            chunks = open_stream(self, prepared, stop, run, kwargs)
             if chunks is not None:
-                for _ in self._drive_stream(run, chunks, not self._stream_reports_tokens):
+                for _ in drive_model(self, run, chunks, not self._stream_reports_tokens):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         with run:
@@ -263,47 +251,15 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
-            chunks = self._aopen_stream(prepared, stop, run, kwargs)
+            chunks = aopen_stream(self, prepared, stop, run, kwargs)
             if chunks is not None:
-                async for _ in self._adrive_stream(run, chunks, not self._stream_reports_tokens):
+                async for _ in adrive_model(self, run, chunks, not self._stream_reports_tokens):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         async with run:
             result = await arun_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)
         return result
-
-    def _partial(self, run: Run, chunks: list[Chunk]) -> None:
-        run.error_kwargs["response"] = (
-            self._result_from_chunks(chunks) if chunks else LLMResult(generations=[])
-        )
-
-    def _stream_finish(self, run: Run) -> Callable[[list[Chunk]], None]:
-        def finish(collected: list[Chunk]) -> None:
-            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-            self._finish(run, result, streamed=True)
-
-        return finish
-
-    def _hooks(self, run: Run, report: bool, token: Callable[..., Any]) -> dict[str, Any]:
-        """``drive`` / ``adrive``'s hooks: the result, the partial response of a failure, and
-        (with ``report``) ``on_llm_new_token`` before each yield (else the model's own stream
-        reports its tokens)."""
-        return {
-            "finish": self._stream_finish(run),
-            "on_chunk": (lambda c: token(self._chunk_text(c), chunk=c)) if report else None,
-            "fail": lambda collected: self._partial(run, collected),
-        }
-
-    def _drive_stream(
-        self, run: Run, chunks: Iterator[Chunk], report: bool
-    ) -> Generator[Chunk, None, None]:
-        return drive(run, chunks, **self._hooks(run, report, run.on_llm_new_token))
-
-    def _adrive_stream(
-        self, run: Run, chunks: AsyncIterator[Chunk], report: bool
-    ) -> AsyncGenerator[Chunk, None]:
-        return adrive(run, chunks, **self._hooks(run, report, run.aon_llm_new_token))
 
     # -- request methods -----------------------------------------------------------------
     def invoke(
@@ -410,21 +366,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         **kwargs: Any,
     ) -> Generator[Any, None, None]:
         """Stream the answer chunk by chunk (a model that cannot stream yields it whole)."""
-        request = self._request(config, callbacks, tags, metadata)
-        prepared = self._prepare(input)
-        run = self._start(prepared, request, stop, kwargs)
-        chunks = self._open_stream(prepared, stop, run, kwargs)
-        report = chunks is None or not self._stream_reports_tokens
-        if chunks is None:
-            chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
-        driven = self._drive_stream(run, chunks, report)
-        try:
-            for chunk in driven:
-                yield self._stream_item(chunk)
-        finally:
-            driven.close()  # closing this stream ends the run now, not at garbage collection
+        return stream_model(self, input, config, (callbacks, tags, metadata), stop, kwargs)
 
-    async def astream(
+    def astream(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
@@ -435,19 +379,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[Any, None]:
-        request = self._request(config, callbacks, tags, metadata)
-        prepared = self._prepare(input)
-        run = self._start(prepared, request, stop, kwargs)
-        chunks = self._aopen_stream(prepared, stop, run, kwargs)
-        report = chunks is None or not self._stream_reports_tokens
-        if chunks is None:
-            chunks = to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
-        agen = self._adrive_stream(run, chunks, report)
-        try:
-            async for chunk in agen:
-                yield self._stream_item(chunk)
-        finally:
-            await agen.aclose()
+        return astream_model(self, input, config, (callbacks, tags, metadata), stop, kwargs)
 
     def _whole_as_chunk(
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
