@@ -55,18 +55,12 @@ def load_openai() -> Any:
 class ClientConfig:
     """How to reach an OpenAI-compatible server; builds the sync and async SDK clients."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        organization: str | None,
-        timeout: float | None,
-        default_headers: Mapping[str, str] | None,
-        suppress_provider_spans: bool,
-        propagate_trace_context: bool,
-        where: str,
-    ) -> None:
+    def __init__(self, options: Mapping[str, Any], where: str) -> None:
+        """From :class:`OpenAIOptions` (``api_key``, ``base_url``, ``organization``,
+        ``timeout``, ``default_headers``, ``suppress_provider_spans``,
+        ``propagate_trace_context``)."""
+        timeout = options.get("timeout", 60.0)
+        api_key = options.get("api_key")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ValueError(
                 f"{where}: timeout must be a positive number of seconds, got {timeout!r}"
@@ -77,22 +71,22 @@ class ClientConfig:
                 f"{where} needs an API key: pass api_key=... or set OPENAI_API_KEY "
                 "(any non-empty value for a local OpenAI-compatible server)"
             )
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{where}: base_url must be an http(s) URL, got {url!r}")
         self.base_url = url
-        self.suppress_provider_spans = suppress_provider_spans
-        self.propagate_trace_context = propagate_trace_context
+        self.suppress_provider_spans = options.get("suppress_provider_spans", True)
+        self.propagate_trace_context = options.get("propagate_trace_context", True)
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self._kwargs: dict[str, Any] = {
             "api_key": key,
             "base_url": url,
-            "organization": organization,
+            "organization": options.get("organization"),
             "timeout": timeout,
             "max_retries": 0,
-            "default_headers": dict(default_headers) if default_headers else None,
+            "default_headers": dict(options.get("default_headers") or {}) or None,
         }
         self._sync: Any = None
         self._async: Any = None
@@ -343,16 +337,7 @@ class OpenAICompatible:
         self.max_tokens = max_tokens
         self.model_kwargs = dict(options.get("model_kwargs") or {})
         self.stream_usage = options.get("stream_usage", True)
-        self.client = ClientConfig(
-            api_key=options.get("api_key"),
-            base_url=options.get("base_url"),
-            organization=options.get("organization"),
-            timeout=options.get("timeout", 60.0),
-            default_headers=options.get("default_headers"),
-            suppress_provider_spans=options.get("suppress_provider_spans", True),
-            propagate_trace_context=options.get("propagate_trace_context", True),
-            where=where,
-        )
+        self.client = ClientConfig(options, where)
 
     # -- what the run records -----------------------------------------------------------------
     def _identifying_params(self) -> dict[str, Any]:
