@@ -93,7 +93,12 @@ class Primitive(Owner):
         metadata: Mapping[str, Any] | None = None,
         verbose: bool = False,
         name: str | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {next(iter(unknown))!r}"
+            )
         where = f"{type(self).__name__}(...)"
         self._consumers = classify(callbacks, where)
         if tags is not None and (
