@@ -101,11 +101,14 @@ class Chain(Primitive):
             )
         return {keys[0]: inputs}
 
-    def _missing_inputs(self, inputs: dict[str, Any]) -> ValueError:
-        missing = [k for k in self.input_keys if k not in inputs]
-        return ValueError(
-            f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
-        )
+    def _check_inputs(self, inputs: dict[str, Any]) -> None:
+        """Checked inside the run: a request missing input keys is a run that ends in error."""
+        for k in self.input_keys:
+            if k not in inputs:
+                missing = [k for k in self.input_keys if k not in inputs]
+                raise ValueError(
+                    f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+                )
 
     def _check_outputs(self, outputs: Any) -> dict[str, Any]:
         if type(outputs) is dict:
@@ -143,18 +146,14 @@ class Chain(Primitive):
         return run
 
     def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
-        for k in self.input_keys:
-            if k not in inputs:
-                raise self._missing_inputs(inputs)
+        self._check_inputs(inputs)
         call = self._call
         if accepts(call, "run_manager"):
             return call(inputs, run_manager=run)
         return call(inputs)
 
     async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
-        for k in self.input_keys:
-            if k not in inputs:
-                raise self._missing_inputs(inputs)
+        self._check_inputs(inputs)
         if accepts(self._acall, "run_manager"):
             return await self._acall(inputs, run_manager=run)
         return await self._acall(inputs)
