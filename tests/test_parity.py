@@ -3,7 +3,9 @@ tools, agents and retrievers, run both ways, delivers the same handler events (n
 arguments, keyword arguments, parent links) and records the same spans (names, kinds,
 attributes, events, status, parents), on success, error and retry paths.
 
-Ids and timestamps are normalised away; runs that may interleave (batches, ``aapply``) are
+The OpenAI-compatible models run against the OpenAI-compatible server of
+``tests/openai_server.py`` on 127.0.0.1 (success, streaming, tool calls, retries, a rejected
+request). Ids and timestamps are normalised away; runs that may interleave (batches, ``aapply``) are
 compared as multisets of per-run records.
 """
 
@@ -20,10 +22,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from helpers import Event, Recorder
+from openai_server import Error, OpenAIServer, Text, ToolCall
 from spanhook.agents import AgentExecutor, calculator_tool
 from spanhook.chains import Chain, LLMChain, SequentialChain, SimpleSequentialChain
-from spanhook.chat_models import FakeListChatModel, OfflineChatModel
-from spanhook.llms import LLM, FakeListLLM, OfflineLLM
+from spanhook.chat_models import ChatOpenAI, FakeListChatModel, OfflineChatModel
+from spanhook.llms import LLM, FakeListLLM, OfflineLLM, OpenAI
 from spanhook.prompts import PromptTemplate
 from spanhook.retrievers import InMemoryRetriever
 from spanhook.schema import GenerationChunk
@@ -183,8 +186,8 @@ def _astream(obj: Any, inp: Any, **kw: Any) -> Awaitable[list[Any]]:
     return main()
 
 
-Sync = Callable[[list[Any]], Any]
-Async = Callable[[list[Any]], Awaitable[Any]]
+Sync = Callable[..., Any]
+Async = Callable[..., Awaitable[Any]]
 
 CASES: dict[str, tuple[Sync, Async]] = {
     # chains
@@ -398,3 +401,78 @@ def test_the_comparison_sees_span_event_attributes() -> None:
             span.add_event("spanhook.retry", attrs)
     first, second = exporter.get_finished_spans()
     assert _span_records((first,)) != _span_records((second,))
+
+
+# -- the OpenAI-compatible models, against a real server on 127.0.0.1 ---------------------------
+
+
+def _openai_cases() -> dict[str, tuple[list[Any], Sync, Async]]:
+    def chat(url: str, **kw: Any) -> ChatOpenAI:
+        return ChatOpenAI("m", base_url=url, api_key="k", retry_delay=0, **kw)
+
+    def completion(url: str, **kw: Any) -> OpenAI:
+        return OpenAI("m", base_url=url, api_key="k", retry_delay=0, **kw)
+
+    answer = Text("Paris is the capital.", response_id="chatcmpl-1")
+    return {
+        "chat invoke/ainvoke": (
+            [answer],
+            lambda u, cb: chat(u).invoke("capital?", callbacks=cb),
+            lambda u, cb: chat(u).ainvoke("capital?", callbacks=cb),
+        ),
+        "chat stream/astream": (
+            [answer],
+            lambda u, cb: list(chat(u).stream("capital?", callbacks=cb)),
+            lambda u, cb: _astream(chat(u), "capital?", callbacks=cb),
+        ),
+        "chat tool call invoke/ainvoke": (
+            [ToolCall(name="calculator", arguments='{"expression": "2 + 3"}')],
+            lambda u, cb: chat(u, streaming=True).invoke("2 + 3?", callbacks=cb),
+            lambda u, cb: chat(u, streaming=True).ainvoke("2 + 3?", callbacks=cb),
+        ),
+        "chat retries invoke/ainvoke": (
+            [Error(503, "overloaded"), Error(500), answer],
+            lambda u, cb: chat(u, max_retries=2).invoke("capital?", callbacks=cb),
+            lambda u, cb: chat(u, max_retries=2).ainvoke("capital?", callbacks=cb),
+        ),
+        "chat rejected invoke/ainvoke": (
+            [Error(400, "bad request", "invalid_request_error")],
+            lambda u, cb: chat(u, max_retries=2).invoke("capital?", callbacks=cb),
+            lambda u, cb: chat(u, max_retries=2).ainvoke("capital?", callbacks=cb),
+        ),
+        "completion invoke/ainvoke": (
+            [answer],
+            lambda u, cb: completion(u).invoke("capital?", callbacks=cb),
+            lambda u, cb: completion(u).ainvoke("capital?", callbacks=cb),
+        ),
+        "completion stream/astream": (
+            [answer],
+            lambda u, cb: list(completion(u).stream("capital?", callbacks=cb)),
+            lambda u, cb: _astream(completion(u), "capital?", callbacks=cb),
+        ),
+    }
+
+
+OPENAI_CASES = _openai_cases()
+
+
+@pytest.mark.parametrize("name", list(OPENAI_CASES))
+def test_openai_models_give_the_same_events_and_spans_sync_and_async(
+    name: str, memory_exporter: InMemorySpanExporter
+) -> None:
+    replies, sync_call, async_call = OPENAI_CASES[name]
+    with OpenAIServer() as server:
+        server.script(*replies)
+        sync_rec = Recorder()
+        sync_outcome = _outcome(lambda: sync_call(server.url, [sync_rec]))
+        sync_spans = memory_exporter.get_finished_spans()
+        memory_exporter.clear()
+        assert server.pending == 0
+        server.script(*replies)
+        async_rec = Recorder()
+        async_outcome = _outcome(lambda: asyncio.run(async_call(server.url, [async_rec])))
+        async_spans = memory_exporter.get_finished_spans()
+        assert server.pending == 0
+    assert async_outcome == sync_outcome
+    assert _run_records(async_rec.events) == _run_records(sync_rec.events)
+    assert _span_records(async_spans) == _span_records(sync_spans)
