@@ -188,6 +188,8 @@ class AsyncRunManager:
         return self._run
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_run":  # not set yet (e.g. while copying): never recurse
+            raise AttributeError(name)
         return getattr(self._run, "a" + name if name.startswith("on_") else name)
 
 
