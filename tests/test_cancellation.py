@@ -191,6 +191,7 @@ class SlowStreamLLM(LLM):
         for i, t in enumerate(("one", " two", " three", " four")):
             if i >= 2:
                 await asyncio.sleep(30)
+            await run_manager.on_llm_new_token(t, chunk=GenerationChunk(text=t))
             yield GenerationChunk(text=t)
 
 

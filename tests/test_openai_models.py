@@ -522,3 +522,70 @@ def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked(
     provider_span, run_span = phases["kept"]
     assert run_span["name"] == "chat test-model" and provider_span["name"] != run_span["name"]
     assert provider_span["parent"] == run_span["id"]
+
+
+# -- trace context on the model's HTTP requests ----------------------------------------------
+
+
+def _traceparent_calls(
+    server: OpenAIServer, model: Any, how: str
+) -> None:  # one request per way of calling
+    if how == "invoke":
+        model.invoke("hi")
+    elif how == "ainvoke":
+        asyncio.run(model.ainvoke("hi"))
+    elif how == "stream":
+        list(model.stream("hi"))
+    else:
+
+        async def main() -> None:
+            async for _ in model.astream("hi"):
+                pass
+
+        asyncio.run(main())
+
+
+@pytest.mark.parametrize("how", ["invoke", "ainvoke", "stream", "astream"])
+@pytest.mark.parametrize("kind", ["chat", "completion"])
+def test_requests_carry_the_model_runs_traceparent(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter, kind: str, how: str
+) -> None:
+    """A traced model server joins the trace: the request's ``traceparent`` names the model
+    run's span as parent, in the same trace."""
+    model = chat(server) if kind == "chat" else completion_llm(server)
+    _traceparent_calls(server, model, how)
+    (request,) = server.requests
+    (span,) = memory_exporter.get_finished_spans()
+    ctx = span.get_span_context()
+    flags = int(ctx.trace_flags)
+    assert flags & 1  # sampled
+    expected = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{flags:02x}"
+    assert request.headers["traceparent"] == expected
+
+
+@pytest.mark.parametrize("kind", ["chat", "completion"])
+def test_trace_context_propagation_can_be_turned_off(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter, kind: str
+) -> None:
+    model = (
+        chat(server, propagate_trace_context=False)
+        if kind == "chat"
+        else completion_llm(server, propagate_trace_context=False)
+    )
+    model.invoke("hi")
+    asyncio.run(model.ainvoke("hi"))
+    assert len(server.requests) == 2
+    assert all("traceparent" not in r.headers for r in server.requests)
+
+
+def test_explicit_request_headers_win_over_the_propagated_ones(
+    server: OpenAIServer, memory_exporter: InMemorySpanExporter
+) -> None:
+    mine = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    chat(server).invoke("hi", extra_headers={"traceparent": mine})
+    assert server.requests[0].headers["traceparent"] == mine
+
+
+def test_unknown_constructor_option_is_rejected(server: OpenAIServer) -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['temprature'\]"):
+        ChatOpenAI("m", base_url=server.url, api_key=SECRET, temprature=0.5)  # type: ignore[call-arg]

@@ -326,3 +326,44 @@ def test_offline_arithmetic_rejects_anything_else(bad: str) -> None:
 
     with pytest.raises(ValueError):
         evaluate(bad)
+
+
+def test_constructor_and_request_options_are_checked() -> None:
+    """Typed keyword options: the primitive options are validated, unknown ones rejected, by
+    constructors and request methods alike (sync and async)."""
+    import asyncio
+
+    with pytest.raises(TypeError, match="tags for FakeListLLM"):
+        FakeListLLM(["x"], tags="not-a-list")  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"FakeListLLM\(\) got an unexpected keyword argument 'colour'"
+    ):
+        FakeListLLM(["x"], colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"InMemoryRetriever\(\) got an unexpected keyword"):
+        InMemoryRetriever(["doc"], colour="red")  # type: ignore[call-arg]
+    llm = FakeListLLM(["x"], name="named", tags=["t"], metadata={"m": 1}, max_retries=1)
+    assert (llm.get_name(), llm.tags, llm.metadata, llm.max_retries) == (
+        "named",
+        ["t"],
+        {"m": 1},
+        1,
+    )
+
+    chain = LLMChain(llm=FakeListLLM(["x"]), prompt=PromptTemplate.from_template("{q}"), name="c")
+    assert chain.get_name() == "c"
+    with pytest.raises(
+        TypeError, match=r"c request got unexpected keyword argument\(s\) \['tag'\]"
+    ):
+        chain({"q": "a"}, tag=["x"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['tag'\]"):
+        asyncio.run(chain.abatch([{"q": "a"}], tag=["x"]))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['tag'\]"):
+        InMemoryRetriever(["doc"]).invoke("doc", tag=["x"])  # type: ignore[call-arg]
+    rec = Recorder()
+    chain({"q": "a"}, callbacks=[rec], tags=["req"], metadata={"r": 1}, run_name="named-run")
+    (start,) = rec.of("on_chain_start")
+    assert (start.kwargs["name"], start.kwargs["tags"], start.kwargs["metadata"]) == (
+        "named-run",
+        ["req"],
+        {"r": 1},
+    )

@@ -381,7 +381,8 @@ def test_stream_failing_midway_ends_span_with_error_and_partial_response(
 
 
 class Spy(LLM):
-    """Streams three chunks, noting which span and run are current while it computes each."""
+    """Streams three chunks, noting which span and run are current while it computes each,
+    and reports each through ``run_manager`` (an LLM's ``_stream`` reports its tokens)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -401,6 +402,7 @@ class Spy(LLM):
     ) -> Iterator[GenerationChunk]:
         for t in ("a", " b", " c"):
             self._note()
+            run_manager.on_llm_new_token(t, chunk=GenerationChunk(text=t))
             yield GenerationChunk(text=t)
 
     async def _astream(
@@ -409,6 +411,7 @@ class Spy(LLM):
         for t in ("a", " b", " c"):
             await asyncio.sleep(0)
             self._note()
+            await run_manager.on_llm_new_token(t, chunk=GenerationChunk(text=t))
             yield GenerationChunk(text=t)
 
 

@@ -7,6 +7,11 @@ also instruments the SDK does not get the same call twice. The key is set only a
 spanhook's calls: the app's direct SDK calls are still traced, and HTTP client spans still
 nest under the run.
 
+Every request carries the W3C ``traceparent`` of the model's run (the application's
+configured propagator writes it into ``extra_headers``), so a traced model server (vLLM,
+a gateway) joins the trace; ``propagate_trace_context=False`` turns it off. Headers the
+caller sets explicitly win.
+
 Retries are spanhook's, not the SDK's: the clients are built with ``max_retries=0`` and the
 model's ``max_retries`` re-attempts the call inside the same run, so each retry is an
 ``on_retry`` event and a ``spanhook.retry`` span event instead of an invisible SDK loop.
@@ -14,15 +19,18 @@ model's ``max_retries`` re-attempts the call inside the same run, so each retry 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
+from spanhook.primitive import PrimitiveOptions, check_options
 from spanhook.tracing import attributes as attr
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -47,17 +55,12 @@ def load_openai() -> Any:
 class ClientConfig:
     """How to reach an OpenAI-compatible server; builds the sync and async SDK clients."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        organization: str | None,
-        timeout: float | None,
-        default_headers: Mapping[str, str] | None,
-        suppress_provider_spans: bool,
-        where: str,
-    ) -> None:
+    def __init__(self, options: Mapping[str, Any], where: str) -> None:
+        """From :class:`OpenAIOptions` (``api_key``, ``base_url``, ``organization``,
+        ``timeout``, ``default_headers``, ``suppress_provider_spans``,
+        ``propagate_trace_context``)."""
+        timeout = options.get("timeout", 60.0)
+        api_key = options.get("api_key")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ValueError(
                 f"{where}: timeout must be a positive number of seconds, got {timeout!r}"
@@ -68,21 +71,22 @@ class ClientConfig:
                 f"{where} needs an API key: pass api_key=... or set OPENAI_API_KEY "
                 "(any non-empty value for a local OpenAI-compatible server)"
             )
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{where}: base_url must be an http(s) URL, got {url!r}")
         self.base_url = url
-        self.suppress_provider_spans = suppress_provider_spans
+        self.suppress_provider_spans = options.get("suppress_provider_spans", True)
+        self.propagate_trace_context = options.get("propagate_trace_context", True)
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self._kwargs: dict[str, Any] = {
             "api_key": key,
             "base_url": url,
-            "organization": organization,
+            "organization": options.get("organization"),
             "timeout": timeout,
             "max_retries": 0,
-            "default_headers": dict(default_headers) if default_headers else None,
+            "default_headers": dict(options.get("default_headers") or {}) or None,
         }
         self._sync: Any = None
         self._async: Any = None
@@ -100,25 +104,38 @@ class ClientConfig:
     def span_attributes(self) -> dict[str, Any]:
         return {attr.SERVER_ADDRESS: self.host, attr.SERVER_PORT: self.port}
 
-    def call(self, create: Callable[..., Any], body: Mapping[str, Any]) -> Any:
-        """``create(**body)``, with provider instrumentations' own LLM spans suppressed
-        (if ``suppress_provider_spans``)."""
+    def _traced(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``body`` with the current trace context in ``extra_headers`` (if propagating)."""
+        if not self.propagate_trace_context:
+            return body
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if not carrier:
+            return body
+        return {**body, "extra_headers": {**carrier, **(body.get("extra_headers") or {})}}
+
+    @contextlib.contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Provider instrumentations' own LLM spans suppressed (if ``suppress_provider_spans``)."""
         if not self.suppress_provider_spans:
-            return create(**body)
+            yield
+            return
         token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
         try:
-            return create(**body)
+            yield
         finally:
             otel_context.detach(token)
 
+    def call(self, create: Callable[..., Any], body: Mapping[str, Any]) -> Any:
+        """``create(**body)`` with the trace context on the request, inside :meth:`_scope`."""
+        body = self._traced(body)
+        with self._scope():
+            return create(**body)
+
     async def acall(self, create: Callable[..., Awaitable[Any]], body: Mapping[str, Any]) -> Any:
-        if not self.suppress_provider_spans:
+        body = self._traced(body)
+        with self._scope():
             return await create(**body)
-        token = otel_context.attach(otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True))
-        try:
-            return await create(**body)
-        finally:
-            otel_context.detach(token)
 
 
 def retryable(error: Exception) -> bool:
@@ -272,6 +289,31 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
     }
 
 
+class OpenAIOptions(TypedDict, total=False):
+    """What ``ChatOpenAI`` and ``OpenAI`` take besides the model name and the primitive
+    options. ``api_key`` defaults to ``OPENAI_API_KEY``, ``base_url`` to ``OPENAI_BASE_URL``
+    (else api.openai.com); ``timeout`` 60 s; ``stream_usage``, ``suppress_provider_spans``
+    and ``propagate_trace_context`` default to True."""
+
+    temperature: float | None
+    max_tokens: int | None
+    api_key: str | None
+    base_url: str | None
+    organization: str | None
+    timeout: float | None
+    default_headers: Mapping[str, str] | None
+    model_kwargs: Mapping[str, Any] | None
+    stream_usage: bool
+    suppress_provider_spans: bool
+    propagate_trace_context: bool
+
+
+class OpenAIModelOptions(PrimitiveOptions, OpenAIOptions, total=False):
+    """All keyword options of ``ChatOpenAI`` / ``OpenAI`` besides their own parameters."""
+
+    streaming: bool
+
+
 class OpenAICompatible:
     """What ``ChatOpenAI`` and ``OpenAI`` share; mixed in before their model base class."""
 
@@ -282,39 +324,20 @@ class OpenAICompatible:
     stream_usage: bool
     client: ClientConfig
 
-    def _setup_openai(
-        self,
-        model: str,
-        *,
-        temperature: float | None,
-        max_tokens: int | None,
-        api_key: str | None,
-        base_url: str | None,
-        organization: str | None,
-        timeout: float | None,
-        default_headers: Mapping[str, str] | None,
-        model_kwargs: Mapping[str, Any] | None,
-        stream_usage: bool,
-        suppress_provider_spans: bool,
-    ) -> None:
+    def _setup_openai(self, model: str, options: Mapping[str, Any]) -> None:
         where = f"{type(self).__name__}(...)"
+        check_options(options, OpenAIModelOptions, f"{type(self).__name__}()")
         if not isinstance(model, str) or not model:
             raise ValueError(f"{where}: model must be a non-empty string, got {model!r}")
+        temperature = options.get("temperature")
+        max_tokens = options.get("max_tokens")
         check_sampling(where, temperature, max_tokens)
         self.model_name = model
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.model_kwargs = dict(model_kwargs or {})
-        self.stream_usage = stream_usage
-        self.client = ClientConfig(
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            timeout=timeout,
-            default_headers=default_headers,
-            suppress_provider_spans=suppress_provider_spans,
-            where=where,
-        )
+        self.model_kwargs = dict(options.get("model_kwargs") or {})
+        self.stream_usage = options.get("stream_usage", True)
+        self.client = ClientConfig(options, where)
 
     # -- what the run records -----------------------------------------------------------------
     def _identifying_params(self) -> dict[str, Any]:

@@ -5,33 +5,51 @@ token usage and GenAI attributes on the span, sync and async request methods."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
-    Callable,
     Generator,
     Iterator,
     Mapping,
     Sequence,
 )
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.primitive import Primitive, arun_batch, run_batch
+from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow, to_async
+from spanhook.model_streaming import (
+    adrive_model,
+    aopen_stream,
+    astream_model,
+    drive_model,
+    open_stream,
+    stream_model,
+)
+from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
 from spanhook.schema import LLMResult, RetryState
+from spanhook.schema.genai import output_message, request_attributes, response_attributes
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
-from spanhook.tracing.streams import adrive, drive
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
 Chunk = TypeVar("Chunk")
 Out = TypeVar("Out")
 
 _NOT_STREAMING = object()
+
+
+class ModelOptions(PrimitiveOptions, total=False):
+    """Constructor options of every model: the primitive options, ``streaming`` (``invoke``
+    streams and reports each chunk), ``max_retries`` and ``retry_delay`` (seconds)."""
+
+    streaming: bool
+    max_retries: int
+    retry_delay: float
 
 
 class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
@@ -45,20 +63,20 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     span_kind: SpanKind = SpanKind.CLIENT
     _run_kind: RunKind = "llm"
     _operation: str = "text_completion"
+    #: langchain-core's rule for who reports streamed tokens: an LLM's ``_stream`` reports
+    #: its own through ``run_manager.on_llm_new_token``; a chat model's ``_stream`` is called
+    #: without a run manager and the model's ``stream`` reports each chunk.
+    _stream_reports_tokens: bool = False
 
     def __init__(
         self,
         *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
         streaming: bool = False,
         max_retries: int = 0,
         retry_delay: float = 0.0,
+        **options: Unpack[PrimitiveOptions],
     ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        self._init_primitive(**options)
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self.streaming = streaming
@@ -95,7 +113,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> AsyncIterator[Chunk] | None:
         sync = self._stream_one(prepared, stop, run, **kwargs)
-        return None if sync is None else _to_async(sync)
+        return None if sync is None else to_async(sync)
 
     def _chunk_text(self, chunk: Chunk) -> str:
         return str(getattr(chunk, "text", chunk))
@@ -149,18 +167,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> Run:
         model = self.get_model_name()
         params = self._invocation_params(stop, kwargs)
-        attributes: dict[str, Any] = {
-            attr.GEN_AI_OPERATION_NAME: self._operation,
-            attr.GEN_AI_PROVIDER_NAME: self.provider,
-            attr.GEN_AI_REQUEST_MODEL: model,
-        }
-        for key, name in (
-            ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
-            ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS),
-        ):
-            value = params.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attributes[name] = value
+        attributes = request_attributes(self._operation, self.provider, model, params)
         attributes.update(self._span_attributes())
         run = start_run(
             self._run_kind,
@@ -184,103 +191,34 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         return run
 
     def _finish(self, run: Run, result: LLMResult, streamed: bool) -> None:
-        usage = (result.llm_output or {}).get("token_usage") or {}
+        run.set_attributes(response_attributes(result, self.get_model_name(), streamed))
         gens = result.generations[0] if result.generations else []
-        reasons = [
-            str((g.generation_info or {}).get("finish_reason"))
-            for g in gens
-            if (g.generation_info or {}).get("finish_reason")
-        ]
-        msg = getattr(gens[0], "message", None) if gens else None
-        meta_usage = getattr(msg, "usage_metadata", None) or {}
-        input_tokens = usage.get("prompt_tokens", meta_usage.get("input_tokens"))
-        output_tokens = usage.get("completion_tokens", meta_usage.get("output_tokens"))
-        run.set_attributes(
-            {
-                attr.GEN_AI_RESPONSE_MODEL: (result.llm_output or {}).get("model_name")
-                or self.get_model_name(),
-                attr.GEN_AI_RESPONSE_ID: (result.llm_output or {}).get("id"),
-                attr.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-                attr.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-                attr.GEN_AI_RESPONSE_FINISH_REASONS: reasons or None,
-                attr.GEN_AI_REQUEST_STREAM: streamed,
-            }
-        )
         if gens and run.capturing():
-            run.record_content(
-                attr.GEN_AI_OUTPUT_MESSAGES,
-                [
-                    {
-                        "role": "assistant",
-                        "parts": [{"type": "text", "content": g.text}],
-                        "finish_reason": (g.generation_info or {}).get("finish_reason", "stop"),
-                    }
-                    for g in gens
-                ],
-            )
+            run.record_content(attr.GEN_AI_OUTPUT_MESSAGES, [output_message(g) for g in gens])
         run.set_result(result)
 
-    def _with_retries(
+    def _attempts(
         self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> LLMResult:
+    ) -> Flow[LLMResult]:
+        """The retry loop, once for sync and async: attempt, report the retry, wait."""
         attempt = 1
         while True:
             try:
-                return self._generate_one(prepared, stop, run, **kwargs)
+                result: LLMResult = yield Call(self, "_generate_one", prepared, stop, run, **kwargs)
+                return result
             except Exception as e:
                 if attempt > self.max_retries or not self._retryable(e):
                     raise
-                run.on_retry(
-                    RetryState(
-                        attempt_number=attempt,
-                        idle_for=0.0,
-                        outcome_error=e,
-                        next_sleep=self.retry_delay,
-                    )
+                state = RetryState(
+                    attempt_number=attempt,
+                    idle_for=0.0,
+                    outcome_error=e,
+                    next_sleep=self.retry_delay,
                 )
-                if self.retry_delay:
-                    time.sleep(self.retry_delay)
-                attempt += 1
-
-    async def _awith_retries(
-        self, run: Run, prepared: In, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> LLMResult:
-        attempt = 1
-        while True:
-            try:
-                return await self._agenerate_one(prepared, stop, run, **kwargs)
-            except Exception as e:
-                if attempt > self.max_retries or not self._retryable(e):
-                    raise
-                await run.aon_retry(
-                    RetryState(
-                        attempt_number=attempt,
-                        idle_for=0.0,
-                        outcome_error=e,
-                        next_sleep=self.retry_delay,
-                    )
-                )
-                if self.retry_delay:
-                    await asyncio.sleep(self.retry_delay)
-                attempt += 1
-
-    def _open_stream(
-        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
-    ) -> Iterator[Chunk] | None:
-        """The model's chunks; a model that fails while opening its stream (before the first
-        chunk is asked for) fails inside the run, which then ends with the error."""
-        try:
-            return self._stream_one(prepared, stop, run, **kwargs)
-        except Exception as e:
-            return _failing(e)
-
-    def _aopen_stream(
-        self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
-    ) -> AsyncIterator[Chunk] | None:
-        try:
-            return self._astream_one(prepared, stop, run, **kwargs)
-        except Exception as e:
-            return _to_async(_failing(e))
+            yield Call(run, "on_retry", state)
+            if self.retry_delay:
+                yield Call(CLOCK, "sleep", self.retry_delay)
+            attempt += 1
 
     # -- one call ----------------------------------------------------------------------
     def _call_one(
@@ -293,13 +231,13 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
-            chunks = self._open_stream(prepared, stop, run, kwargs)
+            chunks = open_stream(self, prepared, stop, run, kwargs)
             if chunks is not None:
-                for _ in self._drive_stream(run, chunks):
+                for _ in drive_model(self, run, chunks, not self._stream_reports_tokens):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         with run:
-            result = self._with_retries(run, prepared, stop, kwargs)
+            result = run_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)
         return result
 
@@ -313,60 +251,17 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     ) -> LLMResult:
         run = self._start(prepared, request, stop, kwargs, batch_size)
         if self.streaming:
-            chunks = self._aopen_stream(prepared, stop, run, kwargs)
+            chunks = aopen_stream(self, prepared, stop, run, kwargs)
             if chunks is not None:
-                async for _ in self._adrive_stream(run, chunks):
+                async for _ in adrive_model(self, run, chunks, not self._stream_reports_tokens):
                     pass
                 return run._end_args[0]  # type: ignore[no-any-return]
         async with run:
-            result = await self._awith_retries(run, prepared, stop, kwargs)
+            result = await arun_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)
         return result
 
-    def _partial(self, run: Run, chunks: list[Chunk]) -> None:
-        run.error_kwargs["response"] = (
-            self._result_from_chunks(chunks) if chunks else LLMResult(generations=[])
-        )
-
-    def _stream_finish(self, run: Run) -> Callable[[list[Chunk]], None]:
-        def finish(collected: list[Chunk]) -> None:
-            result = self._result_from_chunks(collected) if collected else LLMResult(generations=[])
-            self._finish(run, result, streamed=True)
-
-        return finish
-
-    def _drive_stream(self, run: Run, chunks: Iterator[Chunk]) -> Generator[Chunk, None, None]:
-        """Iterate ``chunks`` inside ``run``, ``on_llm_new_token`` before each yield."""
-        return drive(
-            run,
-            chunks,
-            self._stream_finish(run),
-            on_chunk=lambda chunk: run.on_llm_new_token(self._chunk_text(chunk), chunk=chunk),
-            fail=lambda collected: self._partial(run, collected),
-        )
-
-    def _adrive_stream(self, run: Run, chunks: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
-        return adrive(
-            run,
-            chunks,
-            self._stream_finish(run),
-            on_chunk=lambda chunk: run.aon_llm_new_token(self._chunk_text(chunk), chunk=chunk),
-            fail=lambda collected: self._partial(run, collected),
-        )
-
     # -- request methods -----------------------------------------------------------------
-    def _request(
-        self,
-        config: Mapping[str, Any] | None,
-        callbacks: Any,
-        tags: Any,
-        metadata: Any,
-        **extra: Any,
-    ) -> Request:
-        return Request.from_config(
-            config, callbacks, tags, metadata, where=self._request_label, **extra
-        )
-
     def invoke(
         self,
         input: Any,
@@ -395,6 +290,35 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         request = self._request(config, callbacks, tags, metadata)
         return self._output(await self._acall_one(self._prepare(input), request, stop, kwargs))
 
+    def _batch_sizes(self, n: int, limit: int | None) -> list[int]:
+        """The ``batch_size`` each run of a batch reports: 1 for a chat model, whose batch is
+        one call per input, as in langchain-core (an LLM overrides this)."""
+        return [1] * n
+
+    def _batch_work(
+        self,
+        inputs: Sequence[Any],
+        config: Mapping[str, Any] | None,
+        limit: int | None,
+        request_args: tuple[Any, Any, Any],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> list[tuple[In, Request, list[str] | None, dict[str, Any], int]]:
+        prepared = [self._prepare(x) for x in inputs]
+        requests = self._request(config, *request_args).per_input(len(prepared))
+        sizes = self._batch_sizes(len(prepared), limit)
+        return [
+            (p, r, stop, dict(kwargs), n) for p, r, n in zip(prepared, requests, sizes, strict=True)
+        ]
+
+    def _batch_one(self, work: tuple[In, Request, list[str] | None, dict[str, Any], int]) -> Out:
+        return self._output(self._call_one(*work))
+
+    async def _abatch_one(
+        self, work: tuple[In, Request, list[str] | None, dict[str, Any], int]
+    ) -> Out:
+        return self._output(await self._acall_one(*work))
+
     def batch(
         self,
         inputs: Sequence[Any],
@@ -402,22 +326,16 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
+        stop: list[str] | None = None,
         callbacks: Sequence[Any] | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Any]:
         """Call the model on every input, in worker threads that carry the current run."""
-        prepared = [self._prepare(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-        return run_batch(
-            lambda pr: self._output(
-                self._call_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))
-            ),
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        limit = self._max_concurrency(config, max_concurrency)
+        work = self._batch_work(inputs, config, limit, (callbacks, tags, metadata), stop, kwargs)
+        return run_batch(self._batch_one, work, limit, return_exceptions)
 
     async def abatch(
         self,
@@ -426,25 +344,15 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
+        stop: list[str] | None = None,
         callbacks: Sequence[Any] | None = None,
         tags: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Any]:
-        prepared = [self._prepare(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-
-        async def one(pr: tuple[In, Request]) -> Out:
-            return self._output(
-                await self._acall_one(pr[0], pr[1], kwargs.get("stop"), dict(kwargs), len(prepared))
-            )
-
-        return await arun_batch(
-            one,
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        limit = self._max_concurrency(config, max_concurrency)
+        work = self._batch_work(inputs, config, limit, (callbacks, tags, metadata), stop, kwargs)
+        return await arun_batch(self._abatch_one, work, limit, return_exceptions)
 
     def stream(
         self,
@@ -458,20 +366,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         **kwargs: Any,
     ) -> Generator[Any, None, None]:
         """Stream the answer chunk by chunk (a model that cannot stream yields it whole)."""
-        request = self._request(config, callbacks, tags, metadata)
-        prepared = self._prepare(input)
-        run = self._start(prepared, request, stop, kwargs)
-        chunks = self._open_stream(prepared, stop, run, kwargs)
-        if chunks is None:
-            chunks = iter(self._whole_as_chunk(prepared, stop, run, kwargs))
-        driven = self._drive_stream(run, chunks)
-        try:
-            for chunk in driven:
-                yield self._stream_item(chunk)
-        finally:
-            driven.close()  # closing this stream ends the run now, not at garbage collection
+        return stream_model(self, input, config, (callbacks, tags, metadata), stop, kwargs)
 
-    async def astream(
+    def astream(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
@@ -482,53 +379,9 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[Any, None]:
-        request = self._request(config, callbacks, tags, metadata)
-        prepared = self._prepare(input)
-        run = self._start(prepared, request, stop, kwargs)
-        chunks = self._aopen_stream(prepared, stop, run, kwargs)
-        if chunks is None:
-            chunks = _to_async(iter(self._whole_as_chunk(prepared, stop, run, kwargs)))
-        agen = self._adrive_stream(run, chunks)
-        try:
-            async for chunk in agen:
-                yield self._stream_item(chunk)
-        finally:
-            await agen.aclose()
+        return astream_model(self, input, config, (callbacks, tags, metadata), stop, kwargs)
 
     def _whole_as_chunk(
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
     ) -> Iterator[Chunk]:
         raise NotImplementedError
-
-
-def _failing(error: Exception) -> Iterator[Any]:
-    """A stream that fails with ``error`` on its first step."""
-    raise error
-    yield  # pragma: no cover - makes this a generator
-
-
-def _close_quietly(it: Iterator[Any]) -> None:
-    close = getattr(it, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
-
-
-async def _to_async(it: Iterator[Chunk]) -> AsyncIterator[Chunk]:
-    """Drive a sync iterator from async code, one step per worker-thread hop, so a slow
-    model never blocks the event loop."""
-    loop = asyncio.get_running_loop()
-    sentinel = object()
-
-    def step(ctx: contextvars.Context) -> Any:
-        return ctx.run(next, it, sentinel)
-
-    try:
-        while True:
-            ctx = contextvars.copy_context()
-            item = await loop.run_in_executor(None, step, ctx)
-            if item is sentinel:
-                return
-            yield item
-    finally:
-        _close_quietly(it)

@@ -1,26 +1,90 @@
-"""What every primitive (chain, model, tool, agent, retriever) shares: constructor
-``callbacks`` / ``tags`` / ``metadata`` / ``verbose``, and batch helpers that carry the
-current run into worker threads."""
+"""What every primitive (chain, model, tool, agent, retriever) shares: the constructor
+options (``callbacks`` / ``tags`` / ``metadata`` / ``verbose`` / ``name``), the parsing of a
+request's ``config``, and batch helpers that carry the current run into worker threads."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
-from spanhook.tracing.run import Owner
+from spanhook.tracing.run import Owner, Request, Run
+from spanhook.tracing.signature import accepts
 from spanhook.tracing.threads import ContextThreadPoolExecutor
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class LocalOptions(TypedDict, total=False):
+    """Constructor options of every primitive: ``callbacks``, ``tags`` and ``metadata`` are
+    local to the object's own runs; ``verbose`` prints its runs and the runs nested in them."""
+
+    callbacks: Sequence[Any] | None
+    tags: Sequence[str] | None
+    metadata: Mapping[str, Any] | None
+    verbose: bool
+
+
+class PrimitiveOptions(LocalOptions, total=False):
+    """:class:`LocalOptions` plus ``name``, which names the object's runs
+    (``**options: Unpack[PrimitiveOptions]`` in constructors)."""
+
+    name: str | None
+
+
+class Tagging(TypedDict, total=False):
+    """A request's ``tags`` and ``metadata``: inherited by every run nested in it."""
+
+    tags: Sequence[str] | None
+    metadata: Mapping[str, Any] | None
+
+
+class RequestOptions(Tagging, total=False):
+    """A request's ``callbacks``, ``tags`` and ``metadata`` (``**request: Unpack[...]``)."""
+
+    callbacks: Sequence[Any] | None
+
+
+class NamedTagging(Tagging, total=False):
+    """:class:`Tagging` plus ``run_name``, the name of the request's run."""
+
+    run_name: str | None
+
+
+def call_hook(fn: Callable[..., R], manager: Any, *args: Any, **kwargs: Any) -> R:
+    """Call a user-implemented hook, with ``run_manager=manager`` if it declares one (as
+    langchain-core passes it)."""
+    if accepts(fn, "run_manager"):
+        return fn(*args, run_manager=manager, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def pick(options: Mapping[str, Any], typed: Any) -> dict[str, Any]:
+    """The entries of ``options`` that the TypedDict ``typed`` declares."""
+    keys = typed.__required_keys__ | typed.__optional_keys__
+    return {k: v for k, v in options.items() if k in keys}
+
+
+def check_options(options: Mapping[str, Any], typed: Any, where: str) -> None:
+    """Reject keyword arguments that the TypedDict ``typed`` does not declare."""
+    unknown = sorted(set(options) - (typed.__required_keys__ | typed.__optional_keys__))
+    if unknown:
+        raise TypeError(f"{where} got unexpected keyword argument(s) {unknown}")
 
 
 class Primitive(Owner):
     """Base of chains, models, tools, agents and retrievers."""
 
     name: str | None = None
+
+    def __init__(self, **options: Unpack[PrimitiveOptions]) -> None:
+        self._init_primitive(**options)
 
     def _init_primitive(
         self,
@@ -29,7 +93,12 @@ class Primitive(Owner):
         metadata: Mapping[str, Any] | None = None,
         verbose: bool = False,
         name: str | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {next(iter(unknown))!r}"
+            )
         where = f"{type(self).__name__}(...)"
         self._consumers = classify(callbacks, where)
         if tags is not None and (
@@ -76,6 +145,26 @@ class Primitive(Owner):
     def get_name(self) -> str:
         return self.name or type(self).__name__
 
+    def _request(
+        self,
+        config: Mapping[str, Any] | None,
+        callbacks: Any = None,
+        tags: Any = None,
+        metadata: Any = None,
+        **extra: Any,
+    ) -> Request:
+        """The one parser of a request's ``config`` dict and keyword arguments."""
+        if extra and extra.keys() - {"run_name", "run_id"}:
+            unknown = sorted(extra.keys() - {"run_name", "run_id"})
+            raise TypeError(f"{self._request_label} got unexpected keyword argument(s) {unknown}")
+        return Request.from_config(
+            config, callbacks, tags, metadata, where=self._request_label, **extra
+        )
+
+    @staticmethod
+    def _max_concurrency(config: Mapping[str, Any] | None, explicit: int | None) -> int | None:
+        return explicit or (config or {}).get("max_concurrency")
+
     @property
     def _request_label(self) -> RequestLabel:
         """Names this object's requests in error messages (formatted only on error)."""
@@ -83,6 +172,25 @@ class Primitive(Owner):
         if label is None:
             label = self.__dict__["_label"] = RequestLabel(self)
         return label
+
+
+class AsyncRunManager:
+    """A run as langchain-core's async run managers present it to ``_astream`` / ``_acall``:
+    its events are coroutines (``await run_manager.on_llm_new_token(...)`` calls the run's
+    ``aon_llm_new_token``); ``get_sync()`` gives the run itself; anything else is the run's."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def get_sync(self) -> Run:
+        return self._run
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_run":  # not set yet (e.g. while copying): never recurse
+            raise AttributeError(name)
+        return getattr(self._run, "a" + name if name.startswith("on_") else name)
 
 
 class RequestLabel:

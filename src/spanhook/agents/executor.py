@@ -8,17 +8,23 @@ it. Handlers get ``on_agent_action`` for every action and ``on_agent_finish`` at
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from spanhook.chains.base import Chain
 from spanhook.chat_models.base import BaseChatModel
+from spanhook.flow import Call, Flow, arun_flow, run_flow
 from spanhook.language_models import BaseLanguageModel
+from spanhook.primitive import PrimitiveOptions
 from spanhook.prompts.base import PromptTemplate
 from spanhook.schema import AgentAction, AgentFinish
 from spanhook.tools.base import Tool
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 REACT_TEMPLATE = """Answer the following question as well as you can. You have access to the following tools:
 
@@ -63,8 +69,21 @@ def parse(text: str) -> AgentAction | AgentFinish:
     )
 
 
+STOPPED = "Agent stopped due to iteration limit or time limit."
+_FINAL_PASS = "\n\nI now need to return a final answer based on the previous steps:"
+_STOP = ["\nObservation:"]
+Steps = list[tuple[AgentAction, str]]
+
+
 class AgentExecutor(Chain):
-    """``AgentExecutor(llm=..., tools=[...])``; call with ``{"input": question}`` or ``run(q)``."""
+    """``AgentExecutor(llm=..., tools=[...])``; call with ``{"input": question}`` or ``run(q)``.
+
+    The loop stops as LangChain's does: after ``max_iterations`` steps or once
+    ``max_execution_time`` seconds have passed (checked before each step), with
+    ``early_stopping_method`` ``"force"`` (LangChain's stop message) or ``"generate"`` (one
+    last model call for a final answer). ``return_intermediate_steps=True`` adds the
+    ``(action, observation)`` pairs to the outputs.
+    """
 
     _run_kind = "agent"
 
@@ -73,18 +92,15 @@ class AgentExecutor(Chain):
         *,
         llm: BaseLanguageModel[Any, Any, Any],
         tools: Sequence[Tool],
-        max_iterations: int = 10,
+        max_iterations: int | None = 10,
+        max_execution_time: float | None = None,
+        early_stopping_method: Literal["force", "generate"] = "force",
+        return_intermediate_steps: bool = False,
         handle_parsing_errors: bool = False,
         prompt: PromptTemplate | None = None,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
+        **options: Unpack[PrimitiveOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
-        )
+        super().__init__(**options)
         if not isinstance(llm, BaseLanguageModel):
             raise TypeError(
                 f"AgentExecutor llm must be a spanhook LLM or chat model, got {type(llm).__name__}"
@@ -95,15 +111,27 @@ class AgentExecutor(Chain):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"AgentExecutor got several tools named {dupes}")
-        if max_iterations < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
+        if max_iterations is not None and max_iterations < 1:
+            raise ValueError(f"max_iterations must be >= 1 or None, got {max_iterations}")
+        if max_execution_time is not None and not max_execution_time > 0:
+            raise ValueError(f"max_execution_time must be > 0 or None, got {max_execution_time}")
+        if early_stopping_method not in ("force", "generate"):
+            raise ValueError(
+                "early_stopping_method should be one of `force` or `generate`, "
+                f"got {early_stopping_method!r}"
+            )
         self.llm = llm
         self.tools = list(tools)
         self.max_iterations = max_iterations
+        self.max_execution_time = max_execution_time
+        self.early_stopping_method = early_stopping_method
+        self.return_intermediate_steps = return_intermediate_steps
         self.handle_parsing_errors = handle_parsing_errors
         self.prompt = prompt or PromptTemplate.from_template(REACT_TEMPLATE)
         self.input_keys = ["input"]
-        self.output_keys = ["output"]
+        self.output_keys = (
+            ["output", "intermediate_steps"] if return_intermediate_steps else ["output"]
+        )
         self._by_name = {t.name: t for t in tools}
         self._colors = {t.name: _TOOL_COLORS[i % len(_TOOL_COLORS)] for i, t in enumerate(tools)}
 
@@ -116,20 +144,23 @@ class AgentExecutor(Chain):
     def _span_attributes(self) -> dict[str, Any]:
         return {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_AGENT_NAME: self.get_name()}
 
-    def _prompt(self, question: str, scratchpad: str) -> str:
-        return self.prompt.format(
+    # -- no-I/O steps -----------------------------------------------------------------------
+    def _prompt(self, question: str, scratchpad: str) -> Any:
+        text = self.prompt.format(
             tools="\n".join(f"{t.name}: {t.description}" for t in self.tools),
             tool_names=", ".join(t.name for t in self.tools),
             input=question,
             agent_scratchpad=scratchpad,
         )
+        return [("human", text)] if isinstance(self.llm, BaseChatModel) else text
+
+    @staticmethod
+    def _scratchpad(steps: Steps) -> str:
+        return "".join(f"{a.log}\nObservation: {o}\nThought:" for a, o in steps)
 
     @staticmethod
     def _text(output: Any) -> str:
         return output.content if hasattr(output, "content") else str(output)
-
-    def _model_input(self, prompt: str) -> Any:
-        return [("human", prompt)] if isinstance(self.llm, BaseChatModel) else prompt
 
     def _step(self, text: str) -> AgentAction | AgentFinish:
         try:
@@ -143,97 +174,80 @@ class AgentExecutor(Chain):
                 log=text,
             )
 
-    def _observe(self, action: AgentAction, call_id: str, run: Run) -> tuple[str, bool]:
-        tool = self._by_name.get(action.tool)
-        if tool is None:
-            if action.tool == "_Exception":
-                return str(action.tool_input), False
-            return (
-                f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}].",
-                False,
-            )
-        out = tool.run(
-            action.tool_input,
-            color=self._colors[tool.name],
-            tool_call_id=call_id,
-            observation_prefix="Observation: ",
-            llm_prefix="Thought:",
-        )
-        return str(out), tool.return_direct
+    def _should_continue(self, iterations: int, elapsed: float) -> bool:
+        if self.max_iterations is not None and iterations >= self.max_iterations:
+            return False
+        return self.max_execution_time is None or elapsed < self.max_execution_time
+
+    def _no_tool(self, action: AgentAction) -> str:
+        if action.tool == "_Exception":
+            return str(action.tool_input)
+        return f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}]."
+
+    # -- the loop: one algorithm, driven by _call (calls) and _acall (awaits) ----------------
+    def _flow(self, inputs: dict[str, Any], run: Run) -> Flow[dict[str, Any]]:
+        question = str(inputs["input"])
+        steps: Steps = []
+        started = time.monotonic()
+        iterations = 0
+        while self._should_continue(iterations, time.monotonic() - started):
+            prompt = self._prompt(question, self._scratchpad(steps))
+            step = self._step(self._text((yield Call(self.llm, "invoke", prompt, stop=_STOP))))
+            if isinstance(step, AgentFinish):
+                return (yield from self._return(run, step, steps))
+            yield Call(run, "on_agent_action", step, color="green")
+            tool = self._by_name.get(step.tool)
+            if tool is None:
+                observation = self._no_tool(step)
+            else:
+                out = yield Call(
+                    tool,
+                    "run",
+                    step.tool_input,
+                    color=self._colors[tool.name],
+                    tool_call_id=f"call_{iterations + 1}",
+                    observation_prefix="Observation: ",
+                    llm_prefix="Thought:",
+                )
+                observation = str(out)
+            steps.append((step, observation))
+            if tool is not None and tool.return_direct:
+                finish = AgentFinish(return_values={"output": observation}, log="")
+                return (yield from self._return(run, finish, steps))
+            iterations += 1
+        stopped = yield from self._stopped(question, steps)
+        return (yield from self._return(run, stopped, steps))
+
+    def _stopped(self, question: str, steps: Steps) -> Flow[AgentFinish]:
+        """LangChain's ``return_stopped_response``: the stop message, or one last pass."""
+        if self.early_stopping_method == "force":
+            return AgentFinish(return_values={"output": STOPPED}, log="")
+        prompt = self._prompt(question, self._scratchpad(steps) + _FINAL_PASS)
+        text = self._text((yield Call(self.llm, "invoke", prompt, stop=_STOP)))
+        try:
+            parsed = parse(text)
+        except OutputParserError:
+            parsed = None
+        if isinstance(parsed, AgentFinish):
+            return parsed
+        return AgentFinish(return_values={"output": text}, log=text)
+
+    def _return(self, run: Run, finish: AgentFinish, steps: Steps) -> Flow[dict[str, Any]]:
+        yield Call(run, "on_agent_finish", finish, color="green", verbose=self.verbose)
+        outputs = dict(finish.return_values)
+        if self.return_intermediate_steps:
+            outputs["intermediate_steps"] = steps
+        return outputs
 
     def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
         assert run_manager is not None
-        run = run_manager
-        question = str(inputs["input"])
-        scratchpad = ""
-        for i in range(self.max_iterations):
-            text = self._text(
-                self.llm.invoke(
-                    self._model_input(self._prompt(question, scratchpad)), stop=["\nObservation:"]
-                )
-            )
-            step = self._step(text)
-            if isinstance(step, AgentFinish):
-                run.on_agent_finish(step, color="green", verbose=self.verbose)
-                return dict(step.return_values)
-            run.on_agent_action(step, color="green")
-            observation, direct = self._observe(step, f"call_{i + 1}", run)
-            if direct:
-                finish = AgentFinish(return_values={"output": observation}, log="")
-                run.on_agent_finish(finish, color="green", verbose=self.verbose)
-                return {"output": observation}
-            scratchpad += f"{step.log}\nObservation: {observation}\nThought:"
-        finish = AgentFinish(
-            return_values={"output": "Agent stopped due to iteration limit or time limit."}, log=""
-        )
-        run.on_agent_finish(finish, color="green", verbose=self.verbose)
-        return dict(finish.return_values)
-
-    async def _aobserve(self, action: AgentAction, call_id: str) -> tuple[str, bool]:
-        tool = self._by_name.get(action.tool)
-        if tool is None:
-            if action.tool == "_Exception":
-                return str(action.tool_input), False
-            return (
-                f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}].",
-                False,
-            )
-        out = await tool.arun(
-            action.tool_input,
-            color=self._colors[tool.name],
-            tool_call_id=call_id,
-            observation_prefix="Observation: ",
-            llm_prefix="Thought:",
-        )
-        return str(out), tool.return_direct
+        return run_flow(self._flow(inputs, run_manager))
 
     async def _acall(
         self, inputs: dict[str, Any], run_manager: Run | None = None
     ) -> dict[str, Any]:
         assert run_manager is not None
-        run = run_manager
-        question = str(inputs["input"])
-        scratchpad = ""
-        for i in range(self.max_iterations):
-            out = await self.llm.ainvoke(
-                self._model_input(self._prompt(question, scratchpad)), stop=["\nObservation:"]
-            )
-            step = self._step(self._text(out))
-            if isinstance(step, AgentFinish):
-                await run.aon_agent_finish(step, color="green", verbose=self.verbose)
-                return dict(step.return_values)
-            await run.aon_agent_action(step, color="green")
-            observation, direct = await self._aobserve(step, f"call_{i + 1}")
-            if direct:
-                finish = AgentFinish(return_values={"output": observation}, log="")
-                await run.aon_agent_finish(finish, color="green", verbose=self.verbose)
-                return {"output": observation}
-            scratchpad += f"{step.log}\nObservation: {observation}\nThought:"
-        finish = AgentFinish(
-            return_values={"output": "Agent stopped due to iteration limit or time limit."}, log=""
-        )
-        await run.aon_agent_finish(finish, color="green", verbose=self.verbose)
-        return dict(finish.return_values)
+        return await arun_flow(self._flow(inputs, run_manager))
 
 
 def calculator_tool() -> Tool:

@@ -2,22 +2,38 @@
 
 Every call is a chain run with its own span; request methods are ``__call__``, ``run``,
 ``invoke``, ``apply``, ``batch``, ``stream`` and their async twins ``acall``, ``arun``,
-``ainvoke``, ``aapply``, ``abatch``, ``astream``.
+``ainvoke``, ``aapply``, ``abatch``, ``astream``. Each decision (input and output checks,
+the run's start and result) is made once, in shared steps; the twins only call or await.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from spanhook.primitive import Primitive, arun_batch, run_batch, serialized_for
+from spanhook.chains.streaming import astream_chain, stream_chain
+from spanhook.primitive import (
+    NamedTagging,
+    Primitive,
+    PrimitiveOptions,
+    RequestOptions,
+    Tagging,
+    arun_batch,
+    pick,
+    run_batch,
+    serialized_for,
+)
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.settings import content_capture_enabled
 from spanhook.tracing.signature import accepts
-from spanhook.tracing.streams import drive
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+Prepared = tuple[dict[str, Any], Request]
 
 
 class Chain(Primitive):
@@ -27,18 +43,13 @@ class Chain(Primitive):
     output_keys: list[str] = []  # noqa: RUF012
     _run_kind: RunKind = "chain"
 
-    def __init__(
-        self,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        **fields: Any,
-    ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+    def __init__(self, **fields: Any) -> None:
+        """Takes the primitive options (``callbacks``, ``tags``, ``metadata``, ``verbose``,
+        ``name``) and values for the class's own attributes."""
+        self._init_primitive(**pick(fields, PrimitiveOptions))
         for key, value in fields.items():
+            if key in PrimitiveOptions.__optional_keys__:
+                continue
             if not hasattr(type(self), key):
                 raise TypeError(
                     f"{type(self).__name__}() got an unexpected keyword argument {key!r}"
@@ -57,39 +68,47 @@ class Chain(Primitive):
             None, lambda: ctx.run(self._invoke_call, inputs, run_manager)
         )
 
-    # -- plumbing -------------------------------------------------------------------------
-    def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
-        call = self._call
-        if accepts(call, "run_manager"):
-            return call(inputs, run_manager=run)
-        return call(inputs)
+    def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:
+        """Chunks of the output while the chain runs, or ``None`` (the default: the chain
+        yields its outputs dict once, when done)."""
+        return None
 
-    async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
-        if accepts(self._acall, "run_manager"):
-            return await self._acall(inputs, run_manager=run)
-        return await self._acall(inputs)
+    def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any] | None:
+        return None
 
+    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _span_name(self) -> str:
+        return self.get_name()
+
+    def _span_attributes(self) -> dict[str, Any] | None:
+        return None
+
+    # -- shared steps (no I/O) ----------------------------------------------------------
     def prep_inputs(self, inputs: Any) -> dict[str, Any]:
-        keys = self.input_keys
+        """The inputs dict of a request (a single value for a one-key chain); the keys are
+        checked inside the run, so a request missing keys is a run that ends in error."""
         if type(inputs) is dict:
-            for k in keys:
-                if k not in inputs:
-                    break
-            else:
-                return dict(inputs)
-        if not isinstance(inputs, Mapping):
-            if len(keys) != 1:
-                raise ValueError(
-                    f"{self.get_name()} takes a dict with keys {keys}; a single value can only be "
-                    f"passed to a chain with exactly one input key"
-                )
-            inputs = {keys[0]: inputs}
-        missing = [k for k in keys if k not in inputs]
-        if missing:
+            return dict(inputs)
+        if isinstance(inputs, Mapping):
+            return dict(inputs)
+        keys = self.input_keys
+        if len(keys) != 1:
             raise ValueError(
-                f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+                f"{self.get_name()} takes a dict with keys {keys}; a single value can only be "
+                f"passed to a chain with exactly one input key"
             )
-        return dict(inputs)
+        return {keys[0]: inputs}
+
+    def _check_inputs(self, inputs: dict[str, Any]) -> None:
+        """Checked inside the run: a request missing input keys is a run that ends in error."""
+        for k in self.input_keys:
+            if k not in inputs:
+                missing = [k for k in self.input_keys if k not in inputs]
+                raise ValueError(
+                    f"{self.get_name()} is missing input key(s) {missing} (got {sorted(inputs)})"
+                )
 
     def _check_outputs(self, outputs: Any) -> dict[str, Any]:
         if type(outputs) is dict:
@@ -109,12 +128,6 @@ class Chain(Primitive):
             )
         return dict(outputs)
 
-    def _span_name(self) -> str:
-        return self.get_name()
-
-    def _span_attributes(self) -> dict[str, Any] | None:
-        return None
-
     def _start(self, inputs: dict[str, Any], request: Request | None) -> Run:
         name = self.get_name()
         run_name = request.run_name if request is not None else None
@@ -132,34 +145,25 @@ class Chain(Primitive):
             run.record_content(attr.INPUT, inputs)
         return run
 
-    def _execute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
-        run = self._start(inputs, request)
-        with run:
-            outputs = self._check_outputs(self._invoke_call(inputs, run))
-            if content_capture_enabled():
-                run.record_content(attr.OUTPUT, outputs)
-            run._end_args = (outputs,)
-        return outputs
+    def _invoke_call(self, inputs: dict[str, Any], run: Run | None) -> dict[str, Any]:
+        self._check_inputs(inputs)
+        call = self._call
+        if accepts(call, "run_manager"):
+            return call(inputs, run_manager=run)
+        return call(inputs)
 
-    async def _aexecute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
-        run = self._start(inputs, request)
-        async with run:
-            outputs = self._check_outputs(await self._ainvoke_call(inputs, run))
-            run.record_content(attr.OUTPUT, outputs)
-            run.set_result(outputs)
-        return outputs
+    async def _ainvoke_call(self, inputs: dict[str, Any], run: Run) -> dict[str, Any]:
+        self._check_inputs(inputs)
+        if accepts(self._acall, "run_manager"):
+            return await self._acall(inputs, run_manager=run)
+        return await self._acall(inputs)
 
-    def _request(
-        self,
-        config: Mapping[str, Any] | None,
-        callbacks: Any,
-        tags: Any,
-        metadata: Any,
-        **extra: Any,
-    ) -> Request:
-        return Request.from_config(
-            config, callbacks, tags, metadata, where=self._request_label, **extra
-        )
+    def _done(self, run: Run, outputs: Any) -> dict[str, Any]:
+        checked = self._check_outputs(outputs)
+        if content_capture_enabled():
+            run.record_content(attr.OUTPUT, checked)
+        run.set_result(checked)
+        return checked
 
     @staticmethod
     def _merge(
@@ -175,20 +179,56 @@ class Chain(Primitive):
             )
         return outputs[self.output_keys[0]]
 
-    def _run_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any], method: str) -> Any:
+    def _run_prepared(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        method: str,
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+    ) -> Prepared:
+        request = self._request(None, callbacks, tags, metadata)
         if args and kwargs:
             raise ValueError(
                 f"{method}() takes either one positional input or keyword inputs, not both"
             )
         if len(args) > 1:
             raise ValueError(f"{method}() takes at most one positional input, got {len(args)}")
-        if args:
-            return args[0]
-        if not kwargs:
+        if not args and not kwargs:
             raise ValueError(
                 f"{method}() needs inputs: {self.get_name()} takes {list(self.input_keys)}"
             )
-        return kwargs
+        prepared = self.prep_inputs(args[0] if args else kwargs)
+        if len(self.output_keys) != 1:
+            self._single_output({}, method)
+        return prepared, request
+
+    def _batch_prepared(
+        self, inputs: Sequence[Any], config: Mapping[str, Any] | None, request: Mapping[str, Any]
+    ) -> list[Prepared]:
+        prepared = [self.prep_inputs(x) for x in inputs]
+        requests = self._request(config, **request).per_input(len(prepared))
+        return list(zip(prepared, requests, strict=True))
+
+    # -- the one sync and the one async execution ----------------------------------------
+    def _execute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
+        run = self._start(inputs, request)
+        with run:
+            outputs = self._done(run, self._invoke_call(inputs, run))
+        return outputs
+
+    async def _aexecute(self, inputs: dict[str, Any], request: Request | None) -> dict[str, Any]:
+        run = self._start(inputs, request)
+        async with run:
+            outputs = self._done(run, await self._ainvoke_call(inputs, run))
+        return outputs
+
+    def _execute_merged(self, pr: Prepared) -> dict[str, Any]:
+        return self._merge(pr[0], self._execute(*pr), False)
+
+    async def _aexecute_merged(self, pr: Prepared) -> dict[str, Any]:
+        return self._merge(pr[0], await self._aexecute(*pr), False)
 
     # -- request methods ----------------------------------------------------------------
     def __call__(
@@ -196,28 +236,22 @@ class Chain(Primitive):
         inputs: Any,
         return_only_outputs: bool = False,
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        run_name: str | None = None,
+        **request: Unpack[NamedTagging],
     ) -> dict[str, Any]:
-        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        req = self._request(None, callbacks, **request)
         prepared = self.prep_inputs(inputs)
-        return self._merge(prepared, self._execute(prepared, request), return_only_outputs)
+        return self._merge(prepared, self._execute(prepared, req), return_only_outputs)
 
     async def acall(
         self,
         inputs: Any,
         return_only_outputs: bool = False,
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        run_name: str | None = None,
+        **request: Unpack[NamedTagging],
     ) -> dict[str, Any]:
-        request = self._request(None, callbacks, tags, metadata, run_name=run_name)
+        req = self._request(None, callbacks, **request)
         prepared = self.prep_inputs(inputs)
-        return self._merge(prepared, await self._aexecute(prepared, request), return_only_outputs)
+        return self._merge(prepared, await self._aexecute(prepared, req), return_only_outputs)
 
     def invoke(
         self,
@@ -229,9 +263,9 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
     ) -> dict[str, Any]:
-        request = self._request(config, callbacks, tags, metadata)
+        req = self._request(config, callbacks, tags, metadata)
         prepared = self.prep_inputs(input)
-        return self._merge(prepared, self._execute(prepared, request), return_only_outputs)
+        return self._merge(prepared, self._execute(prepared, req), return_only_outputs)
 
     async def ainvoke(
         self,
@@ -243,9 +277,9 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
     ) -> dict[str, Any]:
-        request = self._request(config, callbacks, tags, metadata)
+        req = self._request(config, callbacks, tags, metadata)
         prepared = self.prep_inputs(input)
-        return self._merge(prepared, await self._aexecute(prepared, request), return_only_outputs)
+        return self._merge(prepared, await self._aexecute(prepared, req), return_only_outputs)
 
     def run(
         self,
@@ -256,11 +290,8 @@ class Chain(Primitive):
         **kwargs: Any,
     ) -> Any:
         """Run with one positional input or keyword inputs; return the single output."""
-        request = self._request(None, callbacks, tags, metadata)
-        prepared = self.prep_inputs(self._run_inputs(args, kwargs, "run"))
-        if len(self.output_keys) != 1:
-            self._single_output({}, "run")
-        return self._single_output(self._execute(prepared, request), "run")
+        pr = self._run_prepared(args, kwargs, "run", callbacks, tags, metadata)
+        return self._single_output(self._execute(*pr), "run")
 
     async def arun(
         self,
@@ -270,38 +301,28 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        request = self._request(None, callbacks, tags, metadata)
-        prepared = self.prep_inputs(self._run_inputs(args, kwargs, "arun"))
-        if len(self.output_keys) != 1:
-            self._single_output({}, "arun")
-        return self._single_output(await self._aexecute(prepared, request), "arun")
+        pr = self._run_prepared(args, kwargs, "arun", callbacks, tags, metadata)
+        return self._single_output(await self._aexecute(*pr), "arun")
 
     def apply(
         self,
         input_list: Sequence[Mapping[str, Any]],
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[Tagging],
     ) -> list[dict[str, Any]]:
         """Run on each inputs dict in turn; return the outputs dicts."""
-        request = self._request(None, callbacks, tags, metadata)
-        return [self._execute(self.prep_inputs(x), request) for x in input_list]
+        req = self._request(None, callbacks, **request)
+        return [self._execute(self.prep_inputs(x), req) for x in input_list]
 
     async def aapply(
         self,
         input_list: Sequence[Mapping[str, Any]],
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[Tagging],
     ) -> list[dict[str, Any]]:
-        request = self._request(None, callbacks, tags, metadata)
-        return list(
-            await asyncio.gather(
-                *(self._aexecute(self.prep_inputs(x), request) for x in input_list)
-            )
-        )
+        req = self._request(None, callbacks, **request)
+        runs = [self._aexecute(self.prep_inputs(x), req) for x in input_list]
+        return list(await asyncio.gather(*runs))
 
     def batch(
         self,
@@ -310,19 +331,12 @@ class Chain(Primitive):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Any]:
         """Run on every input in worker threads that carry the current run."""
-        prepared = [self.prep_inputs(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
-        return run_batch(
-            lambda pr: self._merge(pr[0], self._execute(*pr), False),
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
+        work = self._batch_prepared(inputs, config, request)
+        limit = self._max_concurrency(config, max_concurrency)
+        return run_batch(self._execute_merged, work, limit, return_exceptions)
 
     async def abatch(
         self,
@@ -331,129 +345,28 @@ class Chain(Primitive):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Any]:
-        prepared = [self.prep_inputs(x) for x in inputs]
-        requests = self._request(config, callbacks, tags, metadata).per_input(len(prepared))
+        work = self._batch_prepared(inputs, config, request)
+        limit = self._max_concurrency(config, max_concurrency)
+        return await arun_batch(self._aexecute_merged, work, limit, return_exceptions)
 
-        async def one(pr: tuple[dict[str, Any], Request]) -> dict[str, Any]:
-            return self._merge(pr[0], await self._aexecute(*pr), False)
-
-        return await arun_batch(
-            one,
-            list(zip(prepared, requests, strict=True)),
-            max_concurrency or (config or {}).get("max_concurrency"),
-            return_exceptions,
-        )
-
-    # -- streaming ---------------------------------------------------------------------------
-    def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:
-        """Chunks of the output while the chain runs, or ``None`` (the default: the chain
-        yields its outputs dict once, when done)."""
-        return None
-
-    def _astream_call(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any] | None:
-        return None
-
-    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
+    # -- streaming (the bodies are in chains/streaming.py) -----------------------------------
     def stream(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> Iterator[Any]:
-        request = self._request(config, callbacks, tags, metadata)
-        prepared = self.prep_inputs(input)
-        run = self._start(prepared, request)
-        chunks = self._stream_call(prepared, run)
-        if chunks is None:
-            with run:
-                outputs = self._check_outputs(self._invoke_call(prepared, run))
-                run.record_content(attr.OUTPUT, outputs)
-                run.set_result(outputs)
-            yield outputs
-            return
-        driven = drive(run, chunks, self._stream_finish(run))
-        try:
-            yield from driven
-        finally:
-            driven.close()  # closing this stream ends the run now, not at garbage collection
+        """The chain's chunks (``_stream_call``), or its outputs dict once."""
+        return stream_chain(self, input, config, request)
 
-    def _stream_finish(self, run: Run) -> Callable[[list[Any]], None]:
-        def finish(collected: list[Any]) -> None:
-            outputs = self._stream_outputs(collected)
-            run.record_content(attr.OUTPUT, outputs)
-            run.set_result(outputs)
-
-        return finish
-
-    async def astream(
+    def astream(
         self,
         input: Any,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> AsyncIterator[Any]:
-        request = self._request(config, callbacks, tags, metadata)
-        prepared = self.prep_inputs(input)
-        run = self._start(prepared, request)
-        chunks = self._astream_call(prepared, run)
-        if chunks is None:
-            async with run:
-                outputs = self._check_outputs(await self._ainvoke_call(prepared, run))
-                run.record_content(attr.OUTPUT, outputs)
-                run.set_result(outputs)
-            yield outputs
-            return
-        # Driven inline, not through streams.adrive: a second async generator layer would be
-        # finalized on its own (in another task) when the loop shuts down an abandoned stream.
-        collected: list[Any] = []
-        await run.aopen()
-        try:
-            while True:
-                token = run.attach()
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    run.detach(token)
-                collected.append(chunk)
-                yield chunk
-        except GeneratorExit:
-            try:
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    token = run.attach()
-                    try:
-                        await aclose()
-                    finally:
-                        run.detach(token)
-            finally:  # the run ends even if closing the inner stream is cancelled
-                run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
-                run.set_result(self._stream_outputs(collected))
-                await run.aclose_ok()
-            raise
-        except BaseException as e:
-            try:  # close the inner stream first: nested runs end before this one
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            except Exception:
-                pass
-            finally:
-                await run.aclose_error(e)
-            raise
-        outputs = self._stream_outputs(collected)
-        run.record_content(attr.OUTPUT, outputs)
-        run.set_result(outputs)
-        await run.aclose_ok()
+        # returns the stream itself: a second async generator layer would be finalized on its
+        # own (in another task) when the loop shuts down an abandoned stream
+        return astream_chain(self, input, config, request)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from spanhook._color import colored
 from spanhook.chains.base import Chain
 from spanhook.chat_models.base import BaseChatModel
+from spanhook.flow import Call, Flow, arun_flow, run_flow
 from spanhook.language_models import BaseLanguageModel
+from spanhook.primitive import PrimitiveOptions
 from spanhook.prompts.base import ChatPromptTemplate, PromptTemplate, PromptValue
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class LLMChain(Chain):
@@ -24,15 +29,9 @@ class LLMChain(Chain):
         llm: BaseLanguageModel[Any, Any, Any],
         prompt: PromptTemplate | ChatPromptTemplate,
         output_key: str = "text",
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
+        **options: Unpack[PrimitiveOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
-        )
+        super().__init__(**options)
         if not isinstance(llm, BaseLanguageModel):
             raise TypeError(
                 f"LLMChain llm must be a spanhook LLM or chat model, got {type(llm).__name__}"
@@ -47,48 +46,36 @@ class LLMChain(Chain):
         self.input_keys = list(prompt.input_variables)
         self.output_keys = [output_key]
 
-    def _format(self, inputs: dict[str, Any], run: Run | None) -> PromptValue:
+    def _format(self, inputs: dict[str, Any]) -> tuple[PromptValue, str]:
+        """The prompt value and the text event that shows it (``verbose`` prints it)."""
         values = {k: v for k, v in inputs.items() if k in self.prompt.input_variables}
         prompt_value = self.prompt.format_prompt(**values)
-        if run is not None:
-            run.on_text(
-                "Prompt after formatting:\n" + colored(prompt_value.to_string(), "green"),
-                end="\n",
-                verbose=self.verbose,
-            )
-        return prompt_value
-
-    async def _aformat(self, inputs: dict[str, Any], run: Run | None) -> PromptValue:
-        values = {k: v for k, v in inputs.items() if k in self.prompt.input_variables}
-        prompt_value = self.prompt.format_prompt(**values)
-        if run is not None:
-            await run.aon_text(
-                "Prompt after formatting:\n" + colored(prompt_value.to_string(), "green"),
-                end="\n",
-                verbose=self.verbose,
-            )
-        return prompt_value
+        return prompt_value, "Prompt after formatting:\n" + colored(
+            prompt_value.to_string(), "green"
+        )
 
     @staticmethod
     def _text(output: Any) -> str:
         return output.content if hasattr(output, "content") else str(output)
 
+    def _flow(self, inputs: dict[str, Any], run: Run | None) -> Flow[dict[str, Any]]:
+        prompt_value, shown = self._format(inputs)
+        if run is not None:
+            yield Call(run, "on_text", shown, end="\n", verbose=self.verbose)
+        output = yield Call(self.llm, "invoke", prompt_value, stop=inputs.get("stop"))
+        return {self.output_key: self._text(output)}
+
     def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
-        prompt_value = self._format(inputs, run_manager)
-        return {self.output_key: self._text(self.llm.invoke(prompt_value, stop=inputs.get("stop")))}
+        return run_flow(self._flow(inputs, run_manager))
 
     async def _acall(
         self, inputs: dict[str, Any], run_manager: Run | None = None
     ) -> dict[str, Any]:
-        prompt_value = await self._aformat(inputs, run_manager)
-        return {
-            self.output_key: self._text(
-                await self.llm.ainvoke(prompt_value, stop=inputs.get("stop"))
-            )
-        }
+        return await arun_flow(self._flow(inputs, run_manager))
 
     def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any]:
-        prompt_value = self._format(inputs, run)
+        prompt_value, shown = self._format(inputs)
+        run.on_text(shown, end="\n", verbose=self.verbose)
         chunks = self.llm.stream(prompt_value, stop=inputs.get("stop"))
         try:
             for chunk in chunks:
@@ -97,7 +84,8 @@ class LLMChain(Chain):
             chunks.close()  # closed with this chain's stream: the model run ends first
 
     async def _astream_gen(self, inputs: dict[str, Any], run: Run) -> AsyncIterator[Any]:
-        prompt_value = await self._aformat(inputs, run)
+        prompt_value, shown = self._format(inputs)
+        await run.aon_text(shown, end="\n", verbose=self.verbose)
         chunks = self.llm.astream(prompt_value, stop=inputs.get("stop"))
         try:
             async for chunk in chunks:

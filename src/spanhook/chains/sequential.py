@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from spanhook.chains.base import Chain
+from spanhook.flow import Call, Flow, arun_flow, run_flow
+from spanhook.primitive import PrimitiveOptions
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _COLORS = ["blue", "yellow", "pink", "green", "red"]
 
@@ -22,15 +27,9 @@ class SimpleSequentialChain(Chain):
         input_key: str = "input",
         output_key: str = "output",
         strip_outputs: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
+        **options: Unpack[PrimitiveOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
-        )
+        super().__init__(**options)
         if not chains:
             raise ValueError("SimpleSequentialChain needs at least one chain")
         for i, c in enumerate(chains):
@@ -46,31 +45,24 @@ class SimpleSequentialChain(Chain):
         self.input_keys = [input_key]
         self.output_keys = [output_key]
 
-    def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    def _flow(self, inputs: dict[str, Any], run: Run | None) -> Flow[dict[str, Any]]:
         value = inputs[self.input_keys[0]]
         for i, chain in enumerate(self.chains):
-            value = chain.run(value)
+            value = yield Call(chain, "run", value)
             if self.strip_outputs and isinstance(value, str):
                 value = value.strip()
-            if run_manager is not None:
-                run_manager.on_text(
-                    str(value), color=_COLORS[i % len(_COLORS)], end="\n", verbose=self.verbose
-                )
+            if run is not None:
+                color = _COLORS[i % len(_COLORS)]
+                yield Call(run, "on_text", str(value), color=color, end="\n", verbose=self.verbose)
         return {self.output_keys[0]: value}
+
+    def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+        return run_flow(self._flow(inputs, run_manager))
 
     async def _acall(
         self, inputs: dict[str, Any], run_manager: Run | None = None
     ) -> dict[str, Any]:
-        value = inputs[self.input_keys[0]]
-        for i, chain in enumerate(self.chains):
-            value = await chain.arun(value)
-            if self.strip_outputs and isinstance(value, str):
-                value = value.strip()
-            if run_manager is not None:
-                await run_manager.aon_text(
-                    str(value), color=_COLORS[i % len(_COLORS)], end="\n", verbose=self.verbose
-                )
-        return {self.output_keys[0]: value}
+        return await arun_flow(self._flow(inputs, run_manager))
 
 
 class SequentialChain(Chain):
@@ -83,15 +75,9 @@ class SequentialChain(Chain):
         input_variables: Sequence[str],
         output_variables: Sequence[str] | None = None,
         return_all: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
+        **options: Unpack[PrimitiveOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks, tags=tags, metadata=metadata, verbose=verbose, name=name
-        )
+        super().__init__(**options)
         if not chains:
             raise ValueError("SequentialChain needs at least one chain")
         known = set(input_variables)
@@ -118,16 +104,16 @@ class SequentialChain(Chain):
         self.input_keys = list(input_variables)
         self.output_keys = list(output_variables)
 
-    def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+    def _flow(self, inputs: dict[str, Any]) -> Flow[dict[str, Any]]:
         values = dict(inputs)
         for chain in self.chains:
-            values.update(chain(values, return_only_outputs=True))
+            values.update((yield Call(chain, "__call__", values, return_only_outputs=True)))
         return {k: values[k] for k in self.output_keys}
+
+    def _call(self, inputs: dict[str, Any], run_manager: Run | None = None) -> dict[str, Any]:
+        return run_flow(self._flow(inputs))
 
     async def _acall(
         self, inputs: dict[str, Any], run_manager: Run | None = None
     ) -> dict[str, Any]:
-        values = dict(inputs)
-        for chain in self.chains:
-            values.update(await chain.acall(values, return_only_outputs=True))
-        return {k: values[k] for k in self.output_keys}
+        return await arun_flow(self._flow(inputs))

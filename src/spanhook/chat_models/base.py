@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel
-from spanhook.primitive import serialized_for
+from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import (
     AIMessage,
@@ -26,14 +26,16 @@ from spanhook.schema import (
     HumanMessage,
     LLMResult,
 )
+from spanhook.schema.genai import input_message
 from spanhook.schema.messages import message_from_role, tool_calls_from_chunks
 from spanhook.tracing.run import Run
-from spanhook.tracing.signature import accepts
 
 Messages = list[BaseMessage]
 
 
 def to_messages(input: Any, where: str) -> Messages:
+    """A chat model's input as messages: a string, a ``PromptValue``, a message, or a list of
+    message-like items (see :func:`to_message`)."""
     if isinstance(input, str):
         return [HumanMessage(content=input)]
     if isinstance(input, PromptValue):
@@ -41,20 +43,39 @@ def to_messages(input: Any, where: str) -> Messages:
     if isinstance(input, BaseMessage):
         return [input]
     if isinstance(input, Sequence):
-        out: Messages = []
-        for i, m in enumerate(input):
-            if isinstance(m, BaseMessage):
-                out.append(m)
-            elif isinstance(m, tuple) and len(m) == 2 and all(isinstance(p, str) for p in m):
-                out.append(message_from_role(m[0], m[1]))
-            else:
-                raise TypeError(
-                    f"{where}: message {i} must be a message or a (role, text) pair, got {m!r}"
-                )
-        return out
+        return [to_message(m) for m in input]
     raise TypeError(
         f"{where} takes a string, a PromptValue or a list of messages, got {type(input).__name__}"
     )
+
+
+def to_message(item: Any) -> BaseMessage:
+    """One message-like item, as langchain-core reads it: a message; a string (a human
+    message); a ``(role, content)`` pair; a dict with ``role`` (or ``type``) and ``content``.
+    Anything else is rejected with langchain-core's errors."""
+    if isinstance(item, BaseMessage):
+        return item
+    if isinstance(item, str):
+        return HumanMessage(content=item)
+    if isinstance(item, Sequence):
+        try:
+            role, content = item
+        except ValueError as e:
+            raise NotImplementedError(
+                "Message as a sequence must be (role string, template)"
+            ) from e
+        return message_from_role(role, content)
+    if isinstance(item, Mapping):
+        fields = dict(item)
+        try:
+            role = fields.pop("role") if "role" in fields else fields.pop("type")
+            content = fields.pop("content") or ""
+        except KeyError as e:
+            raise ValueError(
+                f"Message dict must contain 'role' and 'content' keys, got {dict(item)}"
+            ) from e
+        return message_from_role(role, content, **fields)
+    raise NotImplementedError(f"Unsupported message type: {type(item)}")
 
 
 class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage]):
@@ -76,12 +97,13 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         self,
         messages: Messages,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> ChatResult:
         ctx = contextvars.copy_context()
+        run = run_manager.get_sync() if run_manager is not None else None
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_generate, messages, stop, run_manager, kwargs)
+            None, lambda: ctx.run(self._invoke_generate, messages, stop, run, kwargs)
         )
 
     def _stream(
@@ -107,9 +129,7 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     def _invoke_generate(
         self, messages: Messages, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]
     ) -> ChatResult:
-        if accepts(self._generate, "run_manager"):
-            return self._generate(messages, stop=stop, run_manager=run, **kwargs)
-        return self._generate(messages, stop=stop, **kwargs)
+        return call_hook(self._generate, run, messages, stop=stop, **kwargs)
 
     def _prepare(self, input: Any) -> Messages:
         return to_messages(input, f"{type(self).__name__}")
@@ -118,11 +138,7 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         return (serialized_for(self, kwargs=self._identifying_params()), [prepared])
 
     def _content_messages(self, prepared: Messages) -> list[dict[str, Any]]:
-        role = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-        return [
-            {"role": role.get(m.type, m.type), "parts": [{"type": "text", "content": m.content}]}
-            for m in prepared
-        ]
+        return [input_message(m) for m in prepared]
 
     def _to_llm_result(self, result: ChatResult) -> LLMResult:
         out = dict(result.llm_output or {})
@@ -150,10 +166,8 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     async def _agenerate_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
-        if accepts(self._agenerate, "run_manager"):
-            result = await self._agenerate(prepared, stop=stop, run_manager=run, **kwargs)
-        else:
-            result = await self._agenerate(prepared, stop=stop, **kwargs)
+        agenerate = self._agenerate
+        result = await call_hook(agenerate, AsyncRunManager(run), prepared, stop=stop, **kwargs)
         return self._to_llm_result(result)
 
     def _implements(self, name: str) -> bool:
@@ -162,18 +176,13 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     def _stream_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk] | None:
-        if not self._implements("_stream"):
-            return None
-        if accepts(self._stream, "run_manager"):
-            return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
-        return self._stream(prepared, stop=stop, **kwargs)
+        # called without a run manager, as langchain-core does: stream() reports each chunk
+        return self._stream(prepared, stop=stop, **kwargs) if self._implements("_stream") else None
 
     def _astream_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk] | None:
         if self._implements("_astream"):
-            if accepts(self._astream, "run_manager"):
-                return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
             return self._astream(prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 
@@ -258,10 +267,7 @@ class SimpleChatModel(BaseChatModel):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if accepts(self._call, "run_manager"):
-            text = self._call(messages, stop=stop, run_manager=run_manager, **kwargs)
-        else:
-            text = self._call(messages, stop=stop, **kwargs)
+        text = call_hook(self._call, run_manager, messages, stop=stop, **kwargs)
         usage = self._usage(messages, text)
         meta = None
         if usage:

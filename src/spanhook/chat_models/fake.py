@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
 from spanhook.chat_models.base import Messages, SimpleChatModel
+from spanhook.language_models import ModelOptions
 from spanhook.llms.fake import ResponseCycle
 from spanhook.llms.offline import MODEL_NAME, count_tokens, respond, tokenize
 from spanhook.schema import AIMessageChunk, ChatGenerationChunk, get_buffer_string
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class FakeListChatModel(SimpleChatModel):
@@ -27,21 +31,9 @@ class FakeListChatModel(SimpleChatModel):
         responses: Sequence[str],
         *,
         sleep: float = 0.0,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        streaming: bool = False,
+        **options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
-        )
+        super().__init__(**options)
         self._cycle = ResponseCycle(responses, "FakeListChatModel")
         self.responses = self._cycle.responses
         self.sleep = sleep
@@ -93,21 +85,9 @@ class OfflineChatModel(SimpleChatModel):
         self,
         *,
         delay: float = 0.0,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        streaming: bool = False,
+        **options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
-        )
+        super().__init__(**options)
         self.delay = delay
 
     def _identifying_params(self) -> dict[str, Any]:

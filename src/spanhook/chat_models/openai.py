@@ -13,18 +13,20 @@ The API key is never put on a span or handed to a handler.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
 from spanhook._openai import (
     OpenAICompatible,
+    OpenAIModelOptions,
     to_openai_message,
     to_openai_tool,
     usage_dict,
     usage_metadata,
 )
 from spanhook.chat_models.base import BaseChatModel, Messages
+from spanhook.primitive import AsyncRunManager, PrimitiveOptions, pick
 from spanhook.schema import (
     AIMessage,
     AIMessageChunk,
@@ -36,6 +38,9 @@ from spanhook.schema import (
 from spanhook.schema.messages import tool_calls_from_chunks
 from spanhook.tracing.run import Run
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 
 class ChatOpenAI(OpenAICompatible, BaseChatModel):
     """A chat-completions model. ``api_key`` defaults to ``OPENAI_API_KEY`` and
@@ -43,7 +48,8 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
     connection errors, timeouts, rate limits and 5xx answers inside the same run, each
     reported through ``on_retry``. With ``suppress_provider_spans`` (the default), an
     instrumentation of the openai SDK that honours the suppression key makes no second LLM
-    span for this model's calls."""
+    span for this model's calls. Each request carries the run's W3C ``traceparent``
+    (``propagate_trace_context=False`` leaves it out)."""
 
     provider = "openai"
     span_kind = SpanKind.CLIENT
@@ -52,49 +58,18 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
         self,
         model: str = "gpt-4o-mini",
         *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        organization: str | None = None,
-        timeout: float | None = 60.0,
+        tools: Sequence[Any] | None = None,
         max_retries: int = 2,
         retry_delay: float = 0.5,
-        default_headers: Mapping[str, str] | None = None,
-        model_kwargs: Mapping[str, Any] | None = None,
-        tools: Sequence[Any] | None = None,
-        stream_usage: bool = True,
-        suppress_provider_spans: bool = True,
-        streaming: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
+        **options: Unpack[OpenAIModelOptions],
     ) -> None:
         super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
+            streaming=options.get("streaming", False),
             max_retries=max_retries,
             retry_delay=retry_delay,
+            **pick(options, PrimitiveOptions),
         )
-        self._setup_openai(
-            model,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            timeout=timeout,
-            default_headers=default_headers,
-            model_kwargs=model_kwargs,
-            stream_usage=stream_usage,
-            suppress_provider_spans=suppress_provider_spans,
-        )
+        self._setup_openai(model, options)
         self.tools = [to_openai_tool(t) for t in tools] if tools else None
 
     def _llm_type(self) -> str:
@@ -128,7 +103,7 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
         self,
         messages: Messages,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> ChatResult:
         return _chat_result(await self._acreate(self._body(messages, stop, kwargs, False)))

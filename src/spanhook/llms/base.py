@@ -5,27 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel
+from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
 from spanhook.schema import Generation, GenerationChunk, LLMResult
-from spanhook.tracing.run import Run
-from spanhook.tracing.signature import accepts
+from spanhook.schema.genai import text_message
+from spanhook.tracing.run import Request, Run
 
 
 class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     """A text-completion model: ``prompt -> text``.
 
     Subclasses implement ``_call(self, prompt, stop=None, run_manager=None, **kwargs)`` and,
-    to stream, ``_stream(...)`` yielding ``GenerationChunk`` objects. ``_acall`` /
+    to stream, ``_stream(...)`` yielding ``GenerationChunk`` objects, each reported through
+    ``run_manager.on_llm_new_token(chunk.text, chunk=chunk)`` before it is yielded
+    (langchain-core's contract; :func:`reporting` does both). ``_acall`` /
     ``_astream`` may be overridden for native async (the defaults run the sync versions in a
     worker thread, carrying the current run).
     """
 
     _run_kind = "llm"
     _operation = "text_completion"
+    _stream_reports_tokens = True
 
     # -- to implement -----------------------------------------------------------------
     def _call(
@@ -43,12 +47,14 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
         ctx = contextvars.copy_context()
+        run = run_manager.get_sync() if run_manager is not None else None
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_call, prompt, stop, run_manager, kwargs)
+            None,
+            lambda: ctx.run(self._invoke_call, prompt, stop, run, kwargs),
         )
 
     def _stream(
@@ -64,7 +70,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         raise NotImplementedError
@@ -78,10 +84,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     def _invoke_call(
         self, prompt: str, stop: list[str] | None, run: Run | None, kwargs: dict[str, Any]
     ) -> str:
-        fn = self._call
-        if accepts(fn, "run_manager"):
-            return fn(prompt, stop=stop, run_manager=run, **kwargs)
-        return fn(prompt, stop=stop, **kwargs)
+        return call_hook(self._call, run, prompt, stop=stop, **kwargs)
 
     def _prepare(self, input: Any) -> str:
         if isinstance(input, str):
@@ -101,7 +104,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         return serialized_for(self, kwargs=self._identifying_params())
 
     def _content_messages(self, prepared: str) -> list[dict[str, Any]]:
-        return [{"role": "user", "parts": [{"type": "text", "content": prepared}]}]
+        return [text_message("user", prepared)]
 
     def _result(self, prompt: str, text: str, info: dict[str, Any] | None = None) -> LLMResult:
         usage = self._usage(prompt, text)
@@ -132,11 +135,7 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     async def _agenerate_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
-        fn = self._acall
-        if accepts(fn, "run_manager"):
-            text = await fn(prepared, stop=stop, run_manager=run, **kwargs)
-        else:
-            text = await fn(prepared, stop=stop, **kwargs)
+        text = await call_hook(self._acall, AsyncRunManager(run), prepared, stop=stop, **kwargs)
         return self._result(prepared, text)
 
     def _implements(self, name: str) -> bool:
@@ -147,17 +146,13 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
     ) -> Iterator[GenerationChunk] | None:
         if not self._implements("_stream"):
             return None
-        if accepts(self._stream, "run_manager"):
-            return self._stream(prepared, stop=stop, run_manager=run, **kwargs)
-        return self._stream(prepared, stop=stop, **kwargs)
+        return call_hook(self._stream, run, prepared, stop=stop, **kwargs)
 
     def _astream_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> AsyncIterator[GenerationChunk] | None:
         if self._implements("_astream"):
-            if accepts(self._astream, "run_manager"):
-                return self._astream(prepared, stop=stop, run_manager=run, **kwargs)
-            return self._astream(prepared, stop=stop, **kwargs)
+            return call_hook(self._astream, AsyncRunManager(run), prepared, stop=stop, **kwargs)
         return super()._astream_one(prepared, stop, run, **kwargs)
 
     def _whole_as_chunk(
@@ -184,6 +179,13 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
             result.llm_output = {**(result.llm_output or {}), "token_usage": usage}
         return result
 
+    def _batch_sizes(self, n: int, limit: int | None) -> list[int]:
+        """An LLM's batch is a ``generate()`` over its prompts (in groups of
+        ``max_concurrency``): each run reports the size of its group, as in langchain-core."""
+        if not limit:
+            return [n] * n
+        return [min(limit, n - i // limit * limit) for i in range(n)]
+
     def _output(self, result: LLMResult) -> str:
         return result.generations[0][0].text
 
@@ -199,46 +201,28 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         prompt: str,
         stop: list[str] | None = None,
         callbacks: Sequence[Any] | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> str:
         if not isinstance(prompt, str):
             raise TypeError(
                 f"{type(self).__name__}() takes a prompt string, got {type(prompt).__name__}"
             )
-        return self.invoke(
-            prompt, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
-        )
+        return self.invoke(prompt, stop=stop, callbacks=callbacks, **kwargs)
 
-    def predict(
-        self,
-        text: str,
-        *,
-        stop: list[str] | None = None,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        return self.invoke(
-            text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
-        )
+    def predict(self, text: str, **kwargs: Any) -> str:
+        return self.invoke(text, **kwargs)
 
-    async def apredict(
-        self,
-        text: str,
-        *,
-        stop: list[str] | None = None,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        return await self.ainvoke(
-            text, stop=stop, callbacks=callbacks, tags=tags, metadata=metadata, **kwargs
-        )
+    async def apredict(self, text: str, **kwargs: Any) -> str:
+        return await self.ainvoke(text, **kwargs)
+
+    def _generate_work(
+        self, prompts: Sequence[str], method: str, request: Request
+    ) -> tuple[list[str], Request, int]:
+        if isinstance(prompts, str):
+            raise TypeError(
+                f"{method}() takes a list of prompts, got a single string; use {method[:-8]}invoke()"
+            )
+        return [self._prepare(p) for p in prompts], request, len(prompts)
 
     def generate(
         self,
@@ -252,14 +236,9 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         **kwargs: Any,
     ) -> LLMResult:
         """One run per prompt (as langchain-core calls ``on_llm_start`` once per prompt)."""
-        if isinstance(prompts, str):
-            raise TypeError("generate() takes a list of prompts, got a single string; use invoke()")
         request = self._request(None, callbacks, tags, metadata, run_name=run_name)
-        results = [
-            self._call_one(self._prepare(p), request, stop, dict(kwargs), len(prompts))
-            for p in prompts
-        ]
-        return _merge(results)
+        todo, request, n = self._generate_work(prompts, "generate", request)
+        return _merge([self._call_one(p, request, stop, dict(kwargs), n) for p in todo])
 
     async def agenerate(
         self,
@@ -272,18 +251,37 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         run_name: str | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        if isinstance(prompts, str):
-            raise TypeError(
-                "agenerate() takes a list of prompts, got a single string; use ainvoke()"
-            )
         request = self._request(None, callbacks, tags, metadata, run_name=run_name)
-        results = await asyncio.gather(
-            *(
-                self._acall_one(self._prepare(p), request, stop, dict(kwargs), len(prompts))
-                for p in prompts
-            )
-        )
-        return _merge(list(results))
+        todo, request, n = self._generate_work(prompts, "agenerate", request)
+        calls = (self._acall_one(p, request, stop, dict(kwargs), n) for p in todo)
+        return _merge(list(await asyncio.gather(*calls)))
+
+
+def reporting(
+    chunks: Iterable[GenerationChunk], run_manager: Run | None
+) -> Iterator[GenerationChunk]:
+    """Yield ``chunks``, each reported through ``run_manager`` first (an LLM's ``_stream``)."""
+    for chunk in chunks:
+        if run_manager is not None:
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        yield chunk
+
+
+async def areporting(
+    chunks: AsyncIterator[GenerationChunk], run_manager: AsyncRunManager | Run | None
+) -> AsyncIterator[GenerationChunk]:
+    """The async twin of :func:`reporting` (``_astream``); ``chunks`` is closed with it."""
+    try:
+        async for chunk in chunks:
+            if isinstance(run_manager, AsyncRunManager):
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            elif run_manager is not None:
+                await run_manager.aon_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _merge(results: list[LLMResult]) -> LLMResult:

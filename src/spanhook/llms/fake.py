@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.llms.base import LLM
+from spanhook.language_models import ModelOptions
+from spanhook.llms.base import LLM, reporting
+from spanhook.primitive import AsyncRunManager
 from spanhook.schema import GenerationChunk
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ResponseCycle:
@@ -51,23 +56,9 @@ class FakeListLLM(LLM):
         responses: Sequence[str],
         *,
         sleep: float = 0.0,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        streaming: bool = False,
-        max_retries: int = 0,
+        **options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
-            max_retries=max_retries,
-        )
+        super().__init__(**options)
         self._cycle = ResponseCycle(responses, "FakeListLLM")
         self.responses = self._cycle.responses
         self.sleep = sleep
@@ -93,7 +84,7 @@ class FakeListLLM(LLM):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
         if self.sleep:
@@ -108,16 +99,18 @@ class FakeListLLM(LLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         text = self._call(prompt, stop)
-        for ch in text:
-            yield GenerationChunk(text=ch)
+        yield from reporting((GenerationChunk(text=ch) for ch in text), run_manager)
 
     async def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         text = await self._acall(prompt, stop)
         for ch in text:
-            yield GenerationChunk(text=ch)
+            chunk = GenerationChunk(text=ch)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(ch, chunk=chunk)
+            yield chunk

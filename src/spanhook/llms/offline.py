@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import operator
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
+from spanhook.language_models import ModelOptions
 from spanhook.llms.base import LLM
+from spanhook.primitive import AsyncRunManager
 from spanhook.schema import GenerationChunk
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 MODEL_NAME = "spanhook-offline-1"
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -164,23 +169,9 @@ class OfflineLLM(LLM):
         *,
         delay: float = 0.0,
         fail_after: int | None = None,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-        streaming: bool = False,
-        max_retries: int = 0,
+        **options: Unpack[ModelOptions],
     ) -> None:
-        super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
-            max_retries=max_retries,
-        )
+        super().__init__(**options)
         self.delay = delay
         self.fail_after = fail_after
 
@@ -210,7 +201,7 @@ class OfflineLLM(LLM):
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
         return self._answer(prompt, stop)
@@ -247,17 +238,21 @@ class OfflineLLM(LLM):
             self._check_fail(i)
             if self.delay:
                 time.sleep(self.delay)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
     async def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         for i, chunk in enumerate(self._chunks(prompt, stop)):
             self._check_fail(i)
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk

@@ -5,15 +5,19 @@ official ``openai`` SDK (``pip install 'spanhook[openai]'``). The drop-in for th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
-from spanhook._openai import OpenAICompatible, usage_dict
-from spanhook.llms.base import LLM
+from spanhook._openai import OpenAICompatible, OpenAIModelOptions, usage_dict
+from spanhook.llms.base import LLM, areporting, reporting
+from spanhook.primitive import AsyncRunManager, PrimitiveOptions, pick
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.tracing.run import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Keys of a stream chunk's ``generation_info`` that belong in ``llm_output`` instead.
 _RESPONSE_KEYS = ("token_usage", "model_name", "id")
@@ -31,48 +35,17 @@ class OpenAI(OpenAICompatible, LLM):
         self,
         model: str = "gpt-3.5-turbo-instruct",
         *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        organization: str | None = None,
-        timeout: float | None = 60.0,
         max_retries: int = 2,
         retry_delay: float = 0.5,
-        default_headers: Mapping[str, str] | None = None,
-        model_kwargs: Mapping[str, Any] | None = None,
-        stream_usage: bool = True,
-        suppress_provider_spans: bool = True,
-        streaming: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
+        **options: Unpack[OpenAIModelOptions],
     ) -> None:
         super().__init__(
-            callbacks=callbacks,
-            tags=tags,
-            metadata=metadata,
-            verbose=verbose,
-            name=name,
-            streaming=streaming,
+            streaming=options.get("streaming", False),
             max_retries=max_retries,
             retry_delay=retry_delay,
+            **pick(options, PrimitiveOptions),
         )
-        self._setup_openai(
-            model,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            timeout=timeout,
-            default_headers=default_headers,
-            model_kwargs=model_kwargs,
-            stream_usage=stream_usage,
-            suppress_provider_spans=suppress_provider_spans,
-        )
+        self._setup_openai(model, options)
 
     def _llm_type(self) -> str:
         return "openai"
@@ -104,18 +77,20 @@ class OpenAI(OpenAICompatible, LLM):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        yield from self._events(
-            self._body(prompt, stop, kwargs, True), _chunk
-        )  # lazy: nothing runs before the first step
+        # lazy: nothing runs before the first step
+        yield from reporting(
+            self._events(self._body(prompt, stop, kwargs, True), _chunk), run_manager
+        )
 
     async def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
-        run_manager: Run | None = None,
+        run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        async for chunk in self._aevents(self._body(prompt, stop, kwargs, True), _chunk):
+        chunks = self._aevents(self._body(prompt, stop, kwargs, True), _chunk)
+        async for chunk in areporting(chunks, run_manager):
             yield chunk
 
     def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:

@@ -6,29 +6,26 @@ import asyncio
 import contextvars
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spanhook.primitive import Primitive, serialized_for
+from spanhook.primitive import (
+    Primitive,
+    PrimitiveOptions,
+    RequestOptions,
+    call_hook,
+    serialized_for,
+)
 from spanhook.schema import Document
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
-from spanhook.tracing.signature import accepts
 from spanhook.tracing.viewers import record_documents
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class BaseRetriever(Primitive):
     """Finds documents for a query. Every call is a retriever run."""
-
-    def __init__(
-        self,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
-        name: str | None = None,
-    ) -> None:
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
 
     def _get_relevant_documents(self, query: str, *, run_manager: Run) -> list[Document]:
         raise NotImplementedError(
@@ -42,9 +39,7 @@ class BaseRetriever(Primitive):
         )
 
     def _fetch(self, query: str, run: Run) -> list[Document]:
-        if accepts(self._get_relevant_documents, "run_manager"):
-            return self._get_relevant_documents(query, run_manager=run)
-        return self._get_relevant_documents(query)  # type: ignore[call-arg]
+        return call_hook(self._get_relevant_documents, run, query)
 
     def _start(self, query: str, request: Request) -> Run:
         if not isinstance(query, str):
@@ -72,13 +67,9 @@ class BaseRetriever(Primitive):
         self,
         input: str,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Document]:
-        request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
-        run = self._start(input, request)
+        run = self._start(input, self._request(config, **request))
         with run:
             docs = list(self._fetch(input, run))
             self._done(run, docs)
@@ -88,37 +79,23 @@ class BaseRetriever(Primitive):
         self,
         input: str,
         config: Mapping[str, Any] | None = None,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **request: Unpack[RequestOptions],
     ) -> list[Document]:
-        request = Request.from_config(config, callbacks, tags, metadata, where=self._request_label)
-        run = self._start(input, request)
+        run = self._start(input, self._request(config, **request))
         async with run:
             docs = list(await self._aget_relevant_documents(input, run_manager=run))
             self._done(run, docs)
         return docs
 
     def get_relevant_documents(
-        self,
-        query: str,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, query: str, **request: Unpack[RequestOptions]
     ) -> list[Document]:
-        return self.invoke(query, callbacks=callbacks, tags=tags, metadata=metadata)
+        return self.invoke(query, **request)
 
     async def aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, query: str, **request: Unpack[RequestOptions]
     ) -> list[Document]:
-        return await self.ainvoke(query, callbacks=callbacks, tags=tags, metadata=metadata)
+        return await self.ainvoke(query, **request)
 
 
 _WORD = re.compile(r"\w+")
@@ -127,8 +104,14 @@ _WORD = re.compile(r"\w+")
 class InMemoryRetriever(BaseRetriever):
     """Ranks a fixed list of documents by how many query words they contain."""
 
-    def __init__(self, documents: Sequence[Document | str], *, k: int = 4, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        documents: Sequence[Document | str],
+        *,
+        k: int = 4,
+        **options: Unpack[PrimitiveOptions],
+    ) -> None:
+        super().__init__(**options)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.documents = [

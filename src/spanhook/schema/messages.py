@@ -152,12 +152,19 @@ _BY_ROLE: dict[str, type[BaseMessage]] = {
     "ai": AIMessage,
     "assistant": AIMessage,
     "system": SystemMessage,
+    "developer": SystemMessage,
+    "tool": ToolMessage,
 }
 
 
-def message_from_role(role: str, content: str) -> BaseMessage:
-    """Build a message from a role name (``human``/``user``, ``ai``/``assistant``, ``system``)."""
+def message_from_role(role: str, content: str, **fields: Any) -> BaseMessage:
+    """Build a message from a role name (``human``/``user``, ``ai``/``assistant``,
+    ``system``/``developer``, ``tool``) and the message's other fields (``name``,
+    ``tool_calls``, ``tool_call_id``, ...)."""
     cls = _BY_ROLE.get(role)
     if cls is None:
         raise ValueError(f"unknown message role {role!r}: expected one of {sorted(_BY_ROLE)}")
-    return cls(content=content)
+    try:
+        return cls(content=content, **fields)
+    except TypeError as e:
+        raise ValueError(f"a {role!r} message does not take the fields {sorted(fields)}") from e

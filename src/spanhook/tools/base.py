@@ -10,11 +10,14 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from spanhook.primitive import Primitive
+from spanhook.primitive import LocalOptions, Primitive
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.run import Request, Run, start_run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ToolException(Exception):
@@ -32,10 +35,7 @@ class Tool(Primitive):
         *,
         coroutine: Callable[..., Awaitable[Any]] | None = None,
         return_direct: bool = False,
-        callbacks: Sequence[Any] | None = None,
-        tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        verbose: bool = False,
+        **options: Unpack[LocalOptions],
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a tool needs a non-empty name, got {name!r}")
@@ -45,7 +45,7 @@ class Tool(Primitive):
             raise TypeError(f"tool {name!r}: func must be callable, got {type(func).__name__}")
         if not isinstance(description, str):
             raise TypeError(f"tool {name!r}: description must be a str")
-        self._init_primitive(callbacks, tags, metadata, verbose, name)
+        self._init_primitive(name=name, **options)
         self.name: str = name
         self.func = func
         self.coroutine = coroutine
@@ -59,7 +59,9 @@ class Tool(Primitive):
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             and p.name not in ("run_manager", "callbacks")
         ]
-        self._wants_run = "run_manager" in inspect.signature(target).parameters
+        params = inspect.signature(target).parameters
+        self._wants_run = "run_manager" in params
+        self._wants_callbacks = "callbacks" in params
 
     @property
     def args(self) -> dict[str, dict[str, str]]:
@@ -99,7 +101,8 @@ class Tool(Primitive):
         extra: dict[str, Any],
     ) -> Run:
         input_str = tool_input if isinstance(tool_input, str) else str(dict(tool_input))
-        inputs = dict(tool_input) if isinstance(tool_input, Mapping) else {"input": tool_input}
+        # langchain-core: ``inputs`` is the dict of a dict input, ``None`` for a string input
+        inputs = dict(tool_input) if isinstance(tool_input, Mapping) else None
         attributes: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: "execute_tool",
             attr.GEN_AI_TOOL_NAME: self.name,
@@ -139,6 +142,37 @@ class Tool(Primitive):
         run.record_content(attr.GEN_AI_TOOL_CALL_RESULT, output)
         run.set_result(output, color=color, name=self.name, tool_call_id=tool_call_id, **extra)
 
+    def _begin(
+        self,
+        tool_input: str | Mapping[str, Any],
+        start_color: str | None,
+        tool_call_id: str | None,
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+        run_name: str | None,
+    ) -> tuple[Run, tuple[Any, ...], dict[str, Any]]:
+        """The run of a call and the function's arguments (with ``run_manager`` and the
+        child ``callbacks`` if the function declares them, as langchain-core passes them)."""
+        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
+        args, kw = self._arguments(tool_input)
+        run = self._start(tool_input, request, start_color, tool_call_id, {})
+        if self._wants_run:
+            kw["run_manager"] = run
+        if self._wants_callbacks:
+            kw["callbacks"] = run.get_child()
+        return run, args, kw
+
+    async def _acall_func(self, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        if self.coroutine is not None:
+            return await self.coroutine(*args, **kw)
+        func = self.func
+        assert func is not None
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: ctx.run(func, *args, **kw)
+        )
+
     def run(
         self,
         tool_input: str | Mapping[str, Any],
@@ -157,12 +191,10 @@ class Tool(Primitive):
         passed to ``on_tool_end`` as LangChain's agents do."""
         if self.func is None:
             raise RuntimeError(f"tool {self.name!r} only has a coroutine: call arun()/ainvoke()")
-        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
-        args, kw = self._arguments(tool_input)
-        run = self._start(tool_input, request, start_color, tool_call_id, {})
+        run, args, kw = self._begin(
+            tool_input, start_color, tool_call_id, callbacks, tags, metadata, run_name
+        )
         with run:
-            if self._wants_run:
-                kw["run_manager"] = run
             output = self.func(*args, **kw)
             self._finish(run, output, color, tool_call_id, kwargs)
         return output
@@ -181,49 +213,29 @@ class Tool(Primitive):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
-        args, kw = self._arguments(tool_input)
-        run = self._start(tool_input, request, start_color, tool_call_id, {})
+        run, args, kw = self._begin(
+            tool_input, start_color, tool_call_id, callbacks, tags, metadata, run_name
+        )
         async with run:
-            if self._wants_run:
-                kw["run_manager"] = run
-            if self.coroutine is not None:
-                output = await self.coroutine(*args, **kw)
-            else:
-                func = self.func
-                assert func is not None
-                ctx = contextvars.copy_context()
-                output = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: ctx.run(func, *args, **kw)
-                )
+            output = await self._acall_func(args, kw)
             self._finish(run, output, color, tool_call_id, kwargs)
         return output
+
+    @staticmethod
+    def _config_kwargs(config: Mapping[str, Any] | None) -> dict[str, Any]:
+        cfg = config or {}
+        keys = ("callbacks", "tags", "metadata", "run_name")
+        return {k: cfg.get(k) for k in keys}
 
     def invoke(
         self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> Any:
-        cfg = dict(config or {})
-        return self.run(
-            input,
-            callbacks=cfg.get("callbacks"),
-            tags=cfg.get("tags"),
-            metadata=cfg.get("metadata"),
-            run_name=cfg.get("run_name"),
-            **kwargs,
-        )
+        return self.run(input, **self._config_kwargs(config), **kwargs)
 
     async def ainvoke(
         self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> Any:
-        cfg = dict(config or {})
-        return await self.arun(
-            input,
-            callbacks=cfg.get("callbacks"),
-            tags=cfg.get("tags"),
-            metadata=cfg.get("metadata"),
-            run_name=cfg.get("run_name"),
-            **kwargs,
-        )
+        return await self.arun(input, **self._config_kwargs(config), **kwargs)
 
     def __call__(
         self, tool_input: str | Mapping[str, Any], callbacks: Sequence[Any] | None = None
