@@ -11,6 +11,14 @@ span that fails after its trace was dropped: an error is always exported.
 Memory is bounded: at most ``max_traces`` traces are held; past that the oldest is decided
 with what it has. ``force_flush()`` and ``shutdown()`` decide every held trace first.
 
+The decision is **per process**. A trace that crosses processes (``continue_trace`` or an
+incoming ``traceparent``) is decided separately in each one: the process where the error
+happened keeps its part, the others may drop theirs, so the trace arrives cut. A warning is
+logged once when a trace with a remote parent reaches this processor. For such traces,
+export everything and let a Collector tail-sampling tier decide on whole traces (routed by
+trace id; ``docker compose --profile scale-out``). Use this processor for single-process
+apps, or where a cut trace is acceptable.
+
 Put it on a provider whose sampler records every span (the SDK's default does), e.g. with
 ``spanhook.configure(keep_ratio=0.1)``, or around your own processor::
 
@@ -29,6 +37,8 @@ from dataclasses import dataclass
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
+
+from spanhook.tracing.shutdown import shutdown_together
 
 logger = logging.getLogger("spanhook.tracing")
 
@@ -118,6 +128,8 @@ class KeepErrorsSampler(SpanProcessor):
                     held = self._pending[trace_id] = []
                 held.append(span)
                 parent = span.parent
+                if parent is not None and parent.is_remote:
+                    _warn_remote_parent_once()
                 if parent is None or parent.is_remote or len(held) >= self._max_spans:
                     forward = self._decide(trace_id)
                 elif len(self._pending) > self._max_traces:
@@ -134,8 +146,6 @@ class KeepErrorsSampler(SpanProcessor):
         return all(results)
 
     def shutdown(self) -> None:
-        from spanhook.tracing.export import shutdown_together  # export imports this module
-
         self.release_pending()
         budget = max(
             (float(getattr(p, "shutdown_timeout", 1.5)) for p in self._targets), default=1.5
@@ -179,6 +189,19 @@ class KeepErrorsSampler(SpanProcessor):
 
 
 _live: weakref.WeakSet[KeepErrorsSampler] = weakref.WeakSet()
+_warned_remote = False
+
+
+def _warn_remote_parent_once() -> None:
+    global _warned_remote
+    if not _warned_remote:
+        _warned_remote = True
+        logger.warning(
+            "keep_ratio / KeepErrorsSampler decides per process, but this trace continues one "
+            "started in another process: each process decides its own part, so kept traces "
+            "can arrive cut. For traces that cross processes, export everything and sample "
+            "in a Collector tail-sampling tier (docker compose --profile scale-out)."
+        )
 
 
 def release_all_pending() -> None:
@@ -186,3 +209,10 @@ def release_all_pending() -> None:
     export processors behind them, and at exit)."""
     for sampler in list(_live):
         sampler.release_pending()
+
+
+def _reset_for_tests() -> None:
+    """Forget the live samplers and let the remote-parent warning be logged again."""
+    global _warned_remote
+    _live.clear()
+    _warned_remote = False
