@@ -79,16 +79,18 @@ def export_stats() -> ExportStats:
         return ExportStats(_stats.exported_spans, _stats.dropped_spans, _stats.failed_exports)
 
 
-def _reset_stats_in_child() -> None:
-    """A forked child counts its own spans; a lock held by another parent thread at the
-    fork would stay held forever in the child, so it is replaced."""
+def _after_fork_in_child() -> None:
+    """A forked child counts and exports its own spans. A lock another parent thread held at
+    the fork would stay held forever in the child, so locks are replaced, not reused."""
     global _stats_lock, _stats
     _stats_lock = threading.Lock()
     _stats = ExportStats()
+    for p in list(_processors):
+        p._reinit_after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_stats_in_child)
+if hasattr(os, "register_at_fork"):  # one hook for every processor, not one each
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Outcome(Enum):
@@ -137,15 +139,6 @@ class ExportProcessor(SpanProcessor):
         self._worker = self._start_worker()
         _processors.add(self)
         _register_atexit()
-        if hasattr(os, "register_at_fork"):
-            reinit = weakref.WeakMethod(self._reinit_after_fork)
-
-            def after_in_child() -> None:
-                method = reinit()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=after_in_child)
 
     def _init_state(self) -> None:
         """Counters, lock and worker bookkeeping (at start and in a forked child)."""
