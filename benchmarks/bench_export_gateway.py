@@ -92,6 +92,7 @@ class Relay:
 def one(
     protocol: str,
     compression: str,
+    batch: int,
     spans: int,
     relay: Relay,
     rx: FaultReceiverProcess,
@@ -100,8 +101,10 @@ def one(
     """spans/s delivered, bytes/span sent, app-process CPU us/span."""
     os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{relay.port}"
-    os.environ["OTEL_EXPORTER_OTLP_COMPRESSION"] = compression
-    spanhook.configure(exporters="otlp", capture_content=True)
+    os.environ.pop("OTEL_EXPORTER_OTLP_COMPRESSION", None)
+    if compression != "none":
+        os.environ["OTEL_EXPORTER_OTLP_COMPRESSION"] = compression
+    spanhook.configure(exporters="otlp", capture_content=True, max_export_batch_size=batch)
     before_rx, before_bytes = len(rx.received()), relay.sent()
     cpu0, t0 = time.process_time(), time.monotonic()
     for i in range(spans // 2):
@@ -126,8 +129,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("Answer: {q}"))
-    modes = [(p, c) for p in ("grpc", "http/protobuf") for c in ("none", "gzip")]
-    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {m: [] for m in modes}
+    modes = [
+        (p, c, b)
+        for p in ("grpc", "http/protobuf")
+        for c, b in (("none", 512), ("gzip", 512), ("gzip", 128))
+    ]
+    results: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {m: [] for m in modes}
     with (
         tempfile.TemporaryDirectory() as tmp,
         FaultReceiverProcess("grpc", Path(tmp)) as rx,
@@ -137,28 +144,28 @@ def main() -> int:
     ):
         relays = {"grpc": Relay(col.grpc_port), "http/protobuf": Relay(col.http_port)}
         try:
-            one("grpc", "none", 2_000, relays["grpc"], rx, chain)  # warm-up
+            one("grpc", "none", 512, 2_000, relays["grpc"], rx, chain)  # warm-up
             for _ in range(args.repeats):
-                for protocol, compression in modes:
-                    results[(protocol, compression)].append(
-                        one(protocol, compression, args.spans, relays[protocol], rx, chain)
-                    )
+                for mode in modes:
+                    results[mode].append(one(*mode, args.spans, relays[mode[0]], rx, chain))
         finally:
             for relay in relays.values():
                 relay.close()
         stats = spanhook.export_stats()
         spanhook.shutdown(timeout=2.0)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.spans} spans per mode")
-    print(f"{'mode':<22}{'spans/s':>22}{'bytes/span':>22}{'app CPU us/span':>22}")
-    for (protocol, compression), rows in results.items():
-        base = results[(protocol, "none")]
+    print(f"{'mode':<24}{'spans/s':>22}{'bytes/span':>22}{'app CPU us/span':>22}")
+    for (protocol, compression, batch), rows in results.items():
+        base = results[(protocol, "none", 512)]
         cells = []
         for k in range(3):
             vals = " / ".join(f"{r[k]:,.0f}" for r in rows)
             ratio = sum(r[k] for r in rows) / sum(b[k] for b in base)
             cells.append(f"{vals} ({ratio:.2f}x)")
-        print(f"{protocol + ' ' + compression:<22}" + "".join(f"{c:>22}" for c in cells))
-    print("(each repeat shown; ratio against the same protocol without compression)")
+        name = f"{protocol} {compression} {batch}"
+        print(f"{name:<24}" + "".join(f"{c:>22}" for c in cells))
+    print("(mode: protocol, compression, max_export_batch_size; each repeat shown; ratio")
+    print(" against the same protocol without compression and batches of 512)")
     print(f"exported {stats.exported_spans}, dropped {stats.dropped_spans}")
     return 0
 

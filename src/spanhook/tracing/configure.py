@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 from spanhook.tracing import provider as provider_mod
 from spanhook.tracing import sigterm
 from spanhook.tracing.console import SpanTreeExporter
-from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all
+from spanhook.tracing.export import DEFAULT_BATCH_SIZE, ExportProcessor, flush_all, shutdown_all
 from spanhook.tracing.sampling import KeepErrorsSampler, check_ratio
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
 from spanhook.tracing.shutdown import shutdown_together
@@ -148,7 +148,7 @@ def configure(
     sampler: Sampler | None = None,
     keep_ratio: float | None = None,
     max_queue_size: int = 65_536,
-    max_export_batch_size: int = 512,
+    max_export_batch_size: int = DEFAULT_BATCH_SIZE,
     shutdown_timeout: float = 2.0,
     flush_on_sigterm: bool | None = None,
 ) -> TracerProvider:
