@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1_500)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--batches", default="512,128", help="max_export_batch_size values")
+    parser.add_argument("--batches", default="64,512", help="max_export_batch_size values")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("Answer: {q}"))
