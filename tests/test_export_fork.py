@@ -117,3 +117,26 @@ def test_a_child_forked_while_the_worker_exports_still_exports(receiver: TraceRe
     assert len(spans) == 2_000 + CHILD_SPANS
     assert all(count == 1 for count in names.values())
     assert sum(1 for n in names if n.startswith("child-")) == CHILD_SPANS
+
+
+def test_traces_held_by_keep_ratio_at_the_fork_stay_the_parents(receiver: TraceReceiver) -> None:
+    spanhook.configure(exporters="otlp", keep_ratio=1.0)
+    tracer = trace.get_tracer("fork-test")
+    with tracer.start_as_current_span("parent-root"):
+        tracer.start_span("parent-child").end()  # held until its root ends
+        read_fd, write_fd = os.pipe()
+        pid = _fork()
+        if pid == 0:
+            os.close(read_fd)
+            _child(write_fd)  # makes root spans of its own, flushes, exits
+        os.close(write_fd)
+        with os.fdopen(read_fd) as f:
+            report = json.loads(f.read() or "{}")
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    assert report["flushed"] is True and report["exported"] == CHILD_SPANS
+    assert spanhook.force_flush(timeout=10.0) is True
+    spans = receiver.wait_for(CHILD_SPANS + 2)
+    names = Counter(s.span.name for s in spans)
+    assert names["parent-child"] == 1 and names["parent-root"] == 1
+    assert len(spans) == CHILD_SPANS + 2

@@ -28,6 +28,7 @@ Put it on a provider whose sampler records every span (the SDK's default does), 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -209,6 +210,18 @@ def release_all_pending() -> None:
     export processors behind them, and at exit)."""
     for sampler in list(_live):
         sampler.release_pending()
+
+
+def _after_fork_in_child() -> None:
+    """Held traces belong to the parent (it decides and exports them); a forked child starts
+    with none, and with fresh locks (one held by another thread at the fork stays held)."""
+    for sampler in list(_live):
+        sampler._lock = threading.Lock()
+        sampler._pending.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reset_for_tests() -> None:
