@@ -10,7 +10,9 @@ the SDK's exporters read their endpoint, headers and timeout variables themselve
 
 If the application already set a global SDK ``TracerProvider``, spanhook adds its export
 to that provider and never replaces it. Export goes through :class:`ExportProcessor`
-(large queue, counted drops, bounded flush and shutdown).
+(large queue, counted drops, retried failed batches, bounded flush and shutdown, fork-safe).
+``SPANHOOK_FLUSH_ON_SIGTERM=false`` (or ``flush_on_sigterm=False``) leaves SIGTERM alone;
+by default it flushes first (:mod:`spanhook.tracing.sigterm`).
 """
 
 from __future__ import annotations

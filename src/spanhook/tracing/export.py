@@ -1,27 +1,21 @@
 """Background span export that never blocks the application and never loses spans silently.
 
-``ExportProcessor`` replaces the SDK's ``BatchSpanProcessor`` on spanhook's paths because
-of three measured problems with it: a 2,048-span queue that silently drops most of a 10k
-burst, a ``force_flush()`` that exports in the caller's thread and ignores its timeout, and
-a ``shutdown()`` that can hold process exit for 30 s when the collector is down. Here:
+``ExportProcessor`` replaces the SDK's ``BatchSpanProcessor`` on spanhook's paths (whose
+2,048-span queue silently drops most of a 10k burst, whose ``force_flush()`` ignores its
+timeout and whose ``shutdown()`` can hold exit for 30 s with the collector down). Here:
 
-- ``on_end`` only appends to a queue (no lock held for long, no I/O); the queue is large
-  (65,536 spans by default) and, when it is full, the new span is dropped and *counted*;
-- a worker thread exports batches; ``force_flush(timeout)`` waits for the worker, bounded;
+- ``on_end`` only appends to a large queue (65,536 spans); a full queue drops and *counts*;
+- a worker thread exports batches; ``force_flush`` and ``shutdown`` are bounded, and what
+  shutdown could not send is counted as dropped;
 - a batch the exporter fails to send (collector down, overloaded, restarting) goes back to
-  the head of the queue and is retried with backoff while the queue has room for it and for
-  at most ``retry_timeout`` seconds; an exporter that *raises* is a bug, not an outage: its
-  batch is dropped at once;
-- the worker suppresses instrumentation around ``exporter.export`` (the SDK's
-  ``_SUPPRESS_INSTRUMENTATION_KEY``), so an instrumented HTTP or gRPC client inside an
-  exporter never traces spanhook's own export;
-- after ``os.fork()`` the child starts with an empty queue (the parent's spans are the
-  parent's to send), fresh locks, zeroed counters and its own worker; an exporter built by
-  ``exporter_factory`` is rebuilt in the child so that it never shares the parent's sockets;
-- ``shutdown(timeout)`` is bounded (1.5 s by default): what could not be sent by then is
-  counted as dropped and reported;
-- every drop (queue full, export failure, shutdown) is counted in ``dropped_spans``, added
-  to the process-wide counter ``spanhook.export_stats()`` and logged (rate-limited).
+  the head of the queue and is retried with backoff while the queue has room for it, for at
+  most ``retry_timeout``; an exporter that *raises* is a bug, not an outage: dropped at once;
+- ``exporter.export`` runs with instrumentation suppressed (the SDK's
+  ``_SUPPRESS_INSTRUMENTATION_KEY``): an instrumented HTTP/gRPC client never traces export;
+- after ``os.fork()`` the child starts with an empty queue (the parent sends its own spans),
+  fresh locks, zeroed counters, its own worker and, via ``exporter_factory``, its own exporter;
+- every drop is counted in ``dropped_spans`` and ``spanhook.export_stats()`` and logged
+  (rate-limited).
 """
 
 from __future__ import annotations
