@@ -215,3 +215,27 @@ def test_the_share_agrees_with_otel_trace_id_ratio_sampling_across_processes() -
                 kept_by_ratio(trace_id, ratio)
                 == head.should_sample(None, trace_id, "x").decision.is_sampled()
             )
+
+
+def test_keep_ratio_with_a_remote_parent_warns_once(
+    rx: GrpcTraceReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    from spanhook.tracing import sampling
+
+    sampling._reset_for_tests()
+    spanhook.configure(exporters="otlp", keep_ratio=1.0)
+    llm = FakeListLLM(responses=["ok"])
+    outer = Outer(
+        inner=Inner(llm=llm, tool=Tool(name="t", func=lambda a: a, description="d"), name="in"),
+        name="outer_chain",
+    )
+    with caplog.at_level("WARNING", logger="spanhook.tracing"):
+        outer.invoke({"q": "local"})  # a local root: no warning
+        assert "decides per process" not in caplog.text
+        headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+        for _ in range(3):
+            with spanhook.continue_trace(headers):
+                outer.invoke({"q": "remote"})
+    warnings = [r for r in caplog.records if "decides per process" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "tail-sampling" in warnings[0].getMessage()

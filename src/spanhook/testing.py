@@ -33,9 +33,10 @@ def reset(*, otel_globals: bool = True) -> None:
         trace._TRACER_PROVIDER = None
         trace._TRACER_PROVIDER_SET_ONCE = Once()
     _state.reset()
-    from spanhook.tracing import configure  # export state: owned by the exporter setup
+    from spanhook.tracing import configure, sampling  # export state: owned by the exporter setup
 
-    configure._fanouts.clear()
+    configure._reset_for_tests()
+    sampling._reset_for_tests()
 
 
 @dataclass

@@ -10,7 +10,9 @@ the SDK's exporters read their endpoint, headers and timeout variables themselve
 
 If the application already set a global SDK ``TracerProvider``, spanhook adds its export
 to that provider and never replaces it. Export goes through :class:`ExportProcessor`
-(large queue, counted drops, bounded flush and shutdown).
+(large queue, counted drops, retried failed batches, bounded flush and shutdown, fork-safe).
+``SPANHOOK_FLUSH_ON_SIGTERM=false`` (or ``flush_on_sigterm=False``) leaves SIGTERM alone;
+by default it flushes first (:mod:`spanhook.tracing.sigterm`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
@@ -29,10 +32,12 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from spanhook.tracing import provider as provider_mod
+from spanhook.tracing import sigterm
 from spanhook.tracing.console import SpanTreeExporter
-from spanhook.tracing.export import ExportProcessor, flush_all, shutdown_all, shutdown_together
+from spanhook.tracing.export import DEFAULT_BATCH_SIZE, ExportProcessor, flush_all, shutdown_all
 from spanhook.tracing.sampling import KeepErrorsSampler, check_ratio
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
+from spanhook.tracing.shutdown import shutdown_together
 from spanhook.tracing.viewers import with_project
 
 logger = logging.getLogger("spanhook.configure")
@@ -131,6 +136,10 @@ def make_exporter(name: str) -> SpanExporter:
     return cls(**kwargs)  # type: ignore[no-any-return]
 
 
+def _named(name: str) -> tuple[SpanExporter, Callable[[], SpanExporter]]:
+    return make_exporter(name), partial(make_exporter, name)
+
+
 def configure(
     *,
     service_name: str | None = None,
@@ -142,7 +151,9 @@ def configure(
     sampler: Sampler | None = None,
     keep_ratio: float | None = None,
     max_queue_size: int = 65_536,
+    max_export_batch_size: int = DEFAULT_BATCH_SIZE,
     shutdown_timeout: float = 2.0,
+    flush_on_sigterm: bool | None = None,
 ) -> TracerProvider:
     """Set up trace export and content policy; return the provider spanhook's runs use.
 
@@ -154,7 +165,15 @@ def configure(
     before it goes on a span and returns what to record (``None``: nothing); a hook that
     raises records ``"[redaction failed]"``. Kept by later calls that do not pass one.
     ``keep_ratio``: export whole traces, every one with an error and this share of the
-    others, decided when each trace is complete (:class:`KeepErrorsSampler`).
+    others, decided when each trace is complete (:class:`KeepErrorsSampler`). The decision
+    is per process: a trace that continues in another process (``continue_trace``, an
+    incoming ``traceparent``) is decided separately there, so one side can be kept and the
+    other dropped (a warning is logged once). For traces that cross processes export
+    everything and sample in the Collector's tail-sampling tier instead.
+    ``max_queue_size`` / ``max_export_batch_size``: spans held for export / sent per request.
+    ``shutdown_timeout``: seconds that shutdown and the SIGTERM flush may take.
+    ``flush_on_sigterm``: on SIGTERM, flush queued spans, then run the application's own
+    handler or the default action (default ``SPANHOOK_FLUSH_ON_SIGTERM``, on).
     """
     if keep_ratio is not None:
         check_ratio(keep_ratio, "keep_ratio")
@@ -171,18 +190,20 @@ def configure(
         redact=current.redact if redact is None else redact,
         max_metadata_attributes=base.max_metadata_attributes,
     )
+    on_sigterm = sigterm.enabled(flush_on_sigterm)
     if settings.max_content_length < 16:
         raise ValueError(f"max_content_length must be >= 16, got {settings.max_content_length}")
 
-    built: list[SpanExporter] = []
+    # Exporters built here by name can be rebuilt in a forked child (own connections).
+    built: list[tuple[SpanExporter, Callable[[], SpanExporter] | None]] = []
     if exporters is None or isinstance(exporters, str):
-        built = [make_exporter(n) for n in exporter_names(exporters)]
+        built = [_named(n) for n in exporter_names(exporters)]
     else:
         for i, e in enumerate(exporters):
             if isinstance(e, SpanExporter):
-                built.append(e)
+                built.append((e, None))
             elif isinstance(e, str):
-                built += [make_exporter(n) for n in exporter_names(e)]
+                built += [_named(n) for n in exporter_names(e)]
             else:
                 raise TypeError(
                     f"exporters[{i}] is {e!r}: expected an exporter name or a SpanExporter"
@@ -216,8 +237,14 @@ def configure(
             _fanouts[id(tp)] = fan
         old = fan.children
         exports: tuple[SpanProcessor, ...] = tuple(
-            ExportProcessor(e, max_queue_size=max_queue_size, shutdown_timeout=shutdown_timeout)
-            for e in built
+            ExportProcessor(
+                e,
+                max_queue_size=max_queue_size,
+                max_export_batch_size=max_export_batch_size,
+                shutdown_timeout=shutdown_timeout,
+                exporter_factory=factory,
+            )
+            for e, factory in built
         )
         fan.children = (
             (KeepErrorsSampler(exports, keep_ratio),)
@@ -225,6 +252,10 @@ def configure(
             else exports
         )
     shutdown_together(old, shutdown_timeout)
+    if on_sigterm:
+        sigterm.install(flush_all, shutdown_timeout)
+    else:
+        sigterm.uninstall()
     provider_mod.reset_for_tests()  # the next run picks up the (possibly new) global provider
     return tp
 
@@ -238,3 +269,10 @@ def force_flush(timeout: float = 5.0) -> bool:
 def shutdown(timeout: float = 1.5) -> None:
     """Export what can be exported within ``timeout`` seconds, count the rest as dropped."""
     shutdown_all(timeout)
+
+
+def _reset_for_tests() -> None:
+    """Forget the fan-out processors added to providers and put SIGTERM's handler back."""
+    with _lock:
+        _fanouts.clear()
+    sigterm._reset_for_tests()

@@ -11,6 +11,14 @@ span that fails after its trace was dropped: an error is always exported.
 Memory is bounded: at most ``max_traces`` traces are held; past that the oldest is decided
 with what it has. ``force_flush()`` and ``shutdown()`` decide every held trace first.
 
+The decision is **per process**. A trace that crosses processes (``continue_trace`` or an
+incoming ``traceparent``) is decided separately in each one: the process where the error
+happened keeps its part, the others may drop theirs, so the trace arrives cut. A warning is
+logged once when a trace with a remote parent reaches this processor. For such traces,
+export everything and let a Collector tail-sampling tier decide on whole traces (routed by
+trace id; ``docker compose --profile scale-out``). Use this processor for single-process
+apps, or where a cut trace is acceptable.
+
 Put it on a provider whose sampler records every span (the SDK's default does), e.g. with
 ``spanhook.configure(keep_ratio=0.1)``, or around your own processor::
 
@@ -20,6 +28,7 @@ Put it on a provider whose sampler records every span (the SDK's default does), 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -29,6 +38,8 @@ from dataclasses import dataclass
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
+
+from spanhook.tracing.shutdown import shutdown_together
 
 logger = logging.getLogger("spanhook.tracing")
 
@@ -118,6 +129,8 @@ class KeepErrorsSampler(SpanProcessor):
                     held = self._pending[trace_id] = []
                 held.append(span)
                 parent = span.parent
+                if parent is not None and parent.is_remote:
+                    _warn_remote_parent_once()
                 if parent is None or parent.is_remote or len(held) >= self._max_spans:
                     forward = self._decide(trace_id)
                 elif len(self._pending) > self._max_traces:
@@ -134,8 +147,6 @@ class KeepErrorsSampler(SpanProcessor):
         return all(results)
 
     def shutdown(self) -> None:
-        from spanhook.tracing.export import shutdown_together  # export imports this module
-
         self.release_pending()
         budget = max(
             (float(getattr(p, "shutdown_timeout", 1.5)) for p in self._targets), default=1.5
@@ -179,6 +190,19 @@ class KeepErrorsSampler(SpanProcessor):
 
 
 _live: weakref.WeakSet[KeepErrorsSampler] = weakref.WeakSet()
+_warned_remote = False
+
+
+def _warn_remote_parent_once() -> None:
+    global _warned_remote
+    if not _warned_remote:
+        _warned_remote = True
+        logger.warning(
+            "keep_ratio / KeepErrorsSampler decides per process, but this trace continues one "
+            "started in another process: each process decides its own part, so kept traces "
+            "can arrive cut. For traces that cross processes, export everything and sample "
+            "in a Collector tail-sampling tier (docker compose --profile scale-out)."
+        )
 
 
 def release_all_pending() -> None:
@@ -186,3 +210,22 @@ def release_all_pending() -> None:
     export processors behind them, and at exit)."""
     for sampler in list(_live):
         sampler.release_pending()
+
+
+def _after_fork_in_child() -> None:
+    """Held traces belong to the parent (it decides and exports them); a forked child starts
+    with none, and with fresh locks (one held by another thread at the fork stays held)."""
+    for sampler in list(_live):
+        sampler._lock = threading.Lock()
+        sampler._pending.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _reset_for_tests() -> None:
+    """Forget the live samplers and let the remote-parent warning be logged again."""
+    global _warned_remote
+    _live.clear()
+    _warned_remote = False
