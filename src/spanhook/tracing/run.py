@@ -30,7 +30,7 @@ from typing import Any, Literal
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from spanhook.callbacks.bridge import adispatch, call_targets, dispatch, sync_targets
 from spanhook.tracing import attributes as attr
@@ -358,7 +358,8 @@ class Run:
     ) -> None:
         if not self.span.is_recording():
             return
-        attrs: dict[str, Any] = dict(plain or {})
+        limit = get_settings().max_content_length
+        attrs: dict[str, Any] = attr.bounded_attributes(plain, limit) if plain else {}
         if content and content_capture_enabled():
             for k, v in content.items():
                 value = _content_attribute(k, v)
@@ -403,7 +404,7 @@ class Run:
             {},
             {
                 "spanhook.retry.attempt": int(getattr(retry_state, "attempt_number", 0)),
-                "spanhook.retry.error": repr(getattr(retry_state, "outcome_error", None)),
+                "spanhook.retry.error": attr.safe_repr(getattr(retry_state, "outcome_error", None)),
             },
         )
         self.emit("on_retry", retry_state, **extra)
@@ -447,7 +448,8 @@ class Run:
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.span.is_recording():
-            self.span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+            limit = get_settings().max_content_length
+            self.span.set_attributes(attr.bounded_attributes(attributes, limit))
 
     def capturing(self) -> bool:
         """Whether content put on this run's span would be recorded (capture on, span
@@ -487,9 +489,7 @@ class Run:
     def _error_status(self, error: BaseException) -> None:
         span = self.span
         if span.is_recording():
-            span.record_exception(error, escaped=True)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-            span.set_attribute(attr.ERROR_TYPE, type(error).__qualname__)
+            attr.record_error(span, error, get_settings().max_content_length)
 
     def _stream_attributes(self) -> None:
         if self._chunks and self.span.is_recording():
@@ -802,12 +802,12 @@ def start_run(
     if request.run_name:
         name = request.run_name
     span_attrs: dict[str, Any] = {attr.RUN_KIND: kind, attr.RUN_ID: str(run_id)}
+    settings = get_settings()
     if attributes:
-        span_attrs.update(attributes)
+        span_attrs.update(attr.bounded_attributes(attributes, settings.max_content_length))
     if tags:
-        span_attrs[attr.TAGS] = tags
+        span_attrs[attr.TAGS] = attr.tags_attribute(tags, settings.max_content_length)
     if metadata:
-        settings = get_settings()
         span_attrs.update(
             attr.metadata_attributes(
                 metadata,
@@ -821,7 +821,7 @@ def start_run(
         span: trace.Span = _light_span(ctx)
     else:
         span = (tracer or get_tracer()).start_span(
-            span_name, context=ctx, kind=span_kind, attributes=span_attrs
+            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
         )
 
     run = Run()
