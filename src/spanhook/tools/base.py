@@ -98,7 +98,7 @@ class Tool(Primitive):
         tool_call_id: str | None,
         extra: dict[str, Any],
     ) -> Run:
-        input_str = tool_input if isinstance(tool_input, str) else str(dict(tool_input))
+        input_str = tool_input if isinstance(tool_input, str) else attr.safe_str(dict(tool_input))
         inputs = dict(tool_input) if isinstance(tool_input, Mapping) else {"input": tool_input}
         attributes: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: "execute_tool",

@@ -15,11 +15,15 @@ _SECRET_NAME = re.compile(
 MASK = "***"
 _NOT_SECRET = frozenset(("max_tokens", "max_completion_tokens", "max_new_tokens", "tokens"))
 
+#: Longest text taken for a parameter or header name.
+MAX_NAME_LENGTH = 128
 _secret_names: dict[str, bool] = {}
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a parameter or header name holds a secret (``api_key``, ``Authorization``...)."""
+    if len(name) > MAX_NAME_LENGTH:
+        return False  # text, not a name (and never a 50 MB cache key)
     known = _secret_names.get(name)
     if known is None:
         known = name.lower() not in _NOT_SECRET and _SECRET_NAME.search(name) is not None
@@ -112,6 +116,7 @@ def mask_text(text: str) -> str:
 
 
 _LEAVES = (str, int, float, bool, type(None))
+MAX_SCANNED_TEXT = 1 << 16
 CIRCULAR = "[circular reference]"
 TOO_DEEP = "[nested too deep]"
 MAX_DEPTH = 32
@@ -119,8 +124,8 @@ MAX_DEPTH = 32
 
 def mask_secrets(value: Any) -> Any:
     """A copy of ``value`` (mappings, lists, tuples) with every secret-named entry, and the
-    value of every secret-named ``(name, value)`` pair, replaced by ``***``; credentials in
-    URLs masked. Other objects are kept as they are. Cycles and nesting deeper than
+    value of every secret-named ``(name, value)`` pair, replaced by ``***``; credentials written
+    in strings of up to ``MAX_SCANNED_TEXT`` characters masked. Other objects are kept as they are. Cycles and nesting deeper than
     ``MAX_DEPTH`` become markers: this never recurses without bound and never raises."""
     try:
         return _mask(value, 0, set())
@@ -131,7 +136,9 @@ def mask_secrets(value: Any) -> Any:
 def _mask(value: Any, depth: int, path: set[int]) -> Any:
     kind = type(value)
     if kind is str:
-        return mask_text(value)
+        # Credentials sit in short strings (URLs, headers); long ones are content, handed on
+        # whole to in-process handlers without a scan costing seconds per 50 MB.
+        return mask_text(value) if len(value) <= MAX_SCANNED_TEXT else value
     if kind in _LEAVES:
         return value
     if not isinstance(value, (Mapping, list, tuple)):

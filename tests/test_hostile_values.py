@@ -1,0 +1,413 @@
+"""Nothing the application hands spanhook can hurt it (property-based, Hypothesis).
+
+With content capture on, hostile values (cyclic, 10,000 levels deep, 50 MB, bytes, NaN and
+infinities, huge ints, non-string keys, objects whose ``__repr__``/``__str__``/``model_dump``
+raise, lone surrogates, secrets in models) go through every place a value is recorded, via
+spanhook's public primitives: chain inputs and outputs, tool input and output, model prompts,
+messages and generations, retriever queries and documents, metadata, tags, custom events and
+agent actions. For each: the call returns exactly what the user's code returned, every
+started span ends, and every span encodes as an OTLP request (valid UTF-8, int64) with each
+recorded value present, marked where cut, and within the size limit."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import pydantic
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import spanhook
+from spanhook.agents import AgentExecutor
+from spanhook.callbacks import dispatch_custom_event
+from spanhook.chains import Chain
+from spanhook.chat_models import SimpleChatModel
+from spanhook.llms import LLM, FakeListLLM
+from spanhook.retrievers import BaseRetriever
+from spanhook.schema import AgentAction, AgentFinish, Document, HumanMessage
+from spanhook.tools import Tool
+from spanhook.tracing import settings as settings_mod
+
+LIMIT = 256
+
+
+# -- hostile values --------------------------------------------------------------------------
+
+
+class RaisingRepr:
+    def __repr__(self) -> str:
+        raise ValueError("__repr__ refused")
+
+    def __str__(self) -> str:
+        raise ValueError("__str__ refused")
+
+
+class RaisingDump:
+    def model_dump(self) -> Any:
+        raise RuntimeError("model_dump refused")
+
+
+class Secretive(pydantic.BaseModel):
+    api_key: str = "sk-HOSTILE-SECRET"
+    note: str = "n"
+
+
+@dataclasses.dataclass
+class Point:
+    x: float
+    label: Any
+
+
+def cyclic_dict() -> dict[str, Any]:
+    d: dict[str, Any] = {"k": 1}
+    d["self"] = d
+    return d
+
+
+def cyclic_list() -> list[Any]:
+    items: list[Any] = [1]
+    items.append(items)
+    return items
+
+
+def deep(levels: int) -> Any:
+    root: dict[str, Any] = {}
+    cur = root
+    for _ in range(levels):
+        cur["d"] = {}
+        cur = cur["d"]
+    return root
+
+
+HUGE = "h" * 50_000_000
+DEEP = deep(10_000)
+SPECIALS: list[Any] = [
+    HUGE,
+    DEEP,
+    cyclic_dict(),
+    cyclic_list(),
+    RaisingRepr(),
+    RaisingDump(),
+    Secretive(),
+    Point(math.nan, RaisingRepr()),
+    b"\x00\xff" * 1000,
+    bytearray(b"ba"),
+    math.nan,
+    math.inf,
+    -math.inf,
+    10**5000,
+    2**64,
+    {1: "int key", (1, 2): "tuple key", None: "none key", 1.5: "float key"},
+    {frozenset({1}): "frozenset key", RaisingRepr(): "hostile key"},
+    "lone \ud800 surrogate",
+    "\udfff",
+    "https://user:pw-HOSTILE-SECRET@host/x",
+]
+
+
+def special(pool: list[Any]) -> st.SearchStrategy[Any]:
+    """One of ``pool`` (drawn by index: Hypothesis never calls the values' raising repr)."""
+    return st.integers(0, len(pool) - 1).map(lambda i: pool[i])
+
+
+surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+texts = st.text(alphabet=st.one_of(st.characters(), surrogates), max_size=40)
+leaves = st.one_of(
+    texts,
+    st.binary(max_size=40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers() | st.sampled_from([2**63, -(2**63) - 1]),
+    st.none(),
+    st.booleans(),
+    special(SPECIALS),
+)
+keys = st.one_of(
+    texts, st.integers(), st.floats(allow_nan=False), st.none(), st.tuples(st.integers())
+)
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(keys, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+text_values = st.one_of(texts, special([HUGE, "lone \ud800 surrogate", "\udfff", ""]))
+tag_lists = st.lists(text_values, max_size=8) | st.just(["t"] * 10_000)
+metadata_maps = st.dictionaries(keys, values, max_size=6) | st.just(
+    {f"k{i}": HUGE for i in range(200)}
+)
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+class Lifecycle(SpanProcessor):
+    """Counts spans started and ended."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.ended = 0
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        self.started += 1
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended += 1
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.lifecycle = Lifecycle()
+        provider = TracerProvider()
+        provider.add_span_processor(self.lifecycle)
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        trace.set_tracer_provider(provider)
+        settings_mod.set_settings(
+            settings_mod.TracingSettings(capture_content=True, max_content_length=LIMIT)
+        )
+
+    def reset(self) -> None:
+        self.exporter.clear()
+        self.lifecycle.started = self.lifecycle.ended = 0
+
+    def check(self, *expected_keys: str) -> list[ReadableSpan]:
+        spans = list(self.exporter.get_finished_spans())
+        assert spans, "no span was exported"
+        assert self.lifecycle.started == self.lifecycle.ended == len(spans)
+        request = encode_spans(spans)  # what the OTLP exporters send: must encode...
+        assert len(request.SerializeToString()) < 2 * 1024 * 1024  # ...and stay small
+        present: set[str] = set()
+        for span in spans:
+            for attributes in [span.attributes] + [e.attributes for e in span.events]:
+                for key, value in (attributes or {}).items():
+                    present.add(key)
+                    bounded(key, value)
+        missing = [k for k in expected_keys if k not in present]
+        assert not missing, f"attributes {missing} were not recorded"
+        return spans
+
+
+def bounded(key: str, value: Any) -> None:
+    assert len(key) <= LIMIT + 64, key[:80]
+    if isinstance(value, str):
+        value.encode("utf-8")
+        assert len(value) <= LIMIT, (key, len(value))
+    elif isinstance(value, (list, tuple)):
+        assert sum(len(str(v)) for v in value) <= LIMIT, (key, len(value))
+        for v in value:
+            str(v).encode("utf-8")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        assert -(2**63) <= value < 2**63
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    yield Harness()
+
+
+def same(got: Any, expected: Any) -> None:
+    assert got is expected or (got == expected) is True
+
+
+prop = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+# -- the apps ---------------------------------------------------------------------------------
+
+
+class Echo(Chain):
+    input_keys: ClassVar[list[str]] = ["x"]
+    output_keys: ClassVar[list[str]] = ["y"]
+
+    def __init__(self, make: Callable[[Any], Any] = lambda x: x, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.make = make
+
+    def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"y": self.make(inputs["x"])}
+
+
+class Returns(LLM):
+    """A model whose completion is whatever the test says."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def _call(self, prompt: str, stop: list[str] | None = None, **kwargs: Any) -> str:
+        return self.text
+
+
+class Chat(SimpleChatModel):
+    def _call(self, messages: Any, stop: list[str] | None = None, **kwargs: Any) -> str:
+        return "fine"
+
+
+class Docs(BaseRetriever):
+    def __init__(self, docs: list[Document]) -> None:
+        super().__init__()
+        self.docs = docs
+
+    def _get_relevant_documents(self, query: str) -> list[Document]:
+        return self.docs
+
+
+# -- the properties -------------------------------------------------------------------------
+
+
+@prop
+@given(value=values)
+def test_chain_inputs_and_outputs(harness: Harness, value: Any) -> None:
+    harness.reset()
+    out = Echo().invoke({"x": value})
+    same(out["y"], value)
+    harness.check("spanhook.input", "spanhook.output")
+    harness.reset()
+    out = asyncio.run(Echo().ainvoke({"x": value}))
+    same(out["y"], value)
+    harness.check("spanhook.input", "spanhook.output")
+
+
+@prop
+@given(value=values, text=text_values)
+def test_tool_input_and_output(harness: Harness, value: Any, text: str) -> None:
+    harness.reset()
+    echo = Tool(name="echo", func=lambda x: x, description="d")
+    same(echo.run({"x": value}), value)
+    harness.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+    harness.reset()
+    same(echo.run(text), text)
+    harness.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+    harness.reset()
+    same(asyncio.run(echo.arun({"x": value})), value)
+    harness.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+
+
+@prop
+@given(prompt=text_values, completion=text_values, content=values)
+def test_model_prompts_messages_and_generations(
+    harness: Harness, prompt: str, completion: str, content: Any
+) -> None:
+    harness.reset()
+    same(Returns(completion).invoke(prompt), completion)
+    harness.check("gen_ai.input.messages", "gen_ai.output.messages")
+    harness.reset()
+    assert [c for c in Returns(completion).stream(prompt)]
+    harness.check("gen_ai.input.messages", "gen_ai.output.messages")
+    harness.reset()
+    answer = Chat().invoke([HumanMessage(content=content), ("human", prompt)])
+    assert answer.content == "fine"
+    harness.check("gen_ai.input.messages", "gen_ai.output.messages")
+
+
+@prop
+@given(query=text_values, content=text_values, meta=st.dictionaries(keys, values, max_size=3))
+def test_retriever_query_and_documents(
+    harness: Harness, query: str, content: str, meta: dict[Any, Any]
+) -> None:
+    harness.reset()
+    docs = [Document(page_content=content, metadata=meta)]
+    got = Docs(docs).invoke(query)
+    assert got == docs and got[0] is docs[0]
+    harness.check("spanhook.input", "spanhook.output")
+
+
+@prop
+@given(metadata=metadata_maps, tags=tag_lists)
+def test_metadata_and_tags(harness: Harness, metadata: dict[Any, Any], tags: list[str]) -> None:
+    harness.reset()
+    out = Echo().invoke({"x": 1}, metadata=metadata, tags=tags)
+    same(out["y"], 1)
+    [span] = harness.check(*(["spanhook.tags"] if tags else []))
+    meta_keys = [k for k in span.attributes or {} if k.startswith("spanhook.metadata.")]
+    assert len(meta_keys) >= min(1, len(metadata))  # recorded, never silently dropped
+    harness.reset()
+    constructed = Echo(metadata=metadata, tags=tags)  # constructor scope: same policy
+    same(constructed.invoke({"x": 2})["y"], 2)
+    harness.check()
+
+
+@prop
+@given(name=text_values, data=values)
+def test_custom_events(harness: Harness, name: str, data: Any) -> None:
+    harness.reset()
+
+    def emit(x: Any) -> Any:
+        dispatch_custom_event(name, data)
+        return x
+
+    same(Echo(emit).invoke({"x": 3})["y"], 3)
+    harness.check("spanhook.data", "spanhook.event.name")
+
+
+@prop
+@given(tool=values, tool_input=values, log=values, finish=values)
+def test_agent_actions_and_finish(
+    harness: Harness, tool: Any, tool_input: Any, log: Any, finish: Any
+) -> None:
+    harness.reset()
+
+    def act(x: Any) -> Any:
+        run = spanhook.current_run()
+        assert run is not None
+        run.on_agent_action(AgentAction(tool=tool, tool_input=tool_input, log=log))
+        run.on_agent_finish(AgentFinish(return_values=finish, log=log))
+        return x
+
+    same(Echo(act).invoke({"x": 4})["y"], 4)
+    harness.check("gen_ai.tool.call.arguments", "spanhook.log", "spanhook.output")
+
+
+@prop
+@given(tool_input=text_values, answer=text_values)
+def test_an_agent_loop_over_hostile_model_output(
+    harness: Harness, tool_input: str, answer: str
+) -> None:
+    harness.reset()
+    llm = FakeListLLM(
+        responses=[
+            f"Thought: look\nAction: echo\nAction Input: {tool_input}",
+            f"Thought: done\nFinal Answer: {answer}",
+        ]
+    )
+    agent = AgentExecutor(llm=llm, tools=[Tool(name="echo", func=lambda s: s, description="d")])
+    result = agent.invoke({"input": tool_input})
+    assert result["output"] == answer.strip()
+    harness.check("spanhook.input", "spanhook.output", "gen_ai.tool.call.arguments")
+
+
+@prop
+@given(value=values)
+def test_a_failing_call_keeps_its_own_error(harness: Harness, value: Any) -> None:
+    """The user's error reaches the caller unchanged, whatever it carries."""
+
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise ValueError("__str__ refused")
+
+    def fail(x: Any) -> Any:
+        raise Hostile(value)
+
+    harness.reset()
+    with pytest.raises(Hostile):
+        Echo(fail).invoke({"x": value})
+    [span] = harness.check("spanhook.input", "error.type")
+    assert [e.name for e in span.events] == ["exception"]
