@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spanhook.tracing import attributes as attr
+from spanhook.tracing import settings as settings_mod
 from spanhook.tracing.values import render, valid_utf8
 
 
@@ -169,10 +170,13 @@ def test_tiny_limits_are_obeyed_too(limit: int) -> None:
 def test_the_sdk_attribute_value_limit_lowers_the_content_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Read, like the SDK's span limits, when the settings are loaded (``configure()``)."""
     assert attr.value_limit(4096) == 4096
     monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "300")
+    settings_mod.set_settings(None)  # what configure() does: the settings are reloaded
     assert attr.value_limit(4096) == 300
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100")  # span-specific wins
+    settings_mod.set_settings(None)  # what configure() does: the settings are reloaded
     assert attr.value_limit(4096) == 100
     assert attr.value_limit(50) == 50
     text = attr.content_value("z" * 1000, 4096)

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from spanhook.tracing.secrets import MASK, is_secret_name, mask_secrets, mask_text
+from spanhook.tracing.settings import get_settings
 from spanhook.tracing.values import (
     Marker,
     clean_text,
@@ -97,26 +98,28 @@ MAX_OVERFLOW_ENTRIES = 1024
 _LIST_MARKER_ROOM = 32
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-_sdk_limit_cache: tuple[tuple[str | None, str | None], int | None] = ((None, None), None)
+_sdk_limit_cache: tuple[object, int | None] = (None, None)
 
 
 def _sdk_limit() -> int | None:
-    """The SDK's attribute value length limit from the environment (``None``: unlimited)."""
+    """The SDK's attribute value length limit from the environment (``None``: unlimited),
+    read again whenever spanhook's settings are (re)loaded (``configure()``)."""
     global _sdk_limit_cache
-    raw = (os.environ.get(SPAN_VALUE_LIMIT_ENV), os.environ.get(VALUE_LIMIT_ENV))
-    cached_raw, cached = _sdk_limit_cache
-    if raw == cached_raw:
+    settings = get_settings()
+    cached_for, cached = _sdk_limit_cache
+    if cached_for is settings:
         return cached
     limit: int | None = None
-    for text in raw:  # the span-specific variable wins, as in the SDK
+    for name in (SPAN_VALUE_LIMIT_ENV, VALUE_LIMIT_ENV):  # the span-specific one wins
+        text = os.environ.get(name)
         if text is not None and text.strip():
             try:
                 limit = max(1, int(text))
             except ValueError:
-                logger.warning("ignoring %s: not an integer", text)
+                logger.warning("ignoring %s=%r: not an integer", name, text)
                 continue
             break
-    _sdk_limit_cache = (raw, limit)
+    _sdk_limit_cache = (settings, limit)
     return limit
 
 

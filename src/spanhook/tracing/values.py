@@ -149,11 +149,12 @@ class _Walk:
         self.budget = budget
         self.path: set[int] = set()
 
-    def text(self, text: str) -> str:
+    def text(self, text: str, charged: bool = False) -> str:
         size = len(text)
-        self.budget -= 4 + min(size, self.cap) // 8
-        if _plain(text, self.cap):
-            return text
+        if not charged:
+            self.budget -= 4 + min(size, self.cap) // 8
+            if _plain(text, self.cap):
+                return text
         out, was_cut = _clean(text, self.cap)
         if not was_cut:
             return out
@@ -172,7 +173,8 @@ class _Walk:
     def value(self, value: Any, depth: int) -> Any:
         kind = type(value)
         if kind is str:
-            return self.text(value)
+            self.budget -= 4 + min(len(value), self.cap) // 8
+            return value if _plain(value, self.cap) else self.text(value, charged=True)
         if value is None or kind is bool:
             self.budget -= 4
             return value
@@ -214,6 +216,11 @@ class _Walk:
         return value
 
     def container(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return self.mapping(value, depth)
+        if kind is list:
+            return self.sequence(value, depth)
         if isinstance(value, Mapping):
             return self.mapping(value, depth)
         fields = getattr(value, "_fields", None) if isinstance(value, tuple) else None
@@ -247,7 +254,7 @@ class _Walk:
             if self.budget <= 0:
                 out["..."] = Marker(more(value, n, "entries"))
                 break
-            key = self.key(k)
+            key = k if type(k) is str and _plain(k, MAX_KEY_LENGTH) else self.key(k)
             secret = is_secret_name(key) or (masked_value and k == "value")
             out[key] = MASK if secret else self.value(v, depth + 1)
         return out
