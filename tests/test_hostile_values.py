@@ -12,6 +12,7 @@ recorded value present, marked where cut, and within the size limit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
@@ -270,144 +271,230 @@ class Docs(BaseRetriever):
         return self.docs
 
 
+# -- every place a value is recorded -----------------------------------------------------------
+
+
+def chain_io(h: Harness, value: Any) -> None:
+    h.reset()
+    same(Echo().invoke({"x": value})["y"], value)
+    h.check("spanhook.input", "spanhook.output")
+    h.reset()
+    same(asyncio.run(Echo().ainvoke({"x": value}))["y"], value)
+    h.check("spanhook.input", "spanhook.output")
+
+
+def tool_io(h: Harness, value: Any) -> None:
+    h.reset()
+    echo = Tool(name="echo", func=lambda x: x, description="d")
+    same(echo.run({"x": value}), value)
+    h.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+    h.reset()
+    same(asyncio.run(echo.arun({"x": value})), value)
+    h.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+
+
+def chat_messages(h: Harness, value: Any) -> None:
+    h.reset()
+    assert Chat().invoke([HumanMessage(content=value), ("human", "hi")]).content == "fine"
+    h.check("gen_ai.input.messages", "gen_ai.output.messages")
+    h.reset()
+    assert asyncio.run(Chat().ainvoke([HumanMessage(content=value)])).content == "fine"
+    h.check("gen_ai.input.messages", "gen_ai.output.messages")
+
+
+def documents(h: Harness, value: Any) -> None:
+    h.reset()
+    docs = [Document(page_content=value, metadata={"source": value})]
+    got = Docs(docs).invoke("query")
+    assert got == docs and got[0] is docs[0]
+    h.check("spanhook.input", "spanhook.output")
+    h.reset()
+    assert asyncio.run(Docs(docs).ainvoke("query"))[0] is docs[0]
+    h.check("spanhook.input", "spanhook.output")
+
+
+def metadata_value(h: Harness, value: Any) -> None:
+    h.reset()
+    metadata: dict[Any, Any] = {"m": value}
+    with contextlib.suppress(TypeError):  # unhashable values are no keys
+        metadata[value] = "as a key"
+    same(Echo().invoke({"x": 1}, metadata=metadata)["y"], 1)
+    h.check("spanhook.metadata.m")
+    h.reset()
+    same(Echo(metadata=metadata).invoke({"x": 2})["y"], 2)  # constructor scope: same policy
+    h.check("spanhook.metadata.m")
+
+
+def custom_event(h: Harness, value: Any) -> None:
+    h.reset()
+
+    def emit(x: Any) -> Any:
+        dispatch_custom_event("progress", value)
+        return x
+
+    same(Echo(emit).invoke({"x": 3})["y"], 3)
+    h.check("spanhook.data", "spanhook.event.name")
+
+
+def agent_action(h: Harness, value: Any) -> None:
+    h.reset()
+
+    def act(x: Any) -> Any:
+        run = spanhook.current_run()
+        assert run is not None
+        run.on_agent_action(AgentAction(tool=value, tool_input=value, log=value))
+        run.on_agent_finish(AgentFinish(return_values=value, log=value))
+        return x
+
+    same(Echo(act).invoke({"x": 4})["y"], 4)
+    expected = ["gen_ai.tool.call.arguments", "spanhook.log", "spanhook.output"]
+    h.check(*expected, *(["gen_ai.tool.name"] if value is not None else []))
+
+
+class Hostile(Exception):
+    def __str__(self) -> str:
+        raise ValueError("__str__ refused")
+
+
+def error_payload(h: Harness, value: Any) -> None:
+    """The user's error reaches the caller unchanged, whatever it carries."""
+
+    def fail(x: Any) -> Any:
+        raise Hostile(value)
+
+    h.reset()
+    with pytest.raises(Hostile):
+        Echo(fail).invoke({"x": value})
+    [span] = h.check("spanhook.input", "error.type")
+    assert [e.name for e in span.events] == ["exception"]
+
+
+VALUE_PLACES = [
+    chain_io,
+    tool_io,
+    chat_messages,
+    documents,
+    metadata_value,
+    custom_event,
+    agent_action,
+    error_payload,
+]
+
+
+def model_text(h: Harness, text: str) -> None:
+    h.reset()
+    same(Returns(text).invoke(text), text)
+    h.check("gen_ai.input.messages", "gen_ai.output.messages")
+    h.reset()
+    assert "".join(Returns(text).stream(text)) == text
+    h.check("gen_ai.input.messages", "gen_ai.output.messages")
+    h.reset()
+    same(asyncio.run(Returns(text).ainvoke(text)), text)
+    h.check("gen_ai.input.messages", "gen_ai.output.messages")
+
+
+def retriever_query(h: Harness, text: str) -> None:
+    h.reset()
+    assert Docs([]).invoke(text) == []
+    h.check("spanhook.input", "spanhook.output")
+
+
+def tool_text(h: Harness, text: str) -> None:
+    h.reset()
+    same(Tool(name="echo", func=lambda s: s, description="d").run(text), text)
+    h.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+
+
+def tags_and_names(h: Harness, text: str) -> None:
+    h.reset()
+    out = Echo().invoke({"x": 1}, config={"tags": [text, text + "2"], "run_name": text})
+    same(out["y"], 1)
+    h.check("spanhook.tags")
+    h.reset()
+
+    def emit(x: Any) -> Any:
+        dispatch_custom_event(text, text)
+        return x
+
+    same(Echo(emit, tags=[text]).invoke({"x": 2})["y"], 2)
+    h.check("spanhook.tags", "spanhook.event.name")
+
+
+def agent_loop(h: Harness, text: str) -> None:
+    h.reset()
+    llm = FakeListLLM(
+        responses=[
+            f"Thought: look\nAction: echo\nAction Input: {text}",
+            f"Thought: done\nFinal Answer: {text}",
+        ]
+    )
+    agent = AgentExecutor(llm=llm, tools=[Tool(name="echo", func=lambda s: s, description="d")])
+    assert agent.invoke({"input": text})["output"] == text.strip()
+    h.check("spanhook.input", "spanhook.output", "gen_ai.tool.call.arguments")
+
+
+TEXT_PLACES = [model_text, retriever_query, tool_text, tags_and_names, agent_loop]
+TEXT_SPECIALS = [HUGE, "lone \ud800 surrogate", "\udfff", "", "https://u:pw-HOSTILE-SECRET@h"]
+
+
 # -- the properties -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("place", VALUE_PLACES, ids=lambda f: f.__name__)
 @prop
 @given(value=values)
-def test_chain_inputs_and_outputs(harness: Harness, value: Any) -> None:
-    harness.reset()
-    out = Echo().invoke({"x": value})
-    same(out["y"], value)
-    harness.check("spanhook.input", "spanhook.output")
-    harness.reset()
-    out = asyncio.run(Echo().ainvoke({"x": value}))
-    same(out["y"], value)
-    harness.check("spanhook.input", "spanhook.output")
-
-
-@prop
-@given(value=values, text=text_values)
-def test_tool_input_and_output(harness: Harness, value: Any, text: str) -> None:
-    harness.reset()
-    echo = Tool(name="echo", func=lambda x: x, description="d")
-    same(echo.run({"x": value}), value)
-    harness.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
-    harness.reset()
-    same(echo.run(text), text)
-    harness.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
-    harness.reset()
-    same(asyncio.run(echo.arun({"x": value})), value)
-    harness.check("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
-
-
-@prop
-@given(prompt=text_values, completion=text_values, content=values)
-def test_model_prompts_messages_and_generations(
-    harness: Harness, prompt: str, completion: str, content: Any
+def test_any_value_anywhere(
+    place: Callable[[Harness, Any], None], harness: Harness, value: Any
 ) -> None:
-    harness.reset()
-    same(Returns(completion).invoke(prompt), completion)
-    harness.check("gen_ai.input.messages", "gen_ai.output.messages")
-    harness.reset()
-    assert [c for c in Returns(completion).stream(prompt)]
-    harness.check("gen_ai.input.messages", "gen_ai.output.messages")
-    harness.reset()
-    answer = Chat().invoke([HumanMessage(content=content), ("human", prompt)])
-    assert answer.content == "fine"
-    harness.check("gen_ai.input.messages", "gen_ai.output.messages")
+    place(harness, value)
 
 
+@pytest.mark.parametrize("place", TEXT_PLACES, ids=lambda f: f.__name__)
 @prop
-@given(query=text_values, content=text_values, meta=st.dictionaries(keys, values, max_size=3))
-def test_retriever_query_and_documents(
-    harness: Harness, query: str, content: str, meta: dict[Any, Any]
+@given(text=text_values)
+def test_any_text_anywhere(
+    place: Callable[[Harness, str], None], harness: Harness, text: str
 ) -> None:
-    harness.reset()
-    docs = [Document(page_content=content, metadata=meta)]
-    got = Docs(docs).invoke(query)
-    assert got == docs and got[0] is docs[0]
-    harness.check("spanhook.input", "spanhook.output")
+    place(harness, text)
 
 
 @prop
 @given(metadata=metadata_maps, tags=tag_lists)
-def test_metadata_and_tags(harness: Harness, metadata: dict[Any, Any], tags: list[str]) -> None:
+def test_any_metadata_and_tags(harness: Harness, metadata: dict[Any, Any], tags: list[str]) -> None:
     harness.reset()
     out = Echo().invoke({"x": 1}, metadata=metadata, tags=tags)
     same(out["y"], 1)
     [span] = harness.check(*(["spanhook.tags"] if tags else []))
     meta_keys = [k for k in span.attributes or {} if k.startswith("spanhook.metadata.")]
     assert len(meta_keys) >= min(1, len(metadata))  # recorded, never silently dropped
-    harness.reset()
-    constructed = Echo(metadata=metadata, tags=tags)  # constructor scope: same policy
-    same(constructed.invoke({"x": 2})["y"], 2)
-    harness.check()
 
 
-@prop
-@given(name=text_values, data=values)
-def test_custom_events(harness: Harness, name: str, data: Any) -> None:
-    harness.reset()
-
-    def emit(x: Any) -> Any:
-        dispatch_custom_event(name, data)
-        return x
-
-    same(Echo(emit).invoke({"x": 3})["y"], 3)
-    harness.check("spanhook.data", "spanhook.event.name")
+# -- and every listed kind of hostile value in every place, for certain ------------------------
 
 
-@prop
-@given(tool=values, tool_input=values, log=values, finish=values)
-def test_agent_actions_and_finish(
-    harness: Harness, tool: Any, tool_input: Any, log: Any, finish: Any
+@pytest.mark.parametrize("place", VALUE_PLACES, ids=lambda f: f.__name__)
+def test_every_listed_hostile_value_in_every_place(
+    place: Callable[[Harness, Any], None], harness: Harness
 ) -> None:
-    harness.reset()
-
-    def act(x: Any) -> Any:
-        run = spanhook.current_run()
-        assert run is not None
-        run.on_agent_action(AgentAction(tool=tool, tool_input=tool_input, log=log))
-        run.on_agent_finish(AgentFinish(return_values=finish, log=log))
-        return x
-
-    same(Echo(act).invoke({"x": 4})["y"], 4)
-    harness.check("gen_ai.tool.call.arguments", "spanhook.log", "spanhook.output")
+    for value in SPECIALS:
+        place(harness, value)
 
 
-@prop
-@given(tool_input=text_values, answer=text_values)
-def test_an_agent_loop_over_hostile_model_output(
-    harness: Harness, tool_input: str, answer: str
+@pytest.mark.parametrize("place", TEXT_PLACES, ids=lambda f: f.__name__)
+def test_every_listed_hostile_text_in_every_place(
+    place: Callable[[Harness, str], None], harness: Harness
 ) -> None:
-    harness.reset()
-    llm = FakeListLLM(
-        responses=[
-            f"Thought: look\nAction: echo\nAction Input: {tool_input}",
-            f"Thought: done\nFinal Answer: {answer}",
-        ]
-    )
-    agent = AgentExecutor(llm=llm, tools=[Tool(name="echo", func=lambda s: s, description="d")])
-    result = agent.invoke({"input": tool_input})
-    assert result["output"] == answer.strip()
-    harness.check("spanhook.input", "spanhook.output", "gen_ai.tool.call.arguments")
+    for text in TEXT_SPECIALS:
+        place(harness, text)
 
 
-@prop
-@given(value=values)
-def test_a_failing_call_keeps_its_own_error(harness: Harness, value: Any) -> None:
-    """The user's error reaches the caller unchanged, whatever it carries."""
-
-    class Hostile(Exception):
-        def __str__(self) -> str:
-            raise ValueError("__str__ refused")
-
-    def fail(x: Any) -> Any:
-        raise Hostile(value)
-
-    harness.reset()
-    with pytest.raises(Hostile):
-        Echo(fail).invoke({"x": value})
-    [span] = harness.check("spanhook.input", "error.type")
-    assert [e.name for e in span.events] == ["exception"]
+def test_secrets_in_hostile_values_are_not_recorded(harness: Harness) -> None:
+    for place in VALUE_PLACES:
+        place(harness, {"nested": [Secretive(), "https://user:pw-HOSTILE-SECRET@host/x"]})
+        recorded = repr(
+            [
+                (s.attributes, [e.attributes for e in s.events])
+                for s in harness.exporter.get_finished_spans()
+            ]
+        )
+        assert "HOSTILE-SECRET" not in recorded, place.__name__
