@@ -17,7 +17,7 @@ import spanhook
 from raw_receiver import RawGrpcReceiver
 from spanhook.agents import AgentExecutor
 from spanhook.chains import LLMChain
-from spanhook.llms import OfflineLLM
+from spanhook.llms import LLM, OfflineLLM
 from spanhook.prompts import PromptTemplate
 from spanhook.tools import Tool
 from spanhook.tracing import attributes as attr
@@ -102,6 +102,25 @@ def test_handler_payloads_are_masked_without_losing_their_shape() -> None:
         cur.append([])
         cur = cur[0]
     assert "[nested too deep]" in json.dumps(mask_secrets(deep))
+
+
+def test_handlers_get_models_and_dataclasses_of_their_type_with_secret_fields_masked() -> None:
+    from helpers import Recorder
+
+    class Echoing(LLM):
+        def _call(self, prompt: str, stop: list[str] | None = None, **kwargs: Any) -> str:
+            return f"{kwargs['client'].api_key} {kwargs['login'].password}"
+
+    rec = Recorder()
+    client = Settings(api_key=SECRETS[0], endpoint="e")
+    login = Credentials(user="u", password=SECRETS[1])
+    answer = Echoing().invoke("q", callbacks=[rec], client=client, login=login)
+    assert answer == f"{SECRETS[0]} {SECRETS[1]}"  # the model itself got the real ones
+    params = rec.of("on_llm_start")[0].kwargs["invocation_params"]
+    assert isinstance(params["client"], Settings) and params["client"].api_key == "***"
+    assert params["client"].endpoint == "e"
+    assert isinstance(params["login"], Credentials) and params["login"].password == "***"
+    assert client.api_key == SECRETS[0] and login.password == SECRETS[1]  # copies, not edits
 
 
 def test_ordinary_text_is_left_alone() -> None:

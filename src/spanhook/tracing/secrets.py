@@ -3,6 +3,7 @@ and credentials written inside text (``https://user:pass@host``, ``?api_key=...`
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -133,6 +134,33 @@ def mask_secrets(value: Any) -> Any:
         return "[unreadable value]"
 
 
+def _secret_fields(value: object) -> list[str]:
+    """The secret-named fields of a dataclass instance or a pydantic model."""
+    if isinstance(value, type):
+        return []
+    if dataclasses.is_dataclass(value):
+        return [f.name for f in dataclasses.fields(value) if is_secret_name(f.name)]
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, Mapping) and callable(getattr(value, "model_copy", None)):
+        return [name for name in fields if isinstance(name, str) and is_secret_name(name)]
+    return []
+
+
+def _masked_object(value: Any) -> Any:
+    """A dataclass or pydantic model with secret fields as a copy of the same type with those
+    fields masked (``[unreadable value]`` if no copy can be made); any other object as is."""
+    try:
+        names = _secret_fields(value)
+        if not names:
+            return value
+        update = dict.fromkeys(names, MASK)
+        if dataclasses.is_dataclass(value):
+            return dataclasses.replace(value, **update)  # type: ignore[type-var]
+        return value.model_copy(update=update)
+    except Exception:
+        return "[unreadable value]"
+
+
 def _mask(value: Any, depth: int, path: set[int]) -> Any:
     kind = type(value)
     if kind is str:
@@ -142,7 +170,7 @@ def _mask(value: Any, depth: int, path: set[int]) -> Any:
     if kind in _LEAVES:
         return value
     if not isinstance(value, (Mapping, list, tuple)):
-        return value
+        return _masked_object(value)
     if depth >= MAX_DEPTH:
         return TOO_DEEP
     key = id(value)
