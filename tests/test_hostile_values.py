@@ -189,7 +189,8 @@ class Harness:
         assert spans, "no span was exported"
         assert self.lifecycle.started == self.lifecycle.ended == len(spans)
         request = encode_spans(spans)  # what the OTLP exporters send: must encode...
-        assert len(request.SerializeToString()) < 2 * 1024 * 1024  # ...and stay small
+        assert len(request.SerializeToString()) < 2 * 1024 * 1024  # ...and stay small,
+        assert exported_attributes(request) == recorded_attributes(spans)  # dropping nothing
         present: set[str] = set()
         for span in spans:
             for attributes in [span.attributes] + [e.attributes for e in span.events]:
@@ -199,6 +200,24 @@ class Harness:
         missing = [k for k in expected_keys if k not in present]
         assert not missing, f"attributes {missing} were not recorded"
         return spans
+
+
+def recorded_attributes(spans: list[ReadableSpan]) -> int:
+    """How many attributes (span and event ones) the SDK holds for ``spans``."""
+    return sum(
+        len(span.attributes or {}) + sum(len(e.attributes or {}) for e in span.events)
+        for span in spans
+    )
+
+
+def exported_attributes(request: Any) -> int:
+    """How many attributes an OTLP request carries (the encoder drops what it cannot encode)."""
+    return sum(
+        len(span.attributes) + sum(len(e.attributes) for e in span.events)
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    )
 
 
 def bounded(key: str, value: Any) -> None:

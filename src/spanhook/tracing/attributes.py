@@ -257,7 +257,8 @@ def _metadata_attributes(
         if len(overflow) >= MAX_OVERFLOW_ENTRIES:
             overflow["..."] = Marker(more(metadata, i, "entries"))
             break
-        key = raw_key if type(raw_key) is str and len(raw_key) <= 128 else key_text(raw_key)
+        plain = type(raw_key) is str and len(raw_key) <= 128 and raw_key.isascii()
+        key = raw_key if plain else key_text(raw_key)
         name = METADATA_PREFIX + key
         if is_secret_name(key):
             value = MASK
