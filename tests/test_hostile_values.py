@@ -58,6 +58,26 @@ class RaisingDump:
         raise RuntimeError("model_dump refused")
 
 
+class BrokenMapping(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("items refused")
+
+
+class BrokenList(list[Any]):
+    def __iter__(self) -> Any:
+        raise RuntimeError("iteration refused")
+
+    def __len__(self) -> int:
+        raise RuntimeError("len refused")
+
+
+class Booby:
+    """Every attribute lookup raises (``model_dump``, ``_fields``...)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name}")
+
+
 class Secretive(pydantic.BaseModel):
     api_key: str = "sk-HOSTILE-SECRET"
     note: str = "n"
@@ -113,6 +133,9 @@ SPECIALS: list[Any] = [
     "lone \ud800 surrogate",
     "\udfff",
     "https://user:pw-HOSTILE-SECRET@host/x",
+    BrokenMapping(a=1),
+    BrokenList([1, 2]),
+    Booby(),
 ]
 
 
