@@ -59,6 +59,10 @@ def document(v: Any) -> tuple[Any, Any]:
     return Docs(docs).invoke("q"), docs
 
 
+def retrieved(v: Any) -> tuple[Any, Any]:
+    return Docs([v]).invoke("q")[0], v
+
+
 def metadata(v: Any) -> tuple[Any, Any]:
     meta: dict[Any, Any] = {"m": v}
     with contextlib.suppress(TypeError):  # the value as a key too, when it can be one
@@ -102,6 +106,7 @@ VALUE_PLACES: list[Callable[[Any], tuple[Any, Any]]] = [
     tool_io,
     chat_message,
     document,
+    retrieved,
     metadata,
     custom_event,
     agent_action,

@@ -200,7 +200,9 @@ class Harness:
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         trace.set_tracer_provider(provider)
         settings_mod.set_settings(
-            settings_mod.TracingSettings(capture_content=True, max_content_length=LIMIT)
+            settings_mod.TracingSettings(
+                capture_content=True, max_content_length=LIMIT, token_events=True
+            )
         )
 
     def reset(self) -> None:
@@ -305,11 +307,11 @@ class Chat(SimpleChatModel):
 
 
 class Docs(BaseRetriever):
-    def __init__(self, docs: list[Document]) -> None:
+    def __init__(self, docs: Any) -> None:
         super().__init__()
         self.docs = docs
 
-    def _get_relevant_documents(self, query: str) -> list[Document]:
+    def _get_relevant_documents(self, query: str) -> Any:
         return self.docs
 
 
@@ -353,6 +355,16 @@ def documents(h: Harness, value: Any) -> None:
     h.reset()
     assert asyncio.run(Docs(docs).ainvoke("query"))[0] is docs[0]
     h.check("spanhook.input", "spanhook.output")
+
+
+def retrieved(h: Harness, value: Any) -> None:
+    """Whatever items a retriever returns, documents or not, reach the caller as they are."""
+    h.reset()
+    doc = Document(page_content="p")
+    got = Docs([value, doc]).invoke("query")
+    assert got[0] is value and got[1] is doc
+    [span] = h.check("spanhook.input", "spanhook.output")
+    assert span.attributes["spanhook.retriever.documents"] == 2  # type: ignore[index]
 
 
 def metadata_value(h: Harness, value: Any) -> None:
@@ -416,6 +428,7 @@ VALUE_PLACES = [
     tool_io,
     chat_messages,
     documents,
+    retrieved,
     metadata_value,
     custom_event,
     agent_action,

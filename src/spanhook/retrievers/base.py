@@ -63,8 +63,9 @@ class BaseRetriever(Primitive):
         return run
 
     def _done(self, run: Run, docs: list[Document]) -> None:
-        run.set_attributes({"spanhook.retriever.documents": len(docs)})
-        run.record_content(attr.OUTPUT, [d.page_content for d in docs])
+        count, content = attr.documents_content(docs)
+        run.set_attributes({"spanhook.retriever.documents": count})
+        run.record_content(attr.OUTPUT, content)
         run.set_result(docs)
 
     def invoke(

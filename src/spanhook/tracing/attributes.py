@@ -280,6 +280,23 @@ def primitive(value: Any, limit: int = 4096) -> AttributeValue:
     return attribute_value(value, value_limit(limit))
 
 
+def documents_content(docs: object) -> tuple[int | None, Any]:
+    """How many documents a retriever returned (``None``: not a list) and what of them goes
+    on the span as content: each document's ``page_content``, an item that is no document as
+    itself. Never raises, and never iterates what is not a list or tuple (a generator would
+    reach the caller exhausted)."""
+    if not isinstance(docs, (list, tuple)):
+        return None, Marker(f"[documents as {safe_repr(docs)}]")
+    return len(docs), [_page_content(d) for d in docs]
+
+
+def _page_content(doc: object) -> Any:
+    try:
+        return doc.page_content  # type: ignore[attr-defined]
+    except Exception:
+        return doc
+
+
 def _tail(text: str, limit: int, full: int) -> str:
     """The end of ``text`` (a stack trace ends with what matters), marked if cut (``full``:
     its length before any cut)."""
