@@ -21,10 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import spanhook
-from spanhook.callbacks import dispatch_custom_event
-from spanhook.schema import AgentAction, Document, HumanMessage
-from spanhook.tools import Tool
-from test_hostile_values import (
+from hostile import (
     LIMIT,
     SPECIALS,
     TEXT_SPECIALS,
@@ -36,6 +33,9 @@ from test_hostile_values import (
     exported_attributes,
     recorded_attributes,
 )
+from spanhook.callbacks import dispatch_custom_event
+from spanhook.schema import AgentAction, Document, HumanMessage
+from spanhook.tools import Tool
 
 
 def chain_input(v: Any) -> tuple[Any, Any]:

@@ -156,7 +156,9 @@ def string_list(items: Sequence[Any], limit: int, max_items: int = MAX_TAGS) -> 
     for n, item in enumerate(items):
         remaining = room - used
         if n >= max_items or remaining < min(8, room):
-            out.append("..." + more(items, n, "items"))
+            marker = "..." + more(items, n, "items")
+            if used + len(marker) <= limit:
+                out.append(marker)
             break
         text = item if type(item) is str else render(item, remaining)
         text = clean_text(text, remaining)
