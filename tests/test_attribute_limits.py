@@ -296,3 +296,15 @@ def test_an_error_whose_str_raises_or_holds_surrogates_is_recorded() -> None:
     assert hostile.events[0].attributes["exception.message"] == "Hostile()"  # type: ignore[index]
     stack = surrogate.events[0].attributes["exception.stacktrace"]  # type: ignore[index]
     assert str(stack).startswith("[truncated, ") and str(stack).endswith("m" * 20 + "\n")
+
+
+def test_each_span_has_a_content_budget_of_its_own() -> None:
+    tracer = TracerProvider().get_tracer("t")
+    first, second = tracer.start_span("a"), tracer.start_span("b")
+    chunk = "c" * 4096
+    kept = [attr.spend(first, chunk, 4096) for _ in range(attr.SPAN_CONTENT_BUDGET // 4096 + 5)]
+    assert kept[: attr.SPAN_CONTENT_BUDGET // 4096] == [chunk] * (attr.SPAN_CONTENT_BUDGET // 4096)
+    assert kept[-1] == f"[content budget of this span spent: {attr.SPAN_CONTENT_BUDGET} chars]"
+    assert attr.spend(second, chunk, 4096) == chunk  # another span: a budget of its own
+    big = "b" * 500_000  # a limit raised past the budget keeps room for 4 values of it
+    assert attr.spend(tracer.start_span("c"), big, 500_000) == big

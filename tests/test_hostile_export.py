@@ -16,7 +16,9 @@ from collector_harness import ReceivedSpan, any_value_to_python
 from raw_receiver import MAX_RECEIVE_BYTES, RawGrpcReceiver
 from spanhook.callbacks import dispatch_custom_event
 from spanhook.chains import Chain
+from spanhook.schema import AgentAction
 from spanhook.tools import Tool
+from spanhook.tracing.attributes import SPAN_CONTENT_BUDGET
 
 HUGE = "H" * 50_000_000
 INNOCENT = 400
@@ -114,3 +116,49 @@ def test_a_hostile_run_is_exported_bounded_and_its_batch_is_not_rejected(
     assert payload["s"] == "\ufffd"
     [event] = [e for e in work.span.events if e.name == "spanhook.custom_event"]
     assert any(kv.key == "spanhook.data" for kv in event.attributes)
+
+
+class Chatty(Chain):
+    """One run that records 300 agent actions of 5,000 four-byte characters each."""
+
+    input_keys: ClassVar[list[str]] = ["n"]
+    output_keys: ClassVar[list[str]] = ["done"]
+
+    def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        run = spanhook.current_run()
+        assert run is not None
+        for _ in range(inputs["n"]):
+            run.on_agent_action(AgentAction(tool="t", tool_input=WIDE, log=WIDE))
+        return {"done": True}
+
+
+WIDE = "\U0001f600" * 5_000  # 20 kB of UTF-8
+
+
+def test_a_run_recording_thousands_of_big_events_stays_within_its_budget(
+    rx: RawGrpcReceiver,
+) -> None:
+    """128 events (the SDK's limit) x 2 values x 4096 four-byte characters would be a 4.2 MB
+    span, over the 4 MiB limit by itself: the span's content budget keeps it near 1 MiB."""
+    spanhook.configure(exporters="otlp", capture_content=True, max_content_length=4096)
+    echo = Tool(name="echo", func=lambda s: s, description="d")
+    for i in range(INNOCENT):
+        echo.run(f"innocent {i}")
+    assert Chatty().invoke({"n": 300})["done"] is True
+    assert spanhook.force_flush(timeout=20.0)
+    rx.wait_for_bytes(min_spans=INNOCENT + 1, timeout=20.0)
+    spans = rx.spans()
+    assert len(spans) == INNOCENT + 1  # the batch holding the run was not rejected
+    assert all(len(raw) < MAX_RECEIVE_BYTES for raw in rx.raw)
+    [chatty] = [s for s in spans if s.span.name == "Chatty"]
+    size = chatty.span.ByteSize()
+    assert size < 1.5 * 1024 * 1024
+    recorded = [
+        any_value_to_python(kv.value)
+        for e in chatty.span.events
+        for kv in e.attributes
+        if kv.key in ("gen_ai.tool.call.arguments", "spanhook.log")
+    ]
+    assert all(len(v) <= 4096 for v in recorded)
+    # the SDK keeps the last 128 events: by then the budget was spent, as the marker says
+    assert recorded[-1] == f"[content budget of this span spent: {SPAN_CONTENT_BUDGET} chars]"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -229,6 +230,39 @@ def redacted(redact: Callable[[str, Any], Any] | None, key: str, value: Any) -> 
             "the redact hook failed on %s; recording %r instead", key, REDACTION_FAILED
         )
         return REDACTION_FAILED
+
+
+#: Characters of content one span carries at most, all its attributes and events together
+#: (or 4 x the value limit, if more): a span stays far below the 4 MiB OTLP/gRPC request
+#: limit even in 4-byte characters; content past it is replaced by a marker.
+SPAN_CONTENT_BUDGET = 256 * 1024
+_spent: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def spend(span: object, text: str, limit: int) -> str:
+    """``text`` if ``span`` still has room for it in its content budget, else a marker."""
+    budget = max(SPAN_CONTENT_BUDGET, 4 * limit)
+    try:
+        spent = _spent.get(span, 0)
+        if spent + len(text) > budget:
+            text = f"[content budget of this span spent: {budget} chars]"
+        _spent[span] = spent + len(text)
+    except TypeError:  # a span that takes no weak reference: no budget kept for it
+        pass
+    return text
+
+
+def content_attribute(span: object, key: str, value: Any) -> str | None:
+    """The one way content reaches a span: the ``redact`` hook, then rendering (JSON, secrets
+    masked, within the value limit, marked) and the span's content budget (``None``: the hook
+    dropped it). Never raises."""
+    settings = get_settings()
+    if settings.redact is not None:
+        value = redacted(settings.redact, key, value)
+        if value is None:
+            return None
+    limit = value_limit(settings.max_content_length)
+    return spend(span, render(value, limit), limit)
 
 
 def metadata_attributes(

@@ -298,7 +298,7 @@ class Run:
         if get_settings().token_events:
             attrs: dict[str, Any] = {"spanhook.token.index": n - 1}
             if content_capture_enabled():
-                text = _content_attribute("spanhook.token.text", token)
+                text = attr.content_attribute(self.span, "spanhook.token.text", token)
                 if text is not None:
                     attrs["spanhook.token.text"] = text
             self.span.add_event("spanhook.token", attrs)
@@ -362,7 +362,7 @@ class Run:
         attrs: dict[str, Any] = attr.bounded_attributes(plain, limit) if plain else {}
         if content and content_capture_enabled():
             for k, v in content.items():
-                value = _content_attribute(k, v)
+                value = attr.content_attribute(self.span, k, v)
                 if value is not None:
                     attrs[k] = value
         self.span.add_event(name, attrs)
@@ -460,7 +460,7 @@ class Run:
         """Put ``value`` on the span under ``key`` if content capture is on (redacted by the
         ``redact`` hook, if any, then truncated)."""
         if self.capturing():
-            recorded = _content_attribute(key, value)
+            recorded = attr.content_attribute(self.span, key, value)
             if recorded is not None:
                 self.span.set_attribute(key, recorded)
 
@@ -697,17 +697,6 @@ async def _shielded(coro: Any) -> None:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception() from None
         raise
-
-
-def _content_attribute(key: str, value: Any) -> str | None:
-    """The one way content reaches a span: the ``redact`` hook, then JSON, masked secrets and
-    truncation (``None``: the hook dropped it)."""
-    settings = get_settings()
-    if settings.redact is not None:
-        value = attr.redacted(settings.redact, key, value)
-        if value is None:
-            return None
-    return attr.content_value(value, settings.max_content_length)
 
 
 _new_uuid = object.__new__
