@@ -308,3 +308,43 @@ def test_each_span_has_a_content_budget_of_its_own() -> None:
     assert attr.spend(second, chunk, 4096) == chunk  # another span: a budget of its own
     big = "b" * 500_000  # a limit raised past the budget keeps room for 4 values of it
     assert attr.spend(tracer.start_span("c"), big, 500_000) == big
+
+
+def test_the_redact_hooks_results_obey_the_limit_on_every_attribute() -> None:
+    """A hook returning something huge, cyclic or with lone surrogates: content, metadata and
+    event values stay valid and within the limit."""
+    from opentelemetry import trace
+
+    from spanhook.callbacks import dispatch_custom_event
+    from spanhook.tools import Tool
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(tp)
+    returned = ["x" * 1_000_000, cyclic(), deep(10_000), "a\ud800b", BadRepr()]
+
+    def hook(key: str, value: Any) -> Any:
+        return returned[len(key) % len(returned)]
+
+    settings_mod.set_settings(
+        settings_mod.TracingSettings(capture_content=True, max_content_length=300, redact=hook)
+    )
+
+    def work(s: str) -> str:
+        dispatch_custom_event("e", s)
+        return s
+
+    assert Tool(name="t", func=work, description="d").run("in", metadata={"m": 1, "mm": 2}) == "in"
+    [span] = exporter.get_finished_spans()
+    values = list((span.attributes or {}).items()) + [
+        kv for e in span.events for kv in (e.attributes or {}).items()
+    ]
+    redacted = [
+        v
+        for k, v in values
+        if k.startswith(("gen_ai.tool.call", "spanhook.metadata", "spanhook.data"))
+    ]
+    assert len(redacted) == 5
+    for value in redacted:
+        assert isinstance(value, str) and len(encodes(value)) <= 300
