@@ -55,7 +55,7 @@ def _retry_plain(args: tuple[Any, ...]) -> Mapping[str, Any]:
     state = args[0]
     return {
         "spanhook.retry.attempt": int(getattr(state, "attempt_number", 0)),
-        "spanhook.retry.error": repr(getattr(state, "outcome_error", None)),
+        "spanhook.retry.error": attr.safe_repr(getattr(state, "outcome_error", None)),
     }
 
 

@@ -187,14 +187,18 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         )
         run.error_kwargs["response"] = LLMResult(generations=[])
         if run.capturing():
-            run.record_content(attr.GEN_AI_INPUT_MESSAGES, self._content_messages(prepared))
+            run.record_content(
+                attr.GEN_AI_INPUT_MESSAGES, attr.built_content(self._content_messages, prepared)
+            )
         return run
 
     def _finish(self, run: Run, result: LLMResult, streamed: bool) -> None:
         run.set_attributes(response_attributes(result, self.get_model_name(), streamed))
         gens = result.generations[0] if result.generations else []
         if gens and run.capturing():
-            run.record_content(attr.GEN_AI_OUTPUT_MESSAGES, [output_message(g) for g in gens])
+            run.record_content(
+                attr.GEN_AI_OUTPUT_MESSAGES, attr.built_content(_output_messages, gens)
+            )
         run.set_result(result)
 
     def _attempts(
@@ -385,3 +389,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
     ) -> Iterator[Chunk]:
         raise NotImplementedError
+
+
+def _output_messages(generations: list[Any]) -> list[dict[str, Any]]:
+    return [output_message(g) for g in generations]

@@ -59,7 +59,8 @@ class BaseRetriever(Primitive):
         return run
 
     def _done(self, run: Run, docs: list[Document]) -> None:
-        run.set_attributes({"spanhook.retriever.documents": len(docs)})
+        count, _ = attr.documents_content(docs)
+        run.set_attributes({"spanhook.retriever.documents": count})
         record_documents(run, docs)
         run.set_result(docs)
 

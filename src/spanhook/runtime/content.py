@@ -22,26 +22,21 @@ from spanhook.tracing import attributes as attr
 from spanhook.tracing import viewers
 from spanhook.tracing.settings import content_capture_enabled, get_settings
 
-
-def content_attribute(key: str, value: Any) -> str | None:
-    """The one way content reaches a span: the ``redact`` hook, then JSON, masked secrets and
-    truncation (``None``: the hook dropped it)."""
-    settings = get_settings()
-    if settings.redact is not None:
-        value = attr.redacted(settings.redact, key, value)
-        if value is None:
-            return None
-    return attr.content_value(value, settings.max_content_length)
+content_attribute = attr.content_attribute
 
 
 def record_event(span: trace.Span, recipe: SpanRecipe, args: tuple[Any, ...]) -> None:
     """Add the span event an in-run event's recipe describes."""
     if not span.is_recording():
         return
-    attrs: dict[str, Any] = dict(recipe.plain(args)) if recipe.plain is not None else {}
+    attrs: dict[str, Any] = (
+        attr.bounded_attributes(recipe.plain(args), get_settings().max_content_length)
+        if recipe.plain is not None
+        else {}
+    )
     if recipe.content is not None and content_capture_enabled():
         for k, v in recipe.content(args).items():
-            value = content_attribute(k, v)
+            value = content_attribute(span, k, v)
             if value is not None:
                 attrs[k] = value
     span.add_event(recipe.name, attrs)
@@ -51,7 +46,7 @@ def record_content(span: trace.Span, key: str, value: Any, has_parent: bool) -> 
     """Put ``value`` on the span under ``key`` (with the viewers' ``input.*``/``output.*``
     mirror) if content capture is on and the span records."""
     if content_capture_enabled() and span.is_recording():
-        recorded = content_attribute(key, value)
+        recorded = content_attribute(span, key, value)
         if recorded is not None:
             span.set_attributes(viewers.content_attributes(has_parent, key, recorded))
 
@@ -69,12 +64,12 @@ def span_attributes(
         attr.RUN_ID: run_id,
         viewers.SPAN_KIND: viewers.SPAN_KINDS[kind],
     }
+    settings = get_settings()
     if extra:
-        out.update(extra)
+        out.update(attr.bounded_attributes(extra, settings.max_content_length))
     if tags:
-        out[attr.TAGS] = tags
+        out[attr.TAGS] = attr.tags_attribute(tags, settings.max_content_length)
     if metadata:
-        settings = get_settings()
         out.update(
             attr.metadata_attributes(
                 metadata,

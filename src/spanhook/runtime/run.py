@@ -27,7 +27,7 @@ from typing import Any, Literal
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from spanhook.events import EVENTS, KIND_EVENTS, STANDARD
 from spanhook.runtime import content
@@ -38,7 +38,7 @@ from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, finished_view, light_span,
 from spanhook.runtime.tokens import TokenStream
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.provider import get_tracer, recording_tracer
-from spanhook.tracing.settings import content_capture_enabled
+from spanhook.tracing.settings import content_capture_enabled, get_settings
 
 logger = logging.getLogger("spanhook.tracing")
 
@@ -244,7 +244,8 @@ class Run:
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.span.is_recording():
-            self.span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+            limit = get_settings().max_content_length
+            self.span.set_attributes(attr.bounded_attributes(attributes, limit))
 
     def capturing(self) -> bool:
         """Whether content put on this run's span would be recorded (capture on, span
@@ -304,9 +305,7 @@ class Run:
     def _error_status(self, error: BaseException) -> None:
         span = self.span
         if span.is_recording():
-            span.record_exception(error, escaped=True)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-            span.set_attribute(attr.ERROR_TYPE, type(error).__qualname__)
+            attr.record_error(span, error, get_settings().max_content_length)
 
     def _close(self) -> None:
         """End the span, hand it to scoped processors, detach the context (once)."""
@@ -531,7 +530,7 @@ def start_run(
             kind, str(run_id), scope.tags, scope.metadata, attributes
         )
         span = (tracer or get_tracer()).start_span(
-            span_name, context=ctx, kind=span_kind, attributes=span_attrs
+            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
         )
     run = Run()
     run.kind = kind

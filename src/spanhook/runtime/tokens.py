@@ -38,7 +38,7 @@ class TokenStream:
         if get_settings().token_events:
             attrs: dict[str, Any] = {"spanhook.token.index": n - 1}
             if content_capture_enabled():
-                text = content_attribute("spanhook.token.text", token)
+                text = content_attribute(span, "spanhook.token.text", token)
                 if text is not None:
                     attrs["spanhook.token.text"] = text
             span.add_event("spanhook.token", attrs)

@@ -100,7 +100,7 @@ class Tool(Primitive):
         tool_call_id: str | None,
         extra: dict[str, Any],
     ) -> Run:
-        input_str = tool_input if isinstance(tool_input, str) else str(dict(tool_input))
+        input_str = tool_input if isinstance(tool_input, str) else attr.safe_str(dict(tool_input))
         # langchain-core: ``inputs`` is the dict of a dict input, ``None`` for a string input
         inputs = dict(tool_input) if isinstance(tool_input, Mapping) else None
         attributes: dict[str, Any] = {

@@ -130,7 +130,7 @@ def _context_attributes(
             metadata[key[_METADATA_PREFIX_LEN:]] = value
     if not metadata:
         return out
-    out[METADATA] = json.dumps(metadata, ensure_ascii=False, default=str)
+    out[METADATA] = attr.content_value(metadata, get_settings().max_content_length)
     session = _first(metadata, SESSION_KEYS)
     if session is not None:
         out[SESSION_ID] = out[GEN_AI_CONVERSATION_ID] = session
@@ -213,8 +213,9 @@ def document_attributes(
         prefix = f"{DOCUMENTS_PREFIX}{i}.document."
         if contents is not None and contents[i] is not None:
             out[prefix + "content"] = attr.content_value(contents[i], limit)
-        if doc.id is not None:
-            out[prefix + "id"] = str(doc.id)
+        doc_id = _field(doc, "id")
+        if doc_id is not None:
+            out[prefix + "id"] = attr.safe_str(doc_id)
         meta = metadata[i] if metadata is not None else None
         if isinstance(meta, Mapping) and meta:
             out[prefix + "metadata"] = attr.content_value(dict(meta), limit)
@@ -248,7 +249,7 @@ def record_documents(run: Run, docs: Sequence[Document]) -> None:
     if not run.capturing():
         return
     settings = get_settings()
-    contents: list[Any] = [d.page_content for d in docs]
+    count, contents = attr.documents_content(docs)
     redacted = attr.redacted(settings.redact, attr.OUTPUT, contents)
     attrs: dict[str, AttributeValue] = {}
     if redacted is not None:
@@ -259,13 +260,30 @@ def record_documents(run: Run, docs: Sequence[Document]) -> None:
                 attr.content_value(redacted, settings.max_content_length),
             )
         )
-    per_doc = redacted if isinstance(redacted, list) and len(redacted) == len(docs) else None
+    if count is None:  # not a list of documents: its marked representation only
+        run.span.set_attributes(attrs)
+        return
+    per_doc = redacted if isinstance(redacted, list) and len(redacted) == count else None
     shown = docs[:MAX_DOCUMENTS]
+    metas = [_metadata_of(d) for d in shown]
     metadata = None
-    if any(d.metadata for d in shown):
-        metadata = _redacted_list(DOCUMENTS_METADATA, [d.metadata for d in shown], len(shown))
+    if any(metas):
+        metadata = _redacted_list(DOCUMENTS_METADATA, metas, len(shown))
     attrs.update(document_attributes(per_doc, docs, metadata, settings.max_content_length))
     run.span.set_attributes(attrs)
+
+
+def _field(doc: object, name: str) -> Any:
+    """A document's field, or ``None`` if it has none or reading it raises."""
+    try:
+        return getattr(doc, name, None)
+    except Exception:
+        return None
+
+
+def _metadata_of(doc: object) -> Any:
+    meta = _field(doc, "metadata")
+    return meta if isinstance(meta, Mapping) else None
 
 
 def with_project(resource: Resource) -> Resource:
