@@ -11,6 +11,7 @@ python3 -m venv .venv
 
 bash scripts/build-collector.sh
 bash scripts/build-jaeger.sh
+bash scripts/build-scaleout-collector.sh
 
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks

@@ -178,5 +178,5 @@ def jaeger_all_trace_spans(query_port: int) -> dict[str, list[str]]:
         except urllib.error.HTTPError:
             continue
         for trace in data:
-            out[trace["traceID"]] = [span["spanID"] for span in trace["spans"]]
+            out[trace["traceID"]] = sorted(span["spanID"] for span in trace["spans"])
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -37,10 +38,15 @@ JAEGER_BADGER_CONFIG = REPO_ROOT / "jaeger-badger.yaml"
 SCALEOUT_MANIFEST = REPO_ROOT / "scripts" / "otelcol-scaleout-builder.yaml"
 BUILD_SCALEOUT_SCRIPT = REPO_ROOT / "scripts" / "build-scaleout-collector.sh"
 
-# Merged over the repository's configs (second --config through the env provider): no
-# internal metrics endpoint, whose fixed port would collide between processes.
+# Merged over the repository's configs (second --config through the env provider): the
+# internal metrics endpoint moves from its fixed port (which would collide between
+# processes) to a free one of each collector; Jaeger gets none.
 _OVERRIDES_ENV = "SPANHOOK_SCALEOUT_TEST_OVERRIDES"
-_OVERRIDES = "service: {telemetry: {metrics: {level: none}}}"
+_NO_METRICS = "service: {telemetry: {metrics: {level: none}}}"
+_METRICS_ON = (
+    "service: {telemetry: {metrics: {level: normal, readers: [{pull: {exporter: "
+    "{prometheus: {host: 127.0.0.1, port: %d}}}}]}}}"
+)
 
 
 def scaleout_collector_binary() -> str | None:
@@ -81,6 +87,7 @@ class Service:
     args: list[str]
     env: dict[str, str]
     ports: list[int]
+    metrics_port: int | None = None
     process: ManagedProcess | None = None
     logs: list[str] = field(default_factory=list)
 
@@ -114,12 +121,26 @@ class Service:
         current = self.process.output() if self.process is not None else ""
         return "".join(self.logs) + current
 
+    def metric(self, name: str) -> float:
+        """Sum of the collector's own metric ``name`` (all label sets) since its start."""
+        assert self.metrics_port is not None and self.process is not None
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + "{", name + " "))
+        )
+
 
 def collector_service(
     name: str, binary: str, config: Path, env: Mapping[str, str], ports: list[int]
 ) -> Service:
     args = [binary, f"--config={config}", f"--config=env:{_OVERRIDES_ENV}"]
-    return Service(name, args, _child_env({**env, _OVERRIDES_ENV: _OVERRIDES}), ports)
+    metrics = free_port()
+    env = _child_env({**env, _OVERRIDES_ENV: _METRICS_ON % metrics})
+    return Service(name, args, env, [*ports, metrics], metrics_port=metrics)
 
 
 @dataclass
@@ -135,9 +156,13 @@ class Timings:
 class ScaleOutStack:
     """Jaeger (Badger) <- 2 tail-sampling collectors <- 1 gateway, all on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, timings: Timings | None = None) -> None:
+    def __init__(
+        self, workdir: Path, timings: Timings | None = None, sinks: list[str] | None = None
+    ) -> None:
+        """``sinks``: send tail-sampling collector A / B to these OTLP gRPC endpoints
+        ("127.0.0.1:port") instead of Jaeger, which then does not run."""
         collector = require_scaleout_binary()
-        jaeger = require_binary(jaeger_binary(), "jaeger")
+        jaeger = require_binary(jaeger_binary(), "jaeger") if sinks is None else "jaeger"
         self.timings = timings or Timings()
         self.gateway_grpc_port, gateway_http = free_port(), free_port()
         self.tailsampling_ports = [free_port(), free_port()]
@@ -152,12 +177,14 @@ class ScaleOutStack:
                     "JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{free_port()}",
                     "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{self.query_port}",
                     "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
-                    _OVERRIDES_ENV: _OVERRIDES,
+                    _OVERRIDES_ENV: _NO_METRICS,
                 }
             ),
             [self.jaeger_otlp_port, self.query_port],
         )
         t = self.timings
+        backends = sinks or [f"127.0.0.1:{self.jaeger_otlp_port}"] * 2
+        self.with_jaeger = sinks is None
         self.tailsampling = [
             collector_service(
                 f"tailsampling-{label}",
@@ -165,7 +192,7 @@ class ScaleOutStack:
                 TAILSAMPLING_CONFIG,
                 {
                     "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{port}",
-                    "JAEGER_OTLP_ENDPOINT": f"127.0.0.1:{self.jaeger_otlp_port}",
+                    "JAEGER_OTLP_ENDPOINT": backend,
                     "TAILSAMPLING_QUEUE_DIR": str(workdir / f"tailsampling-{label}"),
                     "TAILSAMPLING_DECISION_WAIT": t.decision_wait,
                     "TAILSAMPLING_LATENCY_THRESHOLD_MS": str(t.latency_threshold_ms),
@@ -174,7 +201,7 @@ class ScaleOutStack:
                 },
                 [port],
             )
-            for label, port in zip("ab", self.tailsampling_ports, strict=True)
+            for label, port, backend in zip("ab", self.tailsampling_ports, backends, strict=True)
         ]
         self.gateway = collector_service(
             "gateway",
@@ -193,7 +220,8 @@ class ScaleOutStack:
 
     @property
     def services(self) -> list[Service]:
-        return [self.jaeger, *self.tailsampling, self.gateway]
+        first = [self.jaeger] if self.with_jaeger else []
+        return [*first, *self.tailsampling, self.gateway]
 
     @property
     def otlp_endpoint(self) -> str:
@@ -208,13 +236,23 @@ class ScaleOutStack:
         for service in reversed(self.services):
             service.stop()
 
+    def accepted_by_tailsampling(self) -> float:
+        """Spans the running tail-sampling collectors received since their last start."""
+        return sum(
+            s.metric("otelcol_receiver_accepted_spans")
+            for s in self.tailsampling
+            if s.process is not None
+        )
+
     def logs(self) -> str:
         return "\n".join(f"===== {s.name}\n{s.output()[-6000:]}" for s in self.services)
 
 
 @contextmanager
-def running_stack(workdir: Path, timings: Timings | None = None) -> Iterator[ScaleOutStack]:
-    stack = ScaleOutStack(workdir, timings)
+def running_stack(
+    workdir: Path, timings: Timings | None = None, sinks: list[str] | None = None
+) -> Iterator[ScaleOutStack]:
+    stack = ScaleOutStack(workdir, timings, sinks)
     with ExitStack() as cleanup:
         cleanup.callback(stack.stop)
         stack.start()
