@@ -121,16 +121,18 @@ class Service:
         current = self.process.output() if self.process is not None else ""
         return "".join(self.logs) + current
 
-    def metric(self, name: str) -> float:
-        """Sum of the collector's own metric ``name`` (all label sets) since its start."""
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the collector's own metric ``name`` since its start, over the label sets
+        that have ``labels``."""
         assert self.metrics_port is not None and self.process is not None
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
+        wanted = [f'{key}="{value}"' for key, value in labels.items()]
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith((name + "{", name + " "))
+            if line.startswith((name + "{", name + " ")) and all(w in line for w in wanted)
         )
 
 
