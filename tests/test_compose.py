@@ -160,7 +160,7 @@ def test_docker_compose_config_accepts_the_file(profile: str | None) -> None:
         else None
     )
     if probe is None or probe.returncode != 0:
-        pytest.skip("the docker compose CLI is not installed (no Debian/PyPI package provides it)")
+        pytest.skip("the docker compose (v2) CLI is not installed; Debian and PyPI only have v1")
     args = [docker or "docker", "compose", "-f", str(COMPOSE_FILE)]
     if profile:
         args += ["--profile", profile]
