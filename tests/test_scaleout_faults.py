@@ -1,6 +1,6 @@
 """Faults in the scale-out tiers (see tests/test_scaleout.py for the set-up): Jaeger down
-for 10 s, a tail-sampling collector stopped gracefully or killed, Jaeger with Badger killed
-and restarted. Every test checks Jaeger's whole content against what the two app processes
+for 10 s, a tail-sampling collector stopped gracefully or killed, the gateway killed with
+data in its disk queue, Jaeger with Badger killed and restarted. Every test checks Jaeger's whole content against what the two app processes
 sent: nothing missing (except where a kill may lose), nothing partial, nothing duplicated,
 nothing kept that the policies drop.
 """
@@ -120,3 +120,24 @@ def test_jaeger_badger_killed_and_restarted_answers_every_trace(tmp_path: Path) 
         after = settled_jaeger(stack, 1.0)
     assert problems(stored, sent, PERCENT) == []
     assert after == stored
+
+
+def test_gateway_killed_with_data_on_disk_loses_nothing(tmp_path: Path) -> None:
+    sent: list[SentTrace] = []
+    with running_stack(tmp_path, TIMINGS) as stack, ToolService(stack.otlp_endpoint, SLOW) as tool:
+        for collector in stack.tailsampling:
+            assert collector.stop() == 0
+        queued = send(stack, tool, 30, sent)  # accepted by the gateway, nowhere to go
+        spans = sum(len(t.spans) for t in queued)
+        wait_or_fail(
+            lambda: stack.gateway.metric("otelcol_receiver_accepted_spans") >= spans,
+            stack,
+            f"{spans} spans accepted by the gateway",
+        )
+        stack.gateway.kill()  # its only queue is on disk
+        stack.gateway.start()
+        for collector in stack.tailsampling:
+            collector.start()
+        wait_until_whole_in_jaeger(stack, kept(sent, PERCENT))
+        stored = settled_jaeger(stack, QUIET)
+    assert problems(stored, sent, PERCENT) == []
