@@ -4,15 +4,16 @@ A load generator sends pre-built OTLP/gRPC trace requests (500 spans each: 100 t
 5 spans, 1 trace in 10 with an ERROR span, a few GenAI attributes per span) from 4
 threads, over fresh trace ids every round, to one Collector at a time, all on 127.0.0.1:
 
+  direct       no Collector: the generator straight into the null sink (its ceiling)
   plain        the project's minimal collector, collector-config.yaml (batch -> OTLP out):
                the baseline, measured in the same run
   gateway      collector-gateway.yaml: load_balancing by trace id to 2 backends, disk queue
   tailsampling collector-tailsampling.yaml (decision_wait 5 s, 10 % + errors + latency)
-  chain        gateway -> 2 tail-sampling collectors (the gateway's intake)
+  chain        gateway -> 2 tail-sampling collectors
 
 Downstream of each is a null OTLP sink (a gRPC server in a child process that answers
 without decoding). The rate is spans sent / seconds from the first send until, by the
-Collector's own metrics: ``plain`` / ``gateway`` delivered every span downstream
+Collector's own metrics (``direct``: until every request was answered): ``plain`` / ``gateway`` delivered every span downstream
 (``otelcol_exporter_sent_spans``); ``chain``: both tail-sampling collectors took every
 span in; ``tailsampling``: it took every span in (``otelcol_receiver_accepted_spans``);
 also printed: seconds from the first send until every trace was decided (the decision
@@ -222,6 +223,11 @@ def run_role(role: str, payloads: list[bytes], workdir: Path) -> Result:
     services: list[Service] = []
     try:
         port = free_port()
+        if role == "direct":
+            start = time.perf_counter()
+            send_all(sinks[0].endpoint, payloads)
+            spans = len(payloads) * TRACES_PER_REQUEST * SPANS_PER_TRACE
+            return Result(spans / (time.perf_counter() - start), None, 0.0)
         if role == "plain":
             env = {
                 "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{port}",
@@ -265,7 +271,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200, help="requests of 500 spans")
     args = parser.parse_args()
-    roles = ["plain", "gateway", "tailsampling", "chain"]
+    roles = ["direct", "plain", "gateway", "tailsampling", "chain"]
     results: dict[str, list[Result]] = {r: [] for r in roles}
     rng = random.Random(7)
     spans = args.requests * TRACES_PER_REQUEST * SPANS_PER_TRACE
@@ -285,7 +291,9 @@ def main() -> None:
         decided = [r.decided_after for r in results[role] if r.decided_after is not None]
         if decided:
             line += f"  (all decided after {statistics.median(decided):.1f} s)"
-        line += f"  peak RSS {statistics.median(r.peak_rss_mib for r in results[role]):.0f} MiB"
+        if role != "direct":
+            peak = statistics.median(r.peak_rss_mib for r in results[role])
+            line += f"  peak RSS {peak:.0f} MiB"
         print(line)
 
 
