@@ -1,7 +1,8 @@
 """docker-compose.yml, parsed: the default stack (collector -> Jaeger with Badger on a named
 volume) and the ``scale-out`` profile (gateway -> 2 tail-sampling collectors -> Jaeger),
-checked against the configs each service mounts. No Docker engine runs here; when the
-compose CLI is installed, ``docker compose config`` checks the file as well.
+checked against the configs each service mounts. No Docker engine runs here; when a compose
+CLI is installed (``docker compose``, or Debian's ``docker-compose``), its ``config`` checks
+the file as well.
 """
 
 from __future__ import annotations
@@ -151,18 +152,28 @@ def test_images_are_pinned_to_the_tested_releases(services: dict[str, dict[str, 
     assert services["jaeger"]["image"] == f"jaegertracing/jaeger:{jaeger_version}"
 
 
-@pytest.mark.parametrize("profile", [None, "scale-out"])
-def test_docker_compose_config_accepts_the_file(profile: str | None) -> None:
+def compose_cli() -> list[str] | None:
+    """``docker compose`` (v2) if installed, else Debian's ``docker-compose`` (v1), else None."""
     docker = shutil.which("docker")
-    probe = (
-        subprocess.run([docker or "docker", "compose", "version"], capture_output=True, check=False)
-        if docker
-        else None
-    )
-    if probe is None or probe.returncode != 0:
-        pytest.skip("the docker compose (v2) CLI is not installed; Debian and PyPI only have v1")
-    args = [docker or "docker", "compose", "-f", str(COMPOSE_FILE)]
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+@pytest.mark.parametrize("profile", [None, "scale-out"])
+def test_compose_cli_accepts_the_file(profile: str | None) -> None:
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("no compose CLI installed (`docker compose`, or Debian's docker-compose)")
+    args = [*cli, "-f", str(COMPOSE_FILE)]
     if profile:
         args += ["--profile", profile]
-    done = subprocess.run([*args, "config", "--quiet"], capture_output=True, text=True, check=False)
+    done = subprocess.run([*args, "config", "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    services = subprocess.run([*args, "config", "--services"], capture_output=True, text=True)
+    assert services.returncode == 0, services.stderr
+    assert {"volume-init", "jaeger", "otel-collector"} <= set(services.stdout.split())
