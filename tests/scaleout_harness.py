@@ -145,6 +145,23 @@ def collector_service(
     return Service(name, args, env, [*ports, metrics], metrics_port=metrics)
 
 
+def jaeger_badger_service(
+    binary: str, badger_dir: Path, otlp_port: int, query_port: int
+) -> Service:
+    """Jaeger with the repository's jaeger-badger.yaml, storing in ``badger_dir``: OTLP gRPC
+    on ``otlp_port``, HTTP query API on ``query_port`` (127.0.0.1)."""
+    env = {
+        "JAEGER_BADGER_DIR": str(badger_dir),
+        "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{otlp_port}",
+        "JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{free_port()}",
+        "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{query_port}",
+        "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
+        _OVERRIDES_ENV: _NO_METRICS,
+    }
+    args = [binary, f"--config={JAEGER_BADGER_CONFIG}", f"--config=env:{_OVERRIDES_ENV}"]
+    return Service("jaeger", args, _child_env(env), [otlp_port, query_port])
+
+
 @dataclass
 class Timings:
     """Knobs the tests set through the configs' ``${env:...}`` overrides."""
@@ -169,20 +186,8 @@ class ScaleOutStack:
         self.gateway_grpc_port, gateway_http = free_port(), free_port()
         self.tailsampling_ports = [free_port(), free_port()]
         self.jaeger_otlp_port, self.query_port = free_port(), free_port()
-        self.jaeger = Service(
-            "jaeger",
-            [jaeger, f"--config={JAEGER_BADGER_CONFIG}", f"--config=env:{_OVERRIDES_ENV}"],
-            _child_env(
-                {
-                    "JAEGER_BADGER_DIR": str(workdir / "badger"),
-                    "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.jaeger_otlp_port}",
-                    "JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{free_port()}",
-                    "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{self.query_port}",
-                    "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
-                    _OVERRIDES_ENV: _NO_METRICS,
-                }
-            ),
-            [self.jaeger_otlp_port, self.query_port],
+        self.jaeger = jaeger_badger_service(
+            jaeger, workdir / "badger", self.jaeger_otlp_port, self.query_port
         )
         t = self.timings
         backends = sinks or [f"127.0.0.1:{self.jaeger_otlp_port}"] * 2
