@@ -12,7 +12,9 @@ python3 -m venv .venv
 
 bash scripts/build-collector.sh
 bash scripts/build-jaeger.sh
+bash scripts/build-scaleout-collector.sh
 bash scripts/install-phoenix.sh >/dev/null && bash scripts/install-chromium.sh >/dev/null  # viewer tests
+bash scripts/install-compose.sh  # docker-compose.yml checked by the compose CLI
 
 .venv/bin/ruff check src tests benchmarks examples
 .venv/bin/ruff format --check src tests benchmarks examples
