@@ -43,6 +43,8 @@ _Plan = dict[str, int]
 Call = tuple[str, tuple[Any, ...], Callable[..., Any], bool]
 
 _plans: dict[type, _Plan] = STATE.plans
+#: The keyword argument carrying the run to run-tracking handlers' start events.
+RUN_KWARG = "spanhook_run"
 _noop_functions: set[Any] = set()
 
 
@@ -196,15 +198,27 @@ def _deliver(handler: object, call: Call | None, kwargs: dict[str, Any]) -> Base
     return None
 
 
+def _with_run(handler: object, kwargs: dict[str, Any], run: object) -> dict[str, Any]:
+    """A run-tracking handler (``wants_run``) also gets the run itself, at its start."""
+    if run is None or not getattr(type(handler), "wants_run", False):
+        return kwargs
+    return {**kwargs, RUN_KWARG: run}
+
+
 def dispatch(
-    handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    handlers: Sequence[object],
+    event: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run: object = None,
 ) -> None:
-    """Deliver ``event`` to ``handlers`` from sync code, in order."""
+    """Deliver ``event`` to ``handlers`` from sync code, in order (``run``: the run a start
+    event starts, for run-tracking handlers)."""
     first: BaseException | None = None
     for handler in handlers:
         call = resolve(handler, event, args)
         if call is not None:
-            error = _deliver(handler, call, kwargs)
+            error = _deliver(handler, call, _with_run(handler, kwargs, run))
             if error is not None and first is None:
                 first = error
     if first is not None:
@@ -263,7 +277,11 @@ async def _adeliver(
 
 
 async def adispatch(
-    handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    handlers: Sequence[object],
+    event: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run: object = None,
 ) -> None:
     """Deliver ``event`` from async code.
 
@@ -273,22 +291,23 @@ async def adispatch(
     handler is done, so a handler sees a run's events in the run's order.
     """
     pending: list[Any] = []
-    threaded: list[tuple[object, Call]] = []
+    threaded: list[tuple[object, Call, dict[str, Any]]] = []
     first: BaseException | None = None
     for handler in handlers:
         call = resolve(handler, event, args)
         if call is None:
             continue
+        kw = _with_run(handler, kwargs, run)
         if getattr(handler, "run_inline", False):
-            error = await _adeliver(handler, call, kwargs)
+            error = await _adeliver(handler, call, kw)
             if error is not None and first is None:
                 first = error
         elif call[3]:
-            pending.append(_adeliver(handler, call, kwargs))
+            pending.append(_adeliver(handler, call, kw))
         else:
-            threaded.append((handler, call))
+            threaded.append((handler, call, kw))
     if threaded:
-        pending.append(_in_workers(threaded, kwargs))
+        pending.append(_in_workers(threaded))
     if len(pending) == 1:
         error = await pending[0]
         if error is not None and first is None:
@@ -301,13 +320,11 @@ async def adispatch(
         raise first
 
 
-async def _in_workers(
-    calls: list[tuple[object, Call]], kwargs: dict[str, Any]
-) -> BaseException | None:
+async def _in_workers(calls: list[tuple[object, Call, dict[str, Any]]]) -> BaseException | None:
     """Sync handlers, one after the other in scope order, each on its own worker thread."""
     first: BaseException | None = None
     cancelled: asyncio.CancelledError | None = None
-    for handler, call in calls:
+    for handler, call, kwargs in calls:
         try:
             error = await _in_worker(handler, call, kwargs)
         except asyncio.CancelledError as e:  # the others still get the event, then it goes on

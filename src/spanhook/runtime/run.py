@@ -43,8 +43,9 @@ from spanhook.tracing.settings import content_capture_enabled
 logger = logging.getLogger("spanhook.tracing")
 
 RunKind = Literal["chain", "llm", "chat_model", "tool", "agent", "retriever"]
-#: What a delivery step returns: handlers, event, positional and keyword arguments.
-Delivery = tuple[tuple[Any, ...], str, tuple[Any, ...], dict[str, Any]]
+#: What a delivery step returns: handlers, event, positional and keyword arguments, and the
+#: run (for run-tracking handlers; start events only).
+Delivery = tuple[tuple[Any, ...], str, tuple[Any, ...], dict[str, Any], "Run | None"]
 
 _attach = otel_context.attach  # module aliases: the lifecycle runs once or twice per run
 _detach = otel_context.detach
@@ -143,7 +144,7 @@ class Run:
         handlers = self.scope.handlers
         if not handlers:
             return None
-        return handlers, event, args, self._context_kwargs(spec.context, extra)
+        return handlers, event, args, self._context_kwargs(spec.context, extra), None
 
     def emit(self, event: str, *args: Any, **extra: Any) -> None:
         """Record an event of this run on its span and deliver it to its handlers (sync)."""
@@ -279,7 +280,7 @@ class Run:
             **self.start_kwargs,
         }
         event = KIND_EVENTS[self.kind][0]
-        return scope.handlers, event, content.handler_copies(self.start_args), kwargs
+        return scope.handlers, event, content.handler_copies(self.start_args), kwargs, self
 
     def _end_delivery(self) -> Delivery | None:
         handlers = self.scope.handlers
@@ -288,7 +289,8 @@ class Run:
         kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
         if self.end_kwargs:
             kwargs.update(self.end_kwargs)
-        return handlers, KIND_EVENTS[self.kind][1], content.handler_copies(self._end_args), kwargs
+        end = KIND_EVENTS[self.kind][1]
+        return handlers, end, content.handler_copies(self._end_args), kwargs, None
 
     def _error_delivery(self, error: BaseException) -> Delivery | None:
         """Mark the span failed; the error event."""
@@ -299,7 +301,7 @@ class Run:
         kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
         if self.error_kwargs:
             kwargs.update(self.error_kwargs)
-        return handlers, KIND_EVENTS[self.kind][2], (error,), kwargs
+        return handlers, KIND_EVENTS[self.kind][2], (error,), kwargs, None
 
     def _error_status(self, error: BaseException) -> None:
         span = self.span
