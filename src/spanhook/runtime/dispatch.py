@@ -180,22 +180,29 @@ def handler_failed(handler: object, call: Call, exc: Exception) -> Call | None:
 # -- the sync loop ----------------------------------------------------------------------
 
 
-def _deliver(handler: object, call: Call | None, kwargs: dict[str, Any]) -> BaseException | None:
+def _deliver(handler: object, call: Call, kwargs: dict[str, Any]) -> BaseException | None:
     """Make ``call`` (and its fallback, if it falls back); the exception to re-raise."""
-    while call is not None:
-        try:
-            result = call[2](*call[1], **kwargs)
-            if result is not None and inspect.iscoroutine(result):
-                run_coroutine_blocking(result)
-            return None
-        except Exception as e:
-            try:
-                call = handler_failed(handler, call, e)
-            except BaseException as raised:
-                return raised
-        except BaseException as e:  # KeyboardInterrupt, SystemExit: re-raised after the others
-            return e
+    try:
+        result = call[2](*call[1], **kwargs)
+        if result is not None and inspect.iscoroutine(result):
+            run_coroutine_blocking(result)
+    except BaseException as e:
+        return _after_failure(handler, call, kwargs, e)
     return None
+
+
+def _after_failure(
+    handler: object, call: Call, kwargs: dict[str, Any], exc: BaseException
+) -> BaseException | None:
+    """Apply the failure policy to ``exc``; the exception to re-raise once every handler got
+    the event (``KeyboardInterrupt``, ``SystemExit``, ``raise_error``), if any."""
+    if not isinstance(exc, Exception):
+        return exc
+    try:
+        fallback = handler_failed(handler, call, exc)
+    except BaseException as raised:
+        return raised
+    return None if fallback is None else _deliver(handler, fallback, kwargs)
 
 
 def _with_run(handler: object, kwargs: dict[str, Any], run: object) -> dict[str, Any]:
@@ -216,9 +223,25 @@ def dispatch(
     event starts, for run-tracking handlers)."""
     first: BaseException | None = None
     for handler in handlers:
-        call = resolve(handler, event, args)
-        if call is not None:
-            error = _deliver(handler, call, _with_run(handler, kwargs, run))
+        mode = (_plans.get(type(handler)) or _plan_for(type(handler)))[event]
+        if mode == _SYNC:  # resolve()'s plainest answer, inline: a sync method, no flag
+            name, cargs, fn = event, args, getattr(handler, event)
+        elif mode:
+            call = resolve(handler, event, args)
+            if call is None:
+                continue
+            name, cargs, fn, _ = call
+        else:
+            continue
+        kw = kwargs
+        if run is not None and getattr(type(handler), "wants_run", False):
+            kw = {**kwargs, RUN_KWARG: run}
+        try:  # the common case of _deliver, inline: this loop runs twice per run
+            result = fn(*cargs, **kw)
+            if result is not None and inspect.iscoroutine(result):
+                run_coroutine_blocking(result)
+        except BaseException as e:
+            error = _after_failure(handler, (name, cargs, fn, False), kw, e)
             if error is not None and first is None:
                 first = error
     if first is not None:

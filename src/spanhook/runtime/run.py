@@ -129,7 +129,8 @@ class Run:
     # -- events inside the run ---------------------------------------------------------------
     def _context_kwargs(self, context: tuple[str, ...], extra: dict[str, Any]) -> dict[str, Any]:
         if context is STANDARD:
-            kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
+            tags = self.scope.tags
+            kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": tags}
         else:
             kwargs = {name: getattr(self, name) for name in context}
         if extra:
@@ -279,26 +280,32 @@ class Run:
             "metadata": scope.metadata,
             **self.start_kwargs,
         }
-        event = KIND_EVENTS[self.kind][0]
-        return scope.handlers, event, content.handler_copies(self.start_args), kwargs, self
+        args = self.start_args  # (serialized, payload): the payload goes out as a copy
+        if len(args) == 2:
+            payload = args[1]  # (a dict mostly: copied inline, this runs once per run)
+            args = (args[0], payload.copy() if type(payload) is dict else content.copy(payload))
+        return scope.handlers, KIND_EVENTS[self.kind][0], args, kwargs, self
 
     def _end_delivery(self) -> Delivery | None:
-        handlers = self.scope.handlers
+        handlers, _, tags, _, _ = self.scope
         if not handlers:
             return None
-        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
+        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": tags}
         if self.end_kwargs:
             kwargs.update(self.end_kwargs)
-        end = KIND_EVENTS[self.kind][1]
-        return handlers, end, content.handler_copies(self._end_args), kwargs, None
+        args = self._end_args
+        if len(args) == 1:
+            result = args[0]
+            args = (result.copy() if type(result) is dict else content.copy(result),)
+        return handlers, KIND_EVENTS[self.kind][1], args, kwargs, None
 
     def _error_delivery(self, error: BaseException) -> Delivery | None:
         """Mark the span failed; the error event."""
         self._error_status(error)
-        handlers = self.scope.handlers
+        handlers, _, tags, _, _ = self.scope
         if not handlers:
             return None
-        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
+        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": tags}
         if self.error_kwargs:
             kwargs.update(self.error_kwargs)
         return handlers, KIND_EVENTS[self.kind][2], (error,), kwargs, None
