@@ -37,6 +37,9 @@ logger = logging.getLogger("spanhook.callbacks")
 _SKIP, _SYNC, _ASYNC, _CHAT_FALLBACK = 0, 1, 2, 3
 #: Added to a plan's mode when the handler's ``ignore_*`` flag must be read at each event.
 _CHECK_FLAG = 8
+#: Added to a start event's mode when the handler also gets the run (``wants_run``).
+_WANTS_RUN = 16
+_EXTRA_BITS = _CHECK_FLAG | _WANTS_RUN
 _Plan = dict[str, int]
 #: One delivery: the method's name, its positional arguments, the bound method, and whether
 #: it is a coroutine function.
@@ -113,6 +116,10 @@ def _plan_for(cls: type) -> _Plan:
             and (custom_lookup or _class_attr(cls, flag) not in _default_flags)
         ):
             plan[event] = mode | _CHECK_FLAG
+    if getattr(cls, "wants_run", False):
+        for event, spec in EVENTS.items():
+            if spec.role == "start" and plan[event]:
+                plan[event] |= _WANTS_RUN
     _plans[cls] = plan
     return plan
 
@@ -138,7 +145,7 @@ def _chat_fallback(handler: object, args: tuple[Any, ...]) -> Call | None:
         return None
     serialized, messages = args[0], args[1]
     prompts = [get_buffer_string(m) for m in messages]
-    is_async = _plan_for(type(handler))["on_llm_start"] & ~_CHECK_FLAG == _ASYNC
+    is_async = _plan_for(type(handler))["on_llm_start"] & ~_EXTRA_BITS == _ASYNC
     return "on_llm_start", (serialized, prompts), getattr(handler, "on_llm_start"), is_async  # noqa: B009
 
 
@@ -151,10 +158,9 @@ def resolve(handler: object, event: str, args: tuple[Any, ...]) -> Call | None:
     mode = (_plans.get(type(handler)) or _plan_for(type(handler)))[event]
     if not mode:
         return None
-    if mode & _CHECK_FLAG:
-        if getattr(handler, IGNORE_FLAG[event] or "", False):
-            return None
-        mode &= ~_CHECK_FLAG
+    if mode & _CHECK_FLAG and getattr(handler, IGNORE_FLAG[event] or "", False):
+        return None
+    mode &= ~_EXTRA_BITS
     if mode == _CHAT_FALLBACK:
         return _chat_fallback(handler, args)
     return event, args, getattr(handler, event), mode == _ASYNC
@@ -205,9 +211,9 @@ def _after_failure(
     return None if fallback is None else _deliver(handler, fallback, kwargs)
 
 
-def _with_run(handler: object, kwargs: dict[str, Any], run: object) -> dict[str, Any]:
+def _with_run(handler: object, kwargs: dict[str, Any], run: object, event: str) -> dict[str, Any]:
     """A run-tracking handler (``wants_run``) also gets the run itself, at its start."""
-    if run is None or not getattr(type(handler), "wants_run", False):
+    if run is None or not _plan_for(type(handler))[event] & _WANTS_RUN:
         return kwargs
     return {**kwargs, RUN_KWARG: run}
 
@@ -224,6 +230,7 @@ def dispatch(
     first: BaseException | None = None
     for handler in handlers:
         mode = (_plans.get(type(handler)) or _plan_for(type(handler)))[event]
+        kw = kwargs
         if mode == _SYNC:  # resolve()'s plainest answer, inline: a sync method, no flag
             name, cargs, fn = event, args, getattr(handler, event)
         elif mode:
@@ -231,11 +238,10 @@ def dispatch(
             if call is None:
                 continue
             name, cargs, fn, _ = call
+            if mode & _WANTS_RUN and run is not None:
+                kw = {**kwargs, RUN_KWARG: run}
         else:
             continue
-        kw = kwargs
-        if run is not None and getattr(type(handler), "wants_run", False):
-            kw = {**kwargs, RUN_KWARG: run}
         try:  # the common case of _deliver, inline: this loop runs twice per run
             result = fn(*cargs, **kw)
             if result is not None and inspect.iscoroutine(result):
@@ -320,7 +326,7 @@ async def adispatch(
         call = resolve(handler, event, args)
         if call is None:
             continue
-        kw = _with_run(handler, kwargs, run)
+        kw = _with_run(handler, kwargs, run, event)
         if getattr(handler, "run_inline", False):
             error = await _adeliver(handler, call, kw)
             if error is not None and first is None:
