@@ -273,9 +273,14 @@ def deliver_planned(plan: Sequence[tuple[object, Call]], kwargs: dict[str, Any])
     """Deliver a keyword-only event along a :func:`token_plan`, with the same policy."""
     first: BaseException | None = None
     for handler, call in plan:
-        error = _deliver(handler, call, kwargs)
-        if error is not None and first is None:
-            first = error
+        try:  # _deliver, inline: this runs for every token
+            result = call[2](**kwargs)
+            if result is not None and inspect.iscoroutine(result):
+                run_coroutine_blocking(result)
+        except BaseException as e:
+            error = _after_failure(handler, call, kwargs, e)
+            if error is not None and first is None:
+                first = error
     if first is not None:
         raise first
 

@@ -20,7 +20,7 @@ from spanhook.events import EVENTS, STANDARD
 from spanhook.runtime import content
 from spanhook.runtime.dispatch import adispatch, deliver_planned, dispatch, token_plan
 from spanhook.runtime.tokens import TokenStream
-from spanhook.tracing.settings import content_capture_enabled
+from spanhook.tracing.settings import content_capture_enabled, token_events_on
 
 if TYPE_CHECKING:
     from spanhook.runtime.run import Run
@@ -102,14 +102,17 @@ class RunManager:
         stream = self.stream
         if stream is None:
             stream = self.stream = TokenStream()  # type: ignore[misc]  # a slot of Run
-        stream.note(self.span, token)
-        if not self.scope.handlers:
+        n = stream.count = stream.count + 1
+        if n == 1 or token_events_on():  # the span is touched only when it must be
+            stream.note(self.span, token, n)
+        scope = self.scope
+        if not scope.handlers:
             return None
         kwargs = {
             "token": token,
             "run_id": self.run_id,
             "parent_run_id": self.parent_run_id,
-            "tags": self.scope.tags,
+            "tags": scope.tags,
             "chunk": chunk,
         }
         if extra:

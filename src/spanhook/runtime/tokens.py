@@ -29,9 +29,9 @@ class TokenStream:
         #: The token plan (:func:`spanhook.runtime.dispatch.token_plan`), resolved once.
         self.plan: Any = TokenStream.UNRESOLVED
 
-    def note(self, span: trace.Span, token: str) -> None:
-        """Count a token; the first token's time and event, per-token events when enabled."""
-        n = self.count = self.count + 1
+    def note(self, span: trace.Span, token: str, n: int) -> None:
+        """The ``n``-th token (counted): the first token's time and event, per-token events
+        when enabled."""
         if n == 1:
             self.first_ns = time.monotonic_ns()
             span.add_event("spanhook.first_token")
