@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import SpanProcessor
 
+from spanhook._state import STATE
 from spanhook.events import EVENTS, STANDARD
 from spanhook.runtime import content
 from spanhook.runtime.dispatch import adispatch, deliver_planned, dispatch, token_plan
-from spanhook.runtime.tokens import TokenStream
-from spanhook.tracing.settings import content_capture_enabled, token_events_on
+from spanhook.runtime.tokens import UNRESOLVED, TokenStream
+from spanhook.tracing.settings import content_capture_enabled, get_settings
 
 if TYPE_CHECKING:
     from spanhook.runtime.run import Run
@@ -50,20 +50,12 @@ class RunManager:
         return self.scope.handlers
 
     @property
-    def processors(self) -> tuple[SpanProcessor, ...]:
-        return self.scope.processors
-
-    @property
     def tags(self) -> list[str]:
         return self.scope.tags
 
     @property
     def metadata(self) -> dict[str, Any]:
         return self.scope.metadata
-
-    @property
-    def verbose(self) -> bool:
-        return self.scope.verbose
 
     # -- events inside the run ---------------------------------------------------------------
     def _context_kwargs(self, context: tuple[str, ...], extra: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +95,8 @@ class RunManager:
         if stream is None:
             stream = self.stream = TokenStream()  # type: ignore[misc]  # a slot of Run
         n = stream.count = stream.count + 1
-        if n == 1 or token_events_on():  # the span is touched only when it must be
+        settings = STATE.settings  # the span is touched only when it must be
+        if n == 1 or (settings or get_settings()).token_events:
             stream.note(self.span, token, n)
         scope = self.scope
         if not scope.handlers:
@@ -127,7 +120,7 @@ class RunManager:
             return
         stream: TokenStream = self.stream  # type: ignore[assignment]
         plan = stream.plan
-        if plan is TokenStream.UNRESOLVED:
+        if plan is UNRESOLVED:
             plan = stream.plan = token_plan(self.scope.handlers)
         if plan is None:
             dispatch(self.scope.handlers, "on_llm_new_token", (), kwargs)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
@@ -261,15 +259,6 @@ class Run(RunManager):
     # -- detached use (generators) -----------------------------------------------------------
     # A generator must not stay attached across ``yield`` (the caller would run inside the
     # run's context): it opens the run, is made current around each step, and closes it.
-    @contextmanager
-    def activated(self) -> Iterator[Run]:
-        """Make this run current for the block (one step of a generator)."""
-        token = _attach(self._ctx)
-        try:
-            yield self
-        finally:
-            _detach(token)
-
     def attach(self) -> object:
         """Make this run current (for a generator step); pair with :meth:`detach`."""
         return _attach(self._ctx)

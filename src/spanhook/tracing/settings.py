@@ -98,12 +98,6 @@ def get_settings() -> TracingSettings:
     return settings
 
 
-def token_events_on() -> bool:
-    """Whether each streamed token is a span event (checked per token: kept lean)."""
-    settings = STATE.settings
-    return (settings or get_settings()).token_events
-
-
 def set_settings(settings: TracingSettings | None) -> None:
     """Replace the settings (``None``: read the environment again on next use)."""
     STATE.settings = settings
