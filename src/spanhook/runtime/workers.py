@@ -6,9 +6,8 @@ of (not every request sharing the loop's default executor, nor spanhook's other 
 hops), and one thread per handler keeps that handler's events in the order they were sent.
 
 A worker's thread exits after :data:`IDLE_TIMEOUT` seconds without work and is started
-again on the next event, and workers are keyed weakly by handler: live threads are bounded
-by the handler objects that received an event in the last few seconds, and no thread
-outlives its handler's last event by more than the idle timeout.
+again on the next event; workers are keyed weakly by handler, and at most
+:data:`MAX_DEDICATED` + :data:`SHARED_WORKERS` threads exist at once.
 """
 
 from __future__ import annotations
@@ -71,26 +70,29 @@ class SerialWorker:
                 fut.set_result(result)
 
 
+#: Handler objects with a worker of their own at most; beyond that, handlers share one of
+#: :data:`SHARED_WORKERS` serial workers (picked by object identity, so each handler still
+#: gets its events in order on one thread).
+MAX_DEDICATED = 32
+SHARED_WORKERS = 8
+
 _lock = threading.Lock()
 _workers: weakref.WeakKeyDictionary[Any, SerialWorker] = weakref.WeakKeyDictionary()
-#: Handlers that cannot be weakly referenced share the workers of their class.
-_by_class: dict[type, SerialWorker] = {}
+_shared = [SerialWorker(f"spanhook-handlers-{i}") for i in range(SHARED_WORKERS)]
 
 
 def worker_for(handler: object) -> SerialWorker:
-    """The serial worker of ``handler`` (one per handler object)."""
+    """The serial worker of ``handler``: its own, or a shared one when :data:`MAX_DEDICATED`
+    handlers already have one or ``handler`` cannot be weakly referenced."""
     try:
         worker = _workers.get(handler)
+        if worker is not None:
+            return worker
+        with _lock:
+            worker = _workers.get(handler)
+            if worker is None and len(_workers) < MAX_DEDICATED:
+                name = f"spanhook-handler-{type(handler).__name__}"
+                worker = _workers[handler] = SerialWorker(name)
     except TypeError:  # unhashable or not weakly referenceable
         worker = None
-        key: Any = type(handler)
-        table: Any = _by_class
-    else:
-        key, table = handler, _workers
-    if worker is None:
-        with _lock:
-            worker = table.get(key)
-            if worker is None:
-                name = f"spanhook-handler-{type(handler).__name__}"
-                worker = table[key] = SerialWorker(name)
-    return worker
+    return worker if worker is not None else _shared[id(handler) // 16 % SHARED_WORKERS]
