@@ -230,26 +230,27 @@ def dispatch(
     first: BaseException | None = None
     for handler in handlers:
         mode = (_plans.get(type(handler)) or _plan_for(type(handler)))[event]
-        kw = kwargs
         if mode == _SYNC:  # resolve()'s plainest answer, inline: a sync method, no flag
-            name, cargs, fn = event, args, getattr(handler, event)
-        elif mode:
-            call = resolve(handler, event, args)
-            if call is None:
+            try:
+                result = getattr(handler, event)(*args, **kwargs)
+                if result is not None and inspect.iscoroutine(result):
+                    run_coroutine_blocking(result)
                 continue
-            name, cargs, fn, _ = call
+            except BaseException as e:
+                call: Call = (event, args, getattr(handler, event), False)
+                error = _after_failure(handler, call, kwargs, e)
+        elif mode:
+            resolved = resolve(handler, event, args)
+            if resolved is None:
+                continue
+            kw = kwargs
             if mode & _WANTS_RUN and run is not None:
                 kw = {**kwargs, RUN_KWARG: run}
+            error = _deliver(handler, resolved, kw)
         else:
             continue
-        try:  # the common case of _deliver, inline: this loop runs twice per run
-            result = fn(*cargs, **kw)
-            if result is not None and inspect.iscoroutine(result):
-                run_coroutine_blocking(result)
-        except BaseException as e:
-            error = _after_failure(handler, (name, cargs, fn, False), kw, e)
-            if error is not None and first is None:
-                first = error
+        if error is not None and first is None:
+            first = error
     if first is not None:
         raise first
 

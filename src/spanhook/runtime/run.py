@@ -105,11 +105,12 @@ class Run(RunManager):
         self._state = _ACTIVE
         self._token = _attach(self._ctx)
         scope = self.scope
-        for p in scope.processors:
-            try:
-                p.on_start(self.span, parent_context=self._ctx)  # type: ignore[arg-type]
-            except Exception:
-                logger.exception("span processor %r failed in on_start", p)
+        if scope.processors:
+            for p in scope.processors:
+                try:
+                    p.on_start(self.span, parent_context=self._ctx)  # type: ignore[arg-type]
+                except Exception:
+                    logger.exception("span processor %r failed in on_start", p)
         if not scope.handlers:
             return None
         kwargs = {
