@@ -145,7 +145,9 @@ def test_no_host_port_is_published_twice(services: dict[str, dict[str, Any]]) ->
 def test_images_are_pinned_to_the_tested_releases(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         tag = service["image"].rpartition(":")[2]
-        assert EXACT_TAG.match(tag.removeprefix("v")), f"{name}: {service['image']} is not an exact version"
+        assert EXACT_TAG.match(tag.removeprefix("v")), (
+            f"{name}: {service['image']} is not an exact version"
+        )
     scaleout_version = script_setting("build-scaleout-collector.sh", "OTELCOL_VERSION")
     for name in SCALE_OUT:
         assert services[name]["image"] == f"otel/opentelemetry-collector-contrib:{scaleout_version}"

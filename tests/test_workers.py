@@ -1,4 +1,4 @@
-"""Sync handlers in async runs: one serial worker thread per handler object.
+"""Sync handlers in async runs: a serial mailbox per handler object, drained by a thread pool.
 
 A slow sync handler delays only the requests it is part of: not every request sharing the
 event loop's default executor, nor spanhook's own thread hops. Each handler's events keep
@@ -109,3 +109,22 @@ def test_a_handler_exception_reaches_the_awaiting_run_through_its_worker() -> No
     fut = worker.submit(fail)
     exc = fut.exception(timeout=5)
     assert isinstance(exc, KeyboardInterrupt)
+
+
+def test_worker_threads_stay_bounded_with_many_handler_objects() -> None:
+    release = threading.Event()
+    handlers = [Blocking(release) for _ in range(workers.MAX_THREADS * 2)]
+    chain = _chain()
+
+    async def main() -> int:
+        tasks = [
+            asyncio.create_task(chain.ainvoke({"a": 1, "b": 1}, callbacks=[h])) for h in handlers
+        ]
+        await asyncio.sleep(0.3)
+        live = sum(t.name.startswith("spanhook-handler") for t in threading.enumerate())
+        release.set()
+        await asyncio.gather(*tasks)
+        return live
+
+    live = asyncio.run(main())
+    assert 0 < live <= workers.MAX_THREADS

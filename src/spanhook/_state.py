@@ -30,8 +30,8 @@ class State:
         #: The tracer for runs, cached per global provider.
         self.tracer_for: object = None
         self.tracer: trace.Tracer | None = None
-        #: Whether runs record spans: (global provider, private-provider state, tracer).
-        self.recording: tuple[object, int, trace.Tracer | None] | None = None
+        #: Whether runs record spans: (global provider, private provider, tracer or None).
+        self.recording: tuple[object, object, trace.Tracer | None] | None = None
         #: Per-class memo caches: handler dispatch plans and what a callback object is.
         self.plans: dict[type, Any] = {}
         self.consumer_kinds: dict[type, int] = {}

@@ -46,9 +46,6 @@ class EventSpec:
     #: Run fields passed as keyword arguments (besides the event's own extras).
     context: tuple[str, ...] = STANDARD
     span: SpanRecipe | None = None
-    #: Whether top-level containers among the positional arguments are copied at delivery
-    #: (so a handler mutating them cannot change what the caller gets).
-    copy_args: bool = False
 
 
 def _retry_plain(args: tuple[Any, ...]) -> Mapping[str, Any]:
@@ -68,8 +65,8 @@ def _lifecycle(
 ) -> tuple[EventSpec, EventSpec, EventSpec]:
     """The start, end and error events of a family of run kinds."""
     return (
-        EventSpec(f"on_{group}_start", "start", kinds, flag, start, _START_CONTEXT, copy_args=True),
-        EventSpec(f"on_{group}_end", "end", kinds, flag, (end,), copy_args=True),
+        EventSpec(f"on_{group}_start", "start", kinds, flag, start, _START_CONTEXT),
+        EventSpec(f"on_{group}_end", "end", kinds, flag, (end,)),
         EventSpec(f"on_{group}_error", "error", kinds, flag, ("error",)),
     )
 
@@ -89,9 +86,7 @@ _SPECS: tuple[EventSpec, ...] = (
     ),
     # the token goes by keyword, as langchain-core passes it
     EventSpec("on_llm_new_token", "in_run", ("llm", "chat_model"), "ignore_llm", ("token",)),
-    EventSpec(
-        "on_llm_end", "end", ("llm", "chat_model"), "ignore_llm", ("response",), copy_args=True
-    ),
+    EventSpec("on_llm_end", "end", ("llm", "chat_model"), "ignore_llm", ("response",)),
     EventSpec("on_llm_error", "error", ("llm", "chat_model"), "ignore_llm", ("error",)),
     *_lifecycle("tool", ("tool",), "ignore_agent", ("serialized", "input_str"), "output"),
     *_lifecycle(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from spanhook.callbacks.monitor import MonitorCallbackHandler, MonitorHandler
     from spanhook.callbacks.stdout import StdOutCallbackHandler, StreamingStdOutCallbackHandler
     from spanhook.callbacks.streaming_aiter import AsyncIteratorCallbackHandler
+    from spanhook.callbacks.tracker import RunInfo, RunTracker
     from spanhook.callbacks.usage import UsageCallbackHandler, get_usage_callback
     from spanhook.callbacks.websocket import WebSocketCallbackHandler, WebSocketHandler
 
@@ -35,6 +36,8 @@ _dynamic_imports = {
     "StdOutCallbackHandler": "stdout",
     "StreamingStdOutCallbackHandler": "stdout",
     "AsyncIteratorCallbackHandler": "streaming_aiter",
+    "RunInfo": "tracker",
+    "RunTracker": "tracker",
     "UsageCallbackHandler": "usage",
     "get_usage_callback": "usage",
     "WebSocketCallbackHandler": "websocket",
@@ -51,6 +54,8 @@ __all__ = [
     "MonitorHandler",
     "RequestLogger",
     "RequestLoggerCallbackHandler",
+    "RunInfo",
+    "RunTracker",
     "StdOutCallbackHandler",
     "StreamingStdOutCallbackHandler",
     "UsageCallbackHandler",

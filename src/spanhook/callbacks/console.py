@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
 from uuid import UUID
 
 from spanhook._color import bold, color_enabled, colored
-from spanhook.callbacks.base import BaseCallbackHandler
+from spanhook.callbacks.tracker import RunInfo, RunTracker
 from spanhook.schema.messages import get_buffer_string
 from spanhook.tracing.render import Node, render
 
@@ -35,23 +34,39 @@ def _elapsed(seconds: float) -> str:
 
 @dataclass
 class _Rec:
-    kind: str
-    name: str
     parent: UUID | None
-    start: float
     node: Node
     crumbs: str = ""
-    tokens: dict[str, int] = field(default_factory=dict)
 
 
-class ConsoleCallbackHandler(BaseCallbackHandler):
+#: How each run kind is shown: its label, its title, its start and end payloads.
+_SHOWN: dict[str, tuple[str, str, Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "chain": ("chain", "Chain", lambda v: v, lambda v: v),
+    "agent": ("chain", "Chain", lambda v: v, lambda v: v),
+    "llm": ("llm", "LLM", lambda v: {"prompts": v}, lambda v: v),
+    "chat_model": (
+        "llm",
+        "LLM",
+        lambda v: {"prompts": [get_buffer_string(m) for m in v]},
+        lambda v: v,
+    ),
+    "tool": ("tool", "Tool", lambda v: v, str),
+    "retriever": (
+        "retriever",
+        "Retriever",
+        lambda v: {"query": v},
+        lambda v: {"documents": list(v)},
+    ),
+}
+
+
+class ConsoleCallbackHandler(RunTracker):
     """Prints every run's start, end and error with its position in the run tree."""
 
     def __init__(self, stream: TextIO | None = None, tree: bool = True) -> None:
+        super().__init__()
         self._stream = stream
         self.tree = tree
-        self._runs: dict[UUID, _Rec] = {}
-        self._lock = threading.Lock()
 
     # -- output ---------------------------------------------------------------------
     def _out(self) -> TextIO:
@@ -66,35 +81,60 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
         body = payload if isinstance(payload, str) and tag.endswith("error") else _json(payload)
         print(head + body, file=self._out(), flush=True)
 
-    # -- bookkeeping ------------------------------------------------------------------
-    def _start(self, kind: str, name: str, run_id: UUID, parent_run_id: UUID | None) -> _Rec:
-        with self._lock:
-            parent = self._runs.get(parent_run_id) if parent_run_id else None
-            crumb = f"{kind}:{name}"
-            rec = _Rec(
-                kind,
-                name,
-                parent_run_id if parent else None,
-                time.monotonic(),
-                Node(name=name, kind=kind, duration_ns=0, ok=True),
-                f"{parent.crumbs} > {crumb}" if parent else crumb,
-            )
-            if parent is not None:
+    # -- the run's life ----------------------------------------------------------------
+    def run_started(self, run: RunInfo) -> None:
+        label, title, shown, _ = _SHOWN[run.kind]
+        parent_run = self.active(run.parent_run_id) if run.parent_run_id else None
+        parent: _Rec | None = parent_run.state if parent_run is not None else None
+        crumb = f"{label}:{run.name}"
+        rec = _Rec(
+            run.parent_run_id if parent is not None else None,
+            Node(name=run.name, kind=label, duration_ns=0, ok=True),
+            f"{parent.crumbs} > {crumb}" if parent is not None else crumb,
+        )
+        if parent is not None:
+            with self._lock:
                 parent.node.children.append(rec.node)
-            self._runs[run_id] = rec
-        return rec
+        run.state = rec
+        self._print(
+            f"{label}/start", "green", rec, f"Entering {title} run with input:", shown(run.inputs)
+        )
 
-    def _end(self, run_id: UUID, error: BaseException | None = None) -> tuple[_Rec, float] | None:
-        with self._lock:
-            rec = self._runs.get(run_id)
-            if rec is None:
-                return None
-            elapsed = time.monotonic() - rec.start
-            rec.node.duration_ns = int(elapsed * 1e9)
-            if error is not None:
-                rec.node.ok, rec.node.error = False, f"{type(error).__name__}: {error}"
-            del self._runs[run_id]
+    def _ended(self, run: RunInfo, error: BaseException | None) -> tuple[_Rec, float] | None:
+        rec: _Rec | None = run.state
+        if rec is None or run.duration_ms is None:
+            return None  # its start was not seen
+        elapsed = run.duration_ms / 1e3
+        rec.node.duration_ns = int(elapsed * 1e9)
+        if error is not None:
+            rec.node.ok, rec.node.error = False, f"{type(error).__name__}: {error}"
         return rec, elapsed
+
+    def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
+        done = self._ended(run, None)
+        if done is None:
+            return
+        rec, elapsed = done
+        label, title, _, shown = _SHOWN[run.kind]
+        if label == "llm":
+            usage = (getattr(output, "llm_output", None) or {}).get("token_usage") or {}
+            rec.node.input_tokens = usage.get("prompt_tokens")
+            rec.node.output_tokens = usage.get("completion_tokens")
+        self._print(
+            f"{label}/end", "blue", rec, f"Exiting {title} run with output:", shown(output), elapsed
+        )
+        self._maybe_tree(rec)
+
+    def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
+        done = self._ended(run, error)
+        if done is None:
+            return
+        rec, elapsed = done
+        label, title, _, _ = _SHOWN[run.kind]
+        self._print(
+            f"{label}/error", "red", rec, f"{title} run errored with error:", repr(error), elapsed
+        )
+        self._maybe_tree(rec)
 
     def _maybe_tree(self, rec: _Rec) -> None:
         if self.tree and rec.parent is None:
@@ -103,160 +143,3 @@ class ConsoleCallbackHandler(BaseCallbackHandler):
                 file=self._out(),
                 flush=True,
             )
-
-    @staticmethod
-    def _name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default: str) -> str:
-        if kwargs.get("name"):
-            return str(kwargs["name"])
-        if serialized:
-            return str(serialized.get("name") or serialized.get("id", [default])[-1])
-        return default
-
-    # -- events -----------------------------------------------------------------------
-    def on_chain_start(
-        self,
-        serialized: dict[str, Any],
-        inputs: dict[str, Any],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        rec = self._start("chain", self._name(serialized, kwargs, "Chain"), run_id, parent_run_id)
-        self._print("chain/start", "green", rec, "Entering Chain run with input:", inputs)
-
-    def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "chain/end", "blue", rec, "Exiting Chain run with output:", outputs, elapsed
-            )
-            self._maybe_tree(rec)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id, error)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "chain/error", "red", rec, "Chain run errored with error:", repr(error), elapsed
-            )
-            self._maybe_tree(rec)
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        rec = self._start("llm", self._name(serialized, kwargs, "LLM"), run_id, parent_run_id)
-        self._print("llm/start", "green", rec, "Entering LLM run with input:", {"prompts": prompts})
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[Any]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        rec = self._start("llm", self._name(serialized, kwargs, "ChatModel"), run_id, parent_run_id)
-        prompts = [get_buffer_string(m) for m in messages]
-        self._print("llm/start", "green", rec, "Entering LLM run with input:", {"prompts": prompts})
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id)
-        if done:
-            rec, elapsed = done
-            usage = (getattr(response, "llm_output", None) or {}).get("token_usage") or {}
-            rec.node.input_tokens = usage.get("prompt_tokens")
-            rec.node.output_tokens = usage.get("completion_tokens")
-            self._print("llm/end", "blue", rec, "Exiting LLM run with output:", response, elapsed)
-            self._maybe_tree(rec)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id, error)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "llm/error", "red", rec, "LLM run errored with error:", repr(error), elapsed
-            )
-            self._maybe_tree(rec)
-
-    def on_tool_start(
-        self,
-        serialized: dict[str, Any],
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        rec = self._start("tool", self._name(serialized, kwargs, "Tool"), run_id, parent_run_id)
-        self._print("tool/start", "green", rec, "Entering Tool run with input:", input_str)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "tool/end", "blue", rec, "Exiting Tool run with output:", str(output), elapsed
-            )
-            self._maybe_tree(rec)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id, error)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "tool/error", "red", rec, "Tool run errored with error:", repr(error), elapsed
-            )
-            self._maybe_tree(rec)
-
-    def on_retriever_start(
-        self,
-        serialized: dict[str, Any],
-        query: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        rec = self._start(
-            "retriever", self._name(serialized, kwargs, "Retriever"), run_id, parent_run_id
-        )
-        self._print(
-            "retriever/start", "green", rec, "Entering Retriever run with input:", {"query": query}
-        )
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "retriever/end",
-                "blue",
-                rec,
-                "Exiting Retriever run with output:",
-                {"documents": list(documents)},
-                elapsed,
-            )
-            self._maybe_tree(rec)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        done = self._end(run_id, error)
-        if done:
-            rec, elapsed = done
-            self._print(
-                "retriever/error",
-                "red",
-                rec,
-                "Retriever run errored with error:",
-                repr(error),
-                elapsed,
-            )
-            self._maybe_tree(rec)

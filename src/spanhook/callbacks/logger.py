@@ -21,81 +21,25 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import IO, Any
 from uuid import UUID
 
-from spanhook.callbacks.base import BaseCallbackHandler
+from spanhook.callbacks.tracker import RunInfo, RunTracker
 from spanhook.callbacks.usage import usage_from_result
 from spanhook.tracing import attributes as attr
 
 _internal = logging.getLogger("spanhook.callbacks")
 
-#: The run kind each start event means (``chain`` may be refined to ``agent`` by the run).
-START_KINDS: dict[str, str] = {
-    "on_chain_start": "chain",
-    "on_llm_start": "llm",
-    "on_chat_model_start": "chat_model",
-    "on_tool_start": "tool",
-    "on_retriever_start": "retriever",
-}
-
 DEFAULT_LOGGER = "spanhook.requests"
-
-
-@dataclass
-class RunIdentity:
-    """What a handler learns about a run when it starts."""
-
-    kind: str
-    name: str
-    trace_id: str | None
-    span_id: str | None
-
-
-def identify_run(event: str, serialized: Any, kwargs: Mapping[str, Any]) -> RunIdentity:
-    """Kind, name and OTel ids of the run a start event belongs to.
-
-    Start events are delivered while the run is current, so ``current_run()`` is the run
-    itself; its kind (``agent`` vs ``chain``), name and span are used. A start event from
-    elsewhere falls back to the event's ``name`` / ``serialized`` and the ambient run's
-    trace id.
-    """
-    from spanhook.tracing.run import current_run  # run.py imports this package
-
-    run = current_run()
-    if run is not None and run.run_id == kwargs.get("run_id"):
-        return RunIdentity(run.kind, run.name, _valid(run.trace_id), _valid(run.span_id))
-    name = kwargs.get("name")
-    if not name and isinstance(serialized, Mapping):
-        ident = serialized.get("id")
-        name = serialized.get("name") or (ident[-1] if isinstance(ident, list) and ident else None)
-    trace_id = _valid(run.trace_id) if run is not None else None
-    return RunIdentity(START_KINDS.get(event, "chain"), str(name or "<unknown>"), trace_id, None)
-
-
-def _valid(hex_id: str) -> str | None:
-    return None if not hex_id.strip("0") else hex_id
 
 
 def render_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-@dataclass
-class _Active:
-    ident: RunIdentity
-    parent_run_id: UUID | None
-    tags: list[str]
-    start_ns: int
-    tokens: int = 0
-
-
-class RequestLoggerCallbackHandler(BaseCallbackHandler):
+class RequestLoggerCallbackHandler(RunTracker):
     """Logs each run's start, end and error through ``logging``, one record per event.
 
     Args:
@@ -167,96 +111,56 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
         self.run_inline = run_inline
         #: JSON lines that could not be written (the first failure is logged).
         self.write_errors = 0
-        self._lock = threading.Lock()
-        self._runs: dict[UUID, _Active] = {}
+        super().__init__()
 
     # -- plumbing ----------------------------------------------------------------------
     def _content(self, value: Any) -> str:
         return attr.truncate(attr.to_json(value), self.max_content_length)
 
-    def _start(
-        self, event: str, serialized: Any, content_key: str, content: Any, kwargs: dict[str, Any]
-    ) -> None:
-        ident = identify_run(event, serialized, kwargs)
-        run_id: UUID = kwargs["run_id"]
-        active = _Active(
-            ident,
-            kwargs.get("parent_run_id"),
-            list(kwargs.get("tags") or []),
-            time.perf_counter_ns(),
-        )
-        with self._lock:
-            self._runs[run_id] = active
-        record = self._base(f"{ident.kind}_start", run_id, active)
+    def run_started(self, run: RunInfo) -> None:
+        run.state = 0  # streamed tokens
+        record = self._base(f"{run.kind}_start", run.run_id, run)
         if self.log_content:
-            record[content_key] = self._content(content)
-        self._emit(self.level, f"{ident.kind} {ident.name!r} started", record)
+            key, value = _START_CONTENT[run.kind](run.inputs)
+            record[key] = self._content(value)
+        self._emit(self.level, f"{run.kind} {run.name!r} started", record)
 
-    def _base(self, event: str, run_id: UUID, active: _Active | None) -> dict[str, Any]:
-        record: dict[str, Any] = {
+    def _base(self, event: str, run_id: UUID, run: RunInfo | None) -> dict[str, Any]:
+        seen = run is not None and run.start_ns is not None
+        return {
             "event": event,
             "run_id": str(run_id),
-            "parent_run_id": None,
-            "trace_id": None,
-            "span_id": None,
-            "run_kind": None,
-            "run_name": None,
-            "tags": [],
+            "parent_run_id": str(run.parent_run_id) if seen and run.parent_run_id else None,  # type: ignore[union-attr]
+            "trace_id": run.trace_id if seen else None,  # type: ignore[union-attr]
+            "span_id": run.span_id if seen else None,  # type: ignore[union-attr]
+            "run_kind": run.kind if run is not None else None,
+            "run_name": run.name if seen else None,  # type: ignore[union-attr]
+            "tags": run.tags if seen else [],  # type: ignore[union-attr]
         }
-        if active is not None:
-            record.update(
-                parent_run_id=str(active.parent_run_id) if active.parent_run_id else None,
-                trace_id=active.ident.trace_id,
-                span_id=active.ident.span_id,
-                run_kind=active.ident.kind,
-                run_name=active.ident.name,
-                tags=active.tags,
-            )
-        else:
-            from spanhook.tracing.run import current_run
 
-            run = current_run()
-            if run is not None:
-                record["trace_id"] = _valid(run.trace_id)
-        return record
+    def _finish(self, run: RunInfo, outcome: str) -> tuple[dict[str, Any], str]:
+        record = self._base(f"{run.kind}_{outcome}", run.run_id, run)
+        if run.duration_ms is not None:
+            record["duration_ms"] = round(run.duration_ms, 3)
+            return record, f"{run.kind} {run.name!r}"
+        return record, run.kind
 
-    def _finish(
-        self, run_id: UUID, fallback_kind: str
-    ) -> tuple[_Active | None, dict[str, Any], str]:
-        with self._lock:
-            active = self._runs.pop(run_id, None)
-        record = self._base("", run_id, active)
-        if active is not None:
-            record["duration_ms"] = round((time.perf_counter_ns() - active.start_ns) / 1e6, 3)
-            label = f"{active.ident.kind} {active.ident.name!r}"
-        else:
-            record["run_kind"] = fallback_kind
-            label = fallback_kind
-        return active, record, label
-
-    def _end(
-        self,
-        kind: str,
-        content_key: str,
-        content: Any,
-        run_id: UUID,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        _, record, label = self._finish(run_id, kind)
-        record["event"] = f"{record['run_kind']}_end"
-        if extra:
-            record.update(extra)
+    def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
+        record, label = self._finish(run, "end")
+        key, value, extra = _END_CONTENT[run.kind](output)
+        if run.kind in ("llm", "chat_model") and run.start_ns is not None:
+            record["streamed_tokens"] = run.state
+        record.update(extra)
         if self.log_content:
-            record[content_key] = self._content(content)
+            record[key] = self._content(value)
         took = f" in {record['duration_ms']:.1f} ms" if "duration_ms" in record else ""
         usage = ""
         if "prompt_tokens" in record:
             usage = f" ({record['prompt_tokens']} prompt + {record['completion_tokens']} completion tokens)"
         self._emit(self.level, f"{label} ended{took}{usage}", record)
 
-    def _error(self, kind: str, error: BaseException, run_id: UUID) -> None:
-        _, record, label = self._finish(run_id, kind)
-        record["event"] = f"{record['run_kind']}_error"
+    def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
+        record, label = self._finish(run, "error")
         record["error_type"] = type(error).__qualname__
         record["error"] = attr.truncate(str(error), self.max_content_length)
         took = f" after {record['duration_ms']:.1f} ms" if "duration_ms" in record else ""
@@ -266,9 +170,7 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
     def _event(
         self, level: int, event: str, message: str, run_id: UUID, fields: dict[str, Any]
     ) -> None:
-        with self._lock:
-            active = self._runs.get(run_id)
-        record = self._base(event, run_id, active)
+        record = self._base(event, run_id, self.active(run_id))
         record.update(fields)
         self._emit(level, message, record)
 
@@ -315,77 +217,13 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
                             e,
                         )
 
-    # -- starts ------------------------------------------------------------------------
-    def on_chain_start(
-        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
-    ) -> None:
-        self._start("on_chain_start", serialized, "inputs", inputs, kwargs)
-
-    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
-        self._start("on_llm_start", serialized, "prompts", prompts, kwargs)
-
-    def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
-    ) -> None:
-        rendered = [
-            [{"role": getattr(m, "type", "?"), "content": getattr(m, "content", m)} for m in ms]
-            for ms in messages
-        ]
-        self._start("on_chat_model_start", serialized, "messages", rendered, kwargs)
-
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
-        self._start("on_tool_start", serialized, "input", input_str, kwargs)
-
-    def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
-        self._start("on_retriever_start", serialized, "query", query, kwargs)
-
-    # -- ends --------------------------------------------------------------------------
-    def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, **kwargs: Any) -> None:
-        self._end("chain", "outputs", outputs, run_id)
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        extra: dict[str, Any] = {}
-        with self._lock:
-            active = self._runs.get(run_id)
-            if active is not None:
-                extra["streamed_tokens"] = active.tokens
-        usage = usage_from_result(response)
-        if usage is not None:
-            extra.update(
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                total_tokens=usage.total_tokens,
-            )
-        texts = [[g.text for g in gens] for gens in getattr(response, "generations", None) or []]
-        self._end("llm", "generations", texts, run_id, extra)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end("tool", "output", output, run_id)
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        docs = [getattr(d, "page_content", d) for d in documents or []]
-        self._end("retriever", "documents", docs, run_id, {"documents_count": len(docs)})
-
-    # -- errors ------------------------------------------------------------------------
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error("chain", error, run_id)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error("llm", error, run_id)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error("tool", error, run_id)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error("retriever", error, run_id)
-
     # -- events inside runs ------------------------------------------------------------
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
-            active = self._runs.get(run_id)
-            if active is not None:
-                active.tokens += 1
-                index = active.tokens - 1
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.state += 1
+                index = run.state - 1
             else:
                 index = -1
         if self.log_tokens:
@@ -428,9 +266,49 @@ class RequestLoggerCallbackHandler(BaseCallbackHandler):
 
 RequestLogger = RequestLoggerCallbackHandler
 
-__all__ = [
-    "RequestLogger",
-    "RequestLoggerCallbackHandler",
-    "RunIdentity",
-    "identify_run",
-]
+
+def _chat_messages(messages: Any) -> list[list[dict[str, Any]]]:
+    return [
+        [{"role": getattr(m, "type", "?"), "content": getattr(m, "content", m)} for m in ms]
+        for ms in messages
+    ]
+
+
+def _llm_end(response: Any) -> tuple[str, Any, dict[str, Any]]:
+    extra: dict[str, Any] = {}
+    usage = usage_from_result(response)
+    if usage is not None:
+        extra.update(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+    texts = [[g.text for g in gens] for gens in getattr(response, "generations", None) or []]
+    return "generations", texts, extra
+
+
+def _retriever_end(documents: Any) -> tuple[str, Any, dict[str, Any]]:
+    docs = [getattr(d, "page_content", d) for d in documents or []]
+    return "documents", docs, {"documents_count": len(docs)}
+
+
+#: Per run kind: the record key and value of the start payload, and of the end payload
+#: (plus extra fields).
+_START_CONTENT: dict[str, Callable[[Any], tuple[str, Any]]] = {
+    "chain": lambda v: ("inputs", v),
+    "agent": lambda v: ("inputs", v),
+    "llm": lambda v: ("prompts", v),
+    "chat_model": lambda v: ("messages", _chat_messages(v)),
+    "tool": lambda v: ("input", v),
+    "retriever": lambda v: ("query", v),
+}
+_END_CONTENT: dict[str, Callable[[Any], tuple[str, Any, dict[str, Any]]]] = {
+    "chain": lambda v: ("outputs", v, {}),
+    "agent": lambda v: ("outputs", v, {}),
+    "llm": _llm_end,
+    "chat_model": _llm_end,
+    "tool": lambda v: ("output", v, {}),
+    "retriever": _retriever_end,
+}
+
+__all__ = ["RequestLogger", "RequestLoggerCallbackHandler", "render_error"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 import tracemalloc
 from collections import deque
@@ -27,9 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
-from spanhook.callbacks.base import BaseCallbackHandler
-from spanhook.callbacks.logger import identify_run
 from spanhook.callbacks.metrics import GenAIMetrics
+from spanhook.callbacks.tracker import RunInfo, RunTracker
 from spanhook.callbacks.usage import usage_from_result
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -152,15 +150,12 @@ class MonitorReport:
 
 
 @dataclass
-class _Active:
-    kind: str
-    name: str
-    parent_run_id: UUID | None
-    start_ns: int
+class _Measures:
+    """What the monitor measures of one active run (its ``RunInfo.state``)."""
+
     rss_start: int | None
     mem_base: int = 0
     mem_peak: int = 0
-    usage: tuple[int, int, int] = (0, 0, 0)
     metrics: dict[str, Any] | None = None
 
 
@@ -168,15 +163,15 @@ def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:.1f}"
 
 
-class MonitorCallbackHandler(BaseCallbackHandler):
+class MonitorCallbackHandler(RunTracker):
     """Measures every run in its scope; thread-safe and asyncio-safe.
 
     Args:
         trace_memory: measure Python allocations with ``tracemalloc`` (started if it is not
             tracing yet, and stopped again by :meth:`close`).
         track_rss: sample the process RSS at each run's start and end.
-        max_records: how many finished :class:`RunRecord` objects :meth:`records` keeps.
         metrics: also record every finished run as OTel metrics (:class:`GenAIMetrics`).
+        max_records: how many finished :class:`RunRecord` objects :meth:`records` keeps.
     """
 
     run_inline = True  # a few clock and counter updates: never worth a thread hop
@@ -194,8 +189,7 @@ class MonitorCallbackHandler(BaseCallbackHandler):
         self.trace_memory = bool(trace_memory)
         self.track_rss = bool(track_rss)
         self.metrics = metrics
-        self._lock = threading.Lock()
-        self._active: dict[UUID, _Active] = {}
+        super().__init__()
         self._stats: dict[tuple[str, str], RunStats] = {}
         self._order: dict[tuple[str, str], int] = {}  # kind/name -> first start
         self._records: deque[RunRecord] = deque(maxlen=max_records)
@@ -212,115 +206,74 @@ class MonitorCallbackHandler(BaseCallbackHandler):
             tracemalloc.stop()
 
     # -- memory bookkeeping (under the lock) -------------------------------------------
-    def _interval(self) -> int:
-        """Credit the peak since the last event to every active run; the current level."""
+    def _interval(self, ending: _Measures | None = None) -> int:
+        """Credit the peak since the last event to every active run (and ``ending``); the
+        current level."""
         if not tracemalloc.is_tracing():
             return 0
         current, peak = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        for a in self._active.values():
-            if peak > a.mem_peak:
-                a.mem_peak = peak
+        measures = [r.state for r in self._runs.values() if r.state is not None]
+        for m in [*measures, ending] if ending is not None else measures:
+            if peak > m.mem_peak:
+                m.mem_peak = peak
         return current
 
-    # -- events --------------------------------------------------------------------------
-    def _start(self, event: str, serialized: Any, kwargs: dict[str, Any]) -> None:
-        ident = identify_run(event, serialized, kwargs)
-        rss = process_rss_bytes() if self.track_rss else None
+    # -- the run's life ------------------------------------------------------------------
+    def run_started(self, run: RunInfo) -> None:
+        measures = _Measures(process_rss_bytes() if self.track_rss else None)
+        if self.metrics is not None:
+            serialized = run.serialized if isinstance(run.serialized, dict) else {}
+            start = {"run_id": run.run_id, "invocation_params": serialized.get("kwargs")}
+            measures.metrics = self.metrics.started(run.kind, run.name, start)
         with self._lock:
-            active = _Active(ident.kind, ident.name, kwargs.get("parent_run_id"), 0, rss)
-            if self.metrics is not None:
-                active.metrics = self.metrics.started(ident.kind, ident.name, kwargs)
             if self.trace_memory:
-                current = self._interval()
-                active.mem_base = active.mem_peak = current
-            self._active[kwargs["run_id"]] = active
-            self._order.setdefault((ident.kind, ident.name), len(self._order))
-            active.start_ns = time.perf_counter_ns()
+                measures.mem_base = measures.mem_peak = self._interval()
+            run.state = measures
+            self._order.setdefault((run.kind, run.name), len(self._order))
+        run.start_ns = time.perf_counter_ns()
 
-    def _finish(self, run_id: UUID, error: BaseException | None) -> None:
-        end_ns = time.perf_counter_ns()
+    def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
+        usage = usage_from_result(output) if run.kind in ("llm", "chat_model") else None
+        self._finish(run, None, usage)
+
+    def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
+        self._finish(run, error, None)
+
+    def _finish(self, run: RunInfo, error: BaseException | None, usage: Any) -> None:
         rss = process_rss_bytes() if self.track_rss else None
+        m: _Measures | None = run.state
+        if m is None or run.start_ns is None or run.end_ns is None:
+            return  # its start was not seen
         with self._lock:
-            current = self._interval() if self.trace_memory else 0
-            a = self._active.pop(run_id, None)
-            if a is None:
-                return
+            current = self._interval(m) if self.trace_memory else 0
             record = RunRecord(
-                run_id=run_id,
-                parent_run_id=a.parent_run_id,
-                kind=a.kind,
-                name=a.name,
+                run_id=run.run_id,
+                parent_run_id=run.parent_run_id,
+                kind=run.kind,
+                name=run.name,
                 ok=error is None,
-                duration_s=(end_ns - a.start_ns) / 1e9,
+                duration_s=(run.end_ns - run.start_ns) / 1e9,
                 error_type=type(error).__qualname__ if error is not None else None,
-                prompt_tokens=a.usage[0],
-                completion_tokens=a.usage[1],
-                total_tokens=a.usage[2],
-                rss_start_bytes=a.rss_start,
+                rss_start_bytes=m.rss_start,
                 rss_end_bytes=rss,
             )
+            if usage is not None:
+                record.prompt_tokens = usage.prompt_tokens
+                record.completion_tokens = usage.completion_tokens
+                record.total_tokens = usage.total_tokens
             if self.trace_memory:
-                record.peak_alloc_bytes = max(0, a.mem_peak - a.mem_base)
-                record.net_alloc_bytes = current - a.mem_base
-            key = (a.kind, a.name)
+                record.peak_alloc_bytes = max(0, m.mem_peak - m.mem_base)
+                record.net_alloc_bytes = current - m.mem_base
+            key = (run.kind, run.name)
             stats = self._stats.get(key)
             if stats is None:
-                stats = self._stats[key] = RunStats(a.kind, a.name)
+                stats = self._stats[key] = RunStats(run.kind, run.name)
             stats._add(record)
             self._records.append(record)
             self._finished += 1
         if self.metrics is not None:
-            self.metrics.finished(record, a.metrics)
-
-    def on_chain_start(
-        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
-    ) -> None:
-        self._start("on_chain_start", serialized, kwargs)
-
-    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
-        self._start("on_llm_start", serialized, kwargs)
-
-    def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
-    ) -> None:
-        self._start("on_chat_model_start", serialized, kwargs)
-
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
-        self._start("on_tool_start", serialized, kwargs)
-
-    def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
-        self._start("on_retriever_start", serialized, kwargs)
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        usage = usage_from_result(response)
-        if usage is not None:
-            with self._lock:
-                a = self._active.get(run_id)
-                if a is not None:
-                    a.usage = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
-        self._finish(run_id, None)
-
-    def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None)
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, error)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, error)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, error)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, error)
+            self.metrics.finished(record, m.metrics)
 
     # -- results -------------------------------------------------------------------------
     def records(self) -> list[RunRecord]:
@@ -337,14 +290,14 @@ class MonitorCallbackHandler(BaseCallbackHandler):
                 )
                 for k in keys
             ]
-            return MonitorReport(stats, len(self._active), self._finished, self.trace_memory)
+            return MonitorReport(stats, len(self._runs), self._finished, self.trace_memory)
 
     def reset(self) -> None:
         """Forget the finished runs (runs still active are kept)."""
         with self._lock:
             self._stats.clear()
             self._order = {
-                k: i for i, k in enumerate({(a.kind, a.name) for a in self._active.values()})
+                k: i for i, k in enumerate({(a.kind, a.name) for a in self._runs.values()})
             }
             self._records.clear()
             self._finished = 0

@@ -34,16 +34,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-from spanhook.callbacks.base import BaseCallbackHandler
+from spanhook.callbacks.tracker import RunInfo, RunTracker
 
 
-class AsyncIteratorCallbackHandler(BaseCallbackHandler):
+class AsyncIteratorCallbackHandler(RunTracker):
     """Collects a request's streamed tokens for :meth:`aiter` (see module docs)."""
 
     run_inline = True  # events are handled where they happen: on the loop, or in the run's thread
@@ -56,12 +55,10 @@ class AsyncIteratorCallbackHandler(BaseCallbackHandler):
         self.output: Any = None
         #: The outermost run's error, if it failed.
         self.error: BaseException | None = None
-        self._lock = threading.Lock()
+        super().__init__()
         self._items: deque[str] = deque()
-        self._parents: dict[UUID, UUID | None] = {}
         self._roots: set[UUID] = set()
         self._token_runs: set[UUID] = set()
-        self._seen_root = False
         self._done = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -88,20 +85,35 @@ class AsyncIteratorCallbackHandler(BaseCallbackHandler):
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
                 loop.call_soon_threadsafe(event.set)
 
-    def _on_start(self, kwargs: dict[str, Any]) -> None:
-        run_id: UUID = kwargs["run_id"]
-        parent: UUID | None = kwargs.get("parent_run_id")
+    def run_started(self, run: RunInfo) -> None:
+        parent = run.parent_run_id
         with self._lock:
-            if self._done:
-                return
-            self._parents[run_id] = parent
-            if parent is None or parent not in self._parents:
-                self._roots.add(run_id)
-                self._seen_root = True
+            if not self._done and (parent is None or parent not in self._runs):
+                self._roots.add(run.run_id)
 
-    def _on_finish(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
+    def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
+        if run.kind in ("llm", "chat_model"):
+            with self._lock:
+                self.llm_results.append(output)
+                streamed = run.run_id in self._token_runs
+                self._token_runs.discard(run.run_id)
+                text = ""
+                if not streamed and self.include_non_streamed and not self._done:
+                    gens = getattr(output, "generations", None) or []
+                    text = "".join(g.text for per_prompt in gens for g in per_prompt)
+                    if text:
+                        self._items.append(text)
+            if text:
+                self._notify()
+        self._finish(run.run_id, output, None)
+
+    def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
         with self._lock:
-            self._parents.pop(run_id, None)
+            self._token_runs.discard(run.run_id)
+        self._finish(run.run_id, None, error)
+
+    def _finish(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
+        with self._lock:
             if run_id not in self._roots:
                 return
             self._roots.discard(run_id)
@@ -114,25 +126,6 @@ class AsyncIteratorCallbackHandler(BaseCallbackHandler):
             self._done = True
         self._notify()
 
-    def on_chain_start(
-        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
-    ) -> None:
-        self._on_start(kwargs)
-
-    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
-        self._on_start(kwargs)
-
-    def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
-    ) -> None:
-        self._on_start(kwargs)
-
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
-        self._on_start(kwargs)
-
-    def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
-        self._on_start(kwargs)
-
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         if not token:
             return
@@ -142,44 +135,6 @@ class AsyncIteratorCallbackHandler(BaseCallbackHandler):
             self._token_runs.add(run_id)
             self._items.append(token)
         self._notify()
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        with self._lock:
-            self.llm_results.append(response)
-            streamed = run_id in self._token_runs
-            self._token_runs.discard(run_id)
-            text = ""
-            if not streamed and self.include_non_streamed and not self._done:
-                gens = getattr(response, "generations", None) or []
-                text = "".join(g.text for per_prompt in gens for g in per_prompt)
-                if text:
-                    self._items.append(text)
-        if text:
-            self._notify()
-        self._on_finish(run_id, response, None)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        with self._lock:
-            self._token_runs.discard(run_id)
-        self._on_finish(run_id, None, error)
-
-    def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, **kwargs: Any) -> None:
-        self._on_finish(run_id, outputs, None)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._on_finish(run_id, output, None)
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._on_finish(run_id, documents, None)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._on_finish(run_id, None, error)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._on_finish(run_id, None, error)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._on_finish(run_id, None, error)
 
     # -- consumer side -------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[str]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanhook.callbacks.base import BaseCallbackHandler
+from spanhook.runtime.scope import handlers_in_scope
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,6 @@ def get_usage_callback(
         raise TypeError(
             f"get_usage_callback() takes a UsageCallbackHandler, got {type(handler).__name__}"
         )
-    from spanhook.tracing.run import handlers_in_scope  # run.py imports this package
-
     cb = handler if handler is not None else UsageCallbackHandler()
     with handlers_in_scope(cb):
         yield cb

@@ -49,13 +49,12 @@ import concurrent.futures
 import inspect
 import json
 import logging
-import threading
 from collections.abc import Collection, Mapping
 from typing import Any
 from uuid import UUID
 
-from spanhook.callbacks.base import BaseCallbackHandler
-from spanhook.callbacks.logger import identify_run, render_error
+from spanhook.callbacks.logger import render_error
+from spanhook.callbacks.tracker import RunInfo, RunTracker
 
 _internal = logging.getLogger("spanhook.callbacks")
 
@@ -92,14 +91,20 @@ def _render_output(value: Any) -> str | None:
     return None
 
 
-class _Run:
-    __slots__ = ("kind", "name", "root", "tokens")
+class _Stream:
+    """Per run: whether it is the request's outermost run, and the tokens it streamed."""
 
-    def __init__(self, kind: str, name: str, root: bool) -> None:
-        self.kind, self.name, self.root, self.tokens = kind, name, root, 0
+    __slots__ = ("root", "tokens")
+
+    def __init__(self, root: bool) -> None:
+        self.root, self.tokens = root, 0
 
 
-class WebSocketCallbackHandler(BaseCallbackHandler):
+#: The start payload sent with each run kind's start message.
+_START_EXTRA = {"tool": "input"}
+
+
+class WebSocketCallbackHandler(RunTracker):
     """Streams one request's events as JSON messages to a WebSocket connection.
 
     Args:
@@ -168,9 +173,8 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
         self.last_error: BaseException | None = None
         self._broken = False
         self._owns_connection = False
-        self._lock = threading.Lock()
+        super().__init__()
         self._seq = 0
-        self._runs: dict[UUID, _Run] = {}
         # async transport state, touched on the loop thread only
         self._queue: asyncio.Queue[str] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -335,46 +339,56 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
                 await result
 
     # -- events -----------------------------------------------------------------------------
-    def _start(self, event: str, serialized: Any, kwargs: dict[str, Any], **extra: Any) -> None:
-        ident = identify_run(event, serialized, kwargs)
-        run_id: UUID = kwargs["run_id"]
-        parent: UUID | None = kwargs.get("parent_run_id")
-        with self._lock:
-            # the outermost run of the request: no parent, or a parent outside our scope
-            root = parent is None or parent not in self._runs
-            self._runs[run_id] = _Run(ident.kind, ident.name, root)
-        self._send(
-            {
-                "type": "start",
-                "kind": ident.kind,
-                "name": ident.name,
-                "run_id": str(run_id),
-                "parent_run_id": str(parent) if parent else None,
-                **extra,
-            }
-        )
+    def run_started(self, run: RunInfo) -> None:
+        parent = run.parent_run_id
+        # the outermost run of the request: no parent, or a parent outside our scope
+        run.state = _Stream(parent is None or self.active(parent) is None)
+        message = {
+            "type": "start",
+            "kind": run.kind,
+            "name": run.name,
+            "run_id": str(run.run_id),
+            "parent_run_id": str(parent) if parent else None,
+        }
+        if run.kind in _START_EXTRA:
+            message[_START_EXTRA[run.kind]] = run.inputs
+        self._send(message)
 
-    def _finish(self, run_id: UUID, result: Any, error: BaseException | None, **extra: Any) -> None:
-        with self._lock:
-            run = self._runs.pop(run_id, None)
-            is_root = run is not None and run.root
-        kind = run.kind if run is not None else None
-        name = run.name if run is not None else None
+    def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
+        extra: dict[str, Any] = {}
+        if run.kind in ("llm", "chat_model"):
+            if run.state is None or not run.state.tokens:
+                extra["text"] = _render_output(output)
+        elif run.kind == "tool":
+            extra["output"] = str(output)
+        elif run.kind == "retriever":
+            extra["documents"] = [getattr(d, "page_content", d) for d in output or []]
+        self._finish(run, output, None, extra)
+
+    def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
+        self._finish(run, None, error, {})
+
+    def _finish(
+        self, run: RunInfo, result: Any, error: BaseException | None, extra: dict[str, Any]
+    ) -> None:
+        seen = run.state is not None
+        kind, name = (run.kind, run.name) if seen else (None, None)
+        run_id = str(run.run_id)
         if error is None:
-            self._send({"type": "end", "kind": kind, "name": name, "run_id": str(run_id), **extra})
+            self._send({"type": "end", "kind": kind, "name": name, "run_id": run_id, **extra})
         else:
             self._send(
                 {
                     "type": "error",
                     "kind": kind,
                     "name": name,
-                    "run_id": str(run_id),
+                    "run_id": run_id,
                     "error_type": type(error).__qualname__,
                     "error": render_error(error),
                 }
             )
-        if is_root:
-            done: dict[str, Any] = {"type": "done", "ok": error is None, "run_id": str(run_id)}
+        if seen and run.state.root:
+            done: dict[str, Any] = {"type": "done", "ok": error is None, "run_id": run_id}
             if error is None:
                 done["output"] = _render_output(result)
             else:
@@ -382,66 +396,12 @@ class WebSocketCallbackHandler(BaseCallbackHandler):
                 done["error"] = render_error(error)
             self._send(done)
 
-    def on_chain_start(
-        self, serialized: dict[str, Any], inputs: dict[str, Any], **kwargs: Any
-    ) -> None:
-        self._start("on_chain_start", serialized, kwargs)
-
-    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
-        self._start("on_llm_start", serialized, kwargs)
-
-    def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
-    ) -> None:
-        self._start("on_chat_model_start", serialized, kwargs)
-
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
-        self._start("on_tool_start", serialized, kwargs, input=input_str)
-
-    def on_retriever_start(self, serialized: dict[str, Any], query: str, **kwargs: Any) -> None:
-        self._start("on_retriever_start", serialized, kwargs)
-
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             run = self._runs.get(run_id)
-            if run is not None:
-                run.tokens += 1
+            if run is not None and run.state is not None:
+                run.state.tokens += 1
         self._send({"type": "token", "token": token, "run_id": str(run_id)})
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        with self._lock:
-            run = self._runs.get(run_id)
-            streamed = run is not None and run.tokens > 0
-        if streamed:
-            self._finish(run_id, response, None)
-        else:
-            self._finish(run_id, response, None, text=_render_output(response))
-
-    def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, outputs, None)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, output, None, output=str(output))
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(
-            run_id,
-            documents,
-            None,
-            documents=[getattr(d, "page_content", d) for d in documents or []],
-        )
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None, error)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None, error)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None, error)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._finish(run_id, None, error)
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._send(

@@ -10,7 +10,7 @@ receives cannot change what the caller gets.
 
 from __future__ import annotations
 
-import copy
+import copy as _copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,19 +83,16 @@ def span_attributes(
     return out
 
 
-def _top_copy(value: Any) -> Any:
+def copy(value: Any) -> Any:
+    """``value`` shallow-copied if it is a container a handler could change in place (dict,
+    list, ``LLMResult`` and its generations list)."""
     cls = type(value)
     if cls is dict:
         return value.copy()
     if cls is list:
         return value[:]
     if cls is LLMResult:
-        result = copy.copy(value)
+        result = _copy.copy(value)
         result.generations = value.generations[:]
         return result
     return value
-
-
-def handler_copies(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``args`` with each top-level container (dict, list, ``LLMResult``) shallow-copied."""
-    return tuple([_top_copy(a) for a in args])

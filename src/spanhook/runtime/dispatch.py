@@ -37,12 +37,17 @@ logger = logging.getLogger("spanhook.callbacks")
 _SKIP, _SYNC, _ASYNC, _CHAT_FALLBACK = 0, 1, 2, 3
 #: Added to a plan's mode when the handler's ``ignore_*`` flag must be read at each event.
 _CHECK_FLAG = 8
+#: Added to a start event's mode when the handler also gets the run (``wants_run``).
+_WANTS_RUN = 16
+_EXTRA_BITS = _CHECK_FLAG | _WANTS_RUN
 _Plan = dict[str, int]
 #: One delivery: the method's name, its positional arguments, the bound method, and whether
 #: it is a coroutine function.
 Call = tuple[str, tuple[Any, ...], Callable[..., Any], bool]
 
 _plans: dict[type, _Plan] = STATE.plans
+#: The keyword argument carrying the run to run-tracking handlers' start events.
+RUN_KWARG = "spanhook_run"
 _noop_functions: set[Any] = set()
 
 
@@ -111,6 +116,10 @@ def _plan_for(cls: type) -> _Plan:
             and (custom_lookup or _class_attr(cls, flag) not in _default_flags)
         ):
             plan[event] = mode | _CHECK_FLAG
+    if getattr(cls, "wants_run", False):
+        for event, spec in EVENTS.items():
+            if spec.role == "start" and plan[event]:
+                plan[event] |= _WANTS_RUN
     _plans[cls] = plan
     return plan
 
@@ -136,7 +145,7 @@ def _chat_fallback(handler: object, args: tuple[Any, ...]) -> Call | None:
         return None
     serialized, messages = args[0], args[1]
     prompts = [get_buffer_string(m) for m in messages]
-    is_async = _plan_for(type(handler))["on_llm_start"] & ~_CHECK_FLAG == _ASYNC
+    is_async = _plan_for(type(handler))["on_llm_start"] & ~_EXTRA_BITS == _ASYNC
     return "on_llm_start", (serialized, prompts), getattr(handler, "on_llm_start"), is_async  # noqa: B009
 
 
@@ -149,10 +158,9 @@ def resolve(handler: object, event: str, args: tuple[Any, ...]) -> Call | None:
     mode = (_plans.get(type(handler)) or _plan_for(type(handler)))[event]
     if not mode:
         return None
-    if mode & _CHECK_FLAG:
-        if getattr(handler, IGNORE_FLAG[event] or "", False):
-            return None
-        mode &= ~_CHECK_FLAG
+    if mode & _CHECK_FLAG and getattr(handler, IGNORE_FLAG[event] or "", False):
+        return None
+    mode &= ~_EXTRA_BITS
     if mode == _CHAT_FALLBACK:
         return _chat_fallback(handler, args)
     return event, args, getattr(handler, event), mode == _ASYNC
@@ -178,35 +186,71 @@ def handler_failed(handler: object, call: Call, exc: Exception) -> Call | None:
 # -- the sync loop ----------------------------------------------------------------------
 
 
-def _deliver(handler: object, call: Call | None, kwargs: dict[str, Any]) -> BaseException | None:
+def _deliver(handler: object, call: Call, kwargs: dict[str, Any]) -> BaseException | None:
     """Make ``call`` (and its fallback, if it falls back); the exception to re-raise."""
-    while call is not None:
-        try:
-            result = call[2](*call[1], **kwargs)
-            if result is not None and inspect.iscoroutine(result):
-                run_coroutine_blocking(result)
-            return None
-        except Exception as e:
-            try:
-                call = handler_failed(handler, call, e)
-            except BaseException as raised:
-                return raised
-        except BaseException as e:  # KeyboardInterrupt, SystemExit: re-raised after the others
-            return e
+    try:
+        result = call[2](*call[1], **kwargs)
+        if result is not None and inspect.iscoroutine(result):
+            run_coroutine_blocking(result)
+    except BaseException as e:
+        return _after_failure(handler, call, kwargs, e)
     return None
 
 
+def _after_failure(
+    handler: object, call: Call, kwargs: dict[str, Any], exc: BaseException
+) -> BaseException | None:
+    """Apply the failure policy to ``exc``; the exception to re-raise once every handler got
+    the event (``KeyboardInterrupt``, ``SystemExit``, ``raise_error``), if any."""
+    if not isinstance(exc, Exception):
+        return exc
+    try:
+        fallback = handler_failed(handler, call, exc)
+    except BaseException as raised:
+        return raised
+    return None if fallback is None else _deliver(handler, fallback, kwargs)
+
+
+def _with_run(handler: object, kwargs: dict[str, Any], run: object, event: str) -> dict[str, Any]:
+    """A run-tracking handler (``wants_run``) also gets the run itself, at its start."""
+    if run is None or not _plan_for(type(handler))[event] & _WANTS_RUN:
+        return kwargs
+    return {**kwargs, RUN_KWARG: run}
+
+
 def dispatch(
-    handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    handlers: Sequence[object],
+    event: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run: object = None,
 ) -> None:
-    """Deliver ``event`` to ``handlers`` from sync code, in order."""
+    """Deliver ``event`` to ``handlers`` from sync code, in order (``run``: the run a start
+    event starts, for run-tracking handlers)."""
     first: BaseException | None = None
     for handler in handlers:
-        call = resolve(handler, event, args)
-        if call is not None:
-            error = _deliver(handler, call, kwargs)
-            if error is not None and first is None:
-                first = error
+        mode = (_plans.get(type(handler)) or _plan_for(type(handler)))[event]
+        if mode == _SYNC:  # resolve()'s plainest answer, inline: a sync method, no flag
+            try:
+                result = getattr(handler, event)(*args, **kwargs)
+                if result is not None and inspect.iscoroutine(result):
+                    run_coroutine_blocking(result)
+                continue
+            except BaseException as e:
+                call: Call = (event, args, getattr(handler, event), False)
+                error = _after_failure(handler, call, kwargs, e)
+        elif mode:
+            resolved = resolve(handler, event, args)
+            if resolved is None:
+                continue
+            kw = kwargs
+            if mode & _WANTS_RUN and run is not None:
+                kw = {**kwargs, RUN_KWARG: run}
+            error = _deliver(handler, resolved, kw)
+        else:
+            continue
+        if error is not None and first is None:
+            first = error
     if first is not None:
         raise first
 
@@ -230,9 +274,14 @@ def deliver_planned(plan: Sequence[tuple[object, Call]], kwargs: dict[str, Any])
     """Deliver a keyword-only event along a :func:`token_plan`, with the same policy."""
     first: BaseException | None = None
     for handler, call in plan:
-        error = _deliver(handler, call, kwargs)
-        if error is not None and first is None:
-            first = error
+        try:  # _deliver, inline: this runs for every token
+            result = call[2](**kwargs)
+            if result is not None and inspect.iscoroutine(result):
+                run_coroutine_blocking(result)
+        except BaseException as e:
+            error = _after_failure(handler, call, kwargs, e)
+            if error is not None and first is None:
+                first = error
     if first is not None:
         raise first
 
@@ -263,7 +312,11 @@ async def _adeliver(
 
 
 async def adispatch(
-    handlers: Sequence[object], event: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    handlers: Sequence[object],
+    event: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run: object = None,
 ) -> None:
     """Deliver ``event`` from async code.
 
@@ -273,22 +326,23 @@ async def adispatch(
     handler is done, so a handler sees a run's events in the run's order.
     """
     pending: list[Any] = []
-    threaded: list[tuple[object, Call]] = []
+    threaded: list[tuple[object, Call, dict[str, Any]]] = []
     first: BaseException | None = None
     for handler in handlers:
         call = resolve(handler, event, args)
         if call is None:
             continue
+        kw = _with_run(handler, kwargs, run, event)
         if getattr(handler, "run_inline", False):
-            error = await _adeliver(handler, call, kwargs)
+            error = await _adeliver(handler, call, kw)
             if error is not None and first is None:
                 first = error
         elif call[3]:
-            pending.append(_adeliver(handler, call, kwargs))
+            pending.append(_adeliver(handler, call, kw))
         else:
-            threaded.append((handler, call))
+            threaded.append((handler, call, kw))
     if threaded:
-        pending.append(_in_workers(threaded, kwargs))
+        pending.append(_in_workers(threaded))
     if len(pending) == 1:
         error = await pending[0]
         if error is not None and first is None:
@@ -301,13 +355,11 @@ async def adispatch(
         raise first
 
 
-async def _in_workers(
-    calls: list[tuple[object, Call]], kwargs: dict[str, Any]
-) -> BaseException | None:
+async def _in_workers(calls: list[tuple[object, Call, dict[str, Any]]]) -> BaseException | None:
     """Sync handlers, one after the other in scope order, each on its own worker thread."""
     first: BaseException | None = None
     cancelled: asyncio.CancelledError | None = None
-    for handler, call in calls:
+    for handler, call, kwargs in calls:
         try:
             error = await _in_worker(handler, call, kwargs)
         except asyncio.CancelledError as e:  # the others still get the event, then it goes on

@@ -18,33 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.trace import SpanKind
 
-from spanhook.events import EVENTS, KIND_EVENTS, STANDARD
+from spanhook.events import KIND_EVENTS
 from spanhook.runtime import content
-from spanhook.runtime.dispatch import adispatch, deliver_planned, dispatch, token_plan
-from spanhook.runtime.scope import NO_REQUEST, ROOT, SCOPED_HANDLERS, Request, RunDefaults, Scope
-from spanhook.runtime.scope import derive as derive_scope
-from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, finished_view, light_span, new_run_id
+from spanhook.runtime.dispatch import adispatch, dispatch
+from spanhook.runtime.manager import Delivery, RunManager
+from spanhook.runtime.scope import Scope
+from spanhook.runtime.spans import RUN_KEY, finished_view
 from spanhook.runtime.tokens import TokenStream
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.provider import get_tracer, recording_tracer
-from spanhook.tracing.settings import content_capture_enabled, get_settings
+from spanhook.tracing.settings import get_settings
 
 logger = logging.getLogger("spanhook.tracing")
 
 RunKind = Literal["chain", "llm", "chat_model", "tool", "agent", "retriever"]
-#: What a delivery step returns: handlers, event, positional and keyword arguments.
-Delivery = tuple[tuple[Any, ...], str, tuple[Any, ...], dict[str, Any]]
 
 _attach = otel_context.attach  # module aliases: the lifecycle runs once or twice per run
 _detach = otel_context.detach
@@ -60,8 +52,9 @@ def current_run() -> Run | None:
     return value if isinstance(value, Run) else None
 
 
-class Run:
-    """One run and its span. Create with :func:`start_run`; use as a context manager."""
+class Run(RunManager):
+    """One run and its span: identity, span, scope, lifecycle and result. Create with
+    :func:`spanhook.runtime.start.start_run`; use as a context manager (sync or async)."""
 
     __slots__ = (
         "__weakref__",
@@ -104,159 +97,6 @@ class Run:
     _token: Any
     _ctx: otel_context.Context
 
-    # -- scope, as LangChain's run managers expose it ----------------------------------------
-    @property
-    def handlers(self) -> tuple[Any, ...]:
-        return self.scope.handlers
-
-    @property
-    def processors(self) -> tuple[SpanProcessor, ...]:
-        return self.scope.processors
-
-    @property
-    def tags(self) -> list[str]:
-        return self.scope.tags
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self.scope.metadata
-
-    @property
-    def verbose(self) -> bool:
-        return self.scope.verbose
-
-    # -- events inside the run ---------------------------------------------------------------
-    def _context_kwargs(self, context: tuple[str, ...], extra: dict[str, Any]) -> dict[str, Any]:
-        if context is STANDARD:
-            kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
-        else:
-            kwargs = {name: getattr(self, name) for name in context}
-        if extra:
-            kwargs.update(extra)
-        return kwargs
-
-    def _event(self, event: str, args: tuple[Any, ...], extra: dict[str, Any]) -> Delivery | None:
-        """Record ``event`` on the span (its recipe); what to deliver, if anyone listens."""
-        spec = EVENTS[event]
-        if spec.span is not None:
-            content.record_event(self.span, spec.span, args)
-        handlers = self.scope.handlers
-        if not handlers:
-            return None
-        return handlers, event, args, self._context_kwargs(spec.context, extra)
-
-    def emit(self, event: str, *args: Any, **extra: Any) -> None:
-        """Record an event of this run on its span and deliver it to its handlers (sync)."""
-        delivery = self._event(event, args, extra)
-        if delivery is not None:
-            dispatch(*delivery)
-
-    async def aemit(self, event: str, *args: Any, **extra: Any) -> None:
-        """Record an event of this run on its span and deliver it to its handlers (async)."""
-        delivery = self._event(event, args, extra)
-        if delivery is not None:
-            await adispatch(*delivery)
-
-    def _token_kwargs(self, token: str, chunk: Any, extra: dict[str, Any]) -> dict[str, Any] | None:
-        stream = self.stream
-        if stream is None:
-            stream = self.stream = TokenStream()
-        stream.note(self.span, token)
-        if not self.scope.handlers:
-            return None
-        kwargs = {
-            "token": token,
-            "run_id": self.run_id,
-            "parent_run_id": self.parent_run_id,
-            "tags": self.scope.tags,
-            "chunk": chunk,
-        }
-        if extra:
-            kwargs.update(extra)
-        return kwargs
-
-    def on_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
-        """A streamed token: counted on the span, delivered to every handler in scope along a
-        plan resolved once per run (the hot path of streaming)."""
-        kwargs = self._token_kwargs(token, chunk, extra)
-        if kwargs is None:
-            return
-        stream: TokenStream = self.stream  # type: ignore[assignment]
-        plan = stream.plan
-        if plan is TokenStream.UNRESOLVED:
-            plan = stream.plan = token_plan(self.scope.handlers)
-        if plan is None:
-            dispatch(self.scope.handlers, "on_llm_new_token", (), kwargs)
-        else:
-            deliver_planned(plan, kwargs)
-
-    async def aon_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
-        kwargs = self._token_kwargs(token, chunk, extra)
-        if kwargs is not None:
-            await adispatch(self.scope.handlers, "on_llm_new_token", (), kwargs)
-
-    def on_text(self, text: str, **extra: Any) -> None:
-        self.emit("on_text", text, **extra)
-
-    async def aon_text(self, text: str, **extra: Any) -> None:
-        await self.aemit("on_text", text, **extra)
-
-    def on_agent_action(self, action: Any, **extra: Any) -> None:
-        self.emit("on_agent_action", action, **extra)
-
-    async def aon_agent_action(self, action: Any, **extra: Any) -> None:
-        await self.aemit("on_agent_action", action, **extra)
-
-    def on_agent_finish(self, finish: Any, **extra: Any) -> None:
-        self.emit("on_agent_finish", finish, **extra)
-
-    async def aon_agent_finish(self, finish: Any, **extra: Any) -> None:
-        await self.aemit("on_agent_finish", finish, **extra)
-
-    def on_retry(self, retry_state: Any, **extra: Any) -> None:
-        self.emit("on_retry", retry_state, **extra)
-
-    async def aon_retry(self, retry_state: Any, **extra: Any) -> None:
-        await self.aemit("on_retry", retry_state, **extra)
-
-    def on_custom_event(self, name: str, data: Any) -> None:
-        self.emit("on_custom_event", name, data)
-
-    async def aon_custom_event(self, name: str, data: Any) -> None:
-        await self.aemit("on_custom_event", name, data)
-
-    def get_child(self, tag: str | None = None) -> list[Any]:
-        """LangChain compatibility: nested runs already inherit this run's scope through the
-        context, so passing this as ``callbacks=`` adds nothing."""
-        return []
-
-    # -- results and span content ------------------------------------------------------------
-    def set_result(self, *args: Any, **extra: Any) -> None:
-        """What ``on_<kind>_end`` receives (positional arguments plus extra keywords)."""
-        self._end_args = args
-        if extra:
-            self.end_kwargs.update(extra)
-
-    @property
-    def result(self) -> Any:
-        """The result set with :meth:`set_result` (its first positional argument)."""
-        return self._end_args[0]
-
-    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        if self.span.is_recording():
-            limit = get_settings().max_content_length
-            self.span.set_attributes(attr.bounded_attributes(attributes, limit))
-
-    def capturing(self) -> bool:
-        """Whether content put on this run's span would be recorded (capture on, span
-        recording): check it before building a costly content payload."""
-        return content_capture_enabled() and self.span.is_recording()
-
-    def record_content(self, key: str, value: Any) -> None:
-        """Put ``value`` on the span under ``key`` if content capture is on (redacted by the
-        ``redact`` hook, if any, then truncated)."""
-        content.record_content(self.span, key, value, self.parent_run_id is not None)
-
     # -- lifecycle: shared steps -------------------------------------------------------------
     def _begin(self) -> Delivery | None:
         """Make the run current and start its scoped processors; the start event."""
@@ -265,11 +105,12 @@ class Run:
         self._state = _ACTIVE
         self._token = _attach(self._ctx)
         scope = self.scope
-        for p in scope.processors:
-            try:
-                p.on_start(self.span, parent_context=self._ctx)  # type: ignore[arg-type]
-            except Exception:
-                logger.exception("span processor %r failed in on_start", p)
+        if scope.processors:
+            for p in scope.processors:
+                try:
+                    p.on_start(self.span, parent_context=self._ctx)  # type: ignore[arg-type]
+                except Exception:
+                    logger.exception("span processor %r failed in on_start", p)
         if not scope.handlers:
             return None
         kwargs = {
@@ -279,28 +120,35 @@ class Run:
             "metadata": scope.metadata,
             **self.start_kwargs,
         }
-        event = KIND_EVENTS[self.kind][0]
-        return scope.handlers, event, content.handler_copies(self.start_args), kwargs
+        args = self.start_args  # (serialized, payload): the payload goes out as a copy
+        if len(args) == 2:
+            payload = args[1]  # (a dict mostly: copied inline, this runs once per run)
+            args = (args[0], payload.copy() if type(payload) is dict else content.copy(payload))
+        return scope.handlers, KIND_EVENTS[self.kind][0], args, kwargs, self
 
     def _end_delivery(self) -> Delivery | None:
-        handlers = self.scope.handlers
+        handlers, _, tags, _, _ = self.scope
         if not handlers:
             return None
-        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
+        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": tags}
         if self.end_kwargs:
             kwargs.update(self.end_kwargs)
-        return handlers, KIND_EVENTS[self.kind][1], content.handler_copies(self._end_args), kwargs
+        args = self._end_args
+        if len(args) == 1:
+            result = args[0]
+            args = (result.copy() if type(result) is dict else content.copy(result),)
+        return handlers, KIND_EVENTS[self.kind][1], args, kwargs, None
 
     def _error_delivery(self, error: BaseException) -> Delivery | None:
         """Mark the span failed; the error event."""
         self._error_status(error)
-        handlers = self.scope.handlers
+        handlers, _, tags, _, _ = self.scope
         if not handlers:
             return None
-        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": self.tags}
+        kwargs = {"run_id": self.run_id, "parent_run_id": self.parent_run_id, "tags": tags}
         if self.error_kwargs:
             kwargs.update(self.error_kwargs)
-        return handlers, KIND_EVENTS[self.kind][2], (error,), kwargs
+        return handlers, KIND_EVENTS[self.kind][2], (error,), kwargs, None
 
     def _error_status(self, error: BaseException) -> None:
         span = self.span
@@ -410,15 +258,6 @@ class Run:
     # -- detached use (generators) -----------------------------------------------------------
     # A generator must not stay attached across ``yield`` (the caller would run inside the
     # run's context): it opens the run, is made current around each step, and closes it.
-    @contextmanager
-    def activated(self) -> Iterator[Run]:
-        """Make this run current for the block (one step of a generator)."""
-        token = _attach(self._ctx)
-        try:
-            yield self
-        finally:
-            _detach(token)
-
     def attach(self) -> object:
         """Make this run current (for a generator step); pair with :meth:`detach`."""
         return _attach(self._ctx)
@@ -497,57 +336,3 @@ async def _shielded(coro: Any) -> None:
         raise
     if error is not None:
         raise error
-
-
-def start_run(
-    kind: RunKind,
-    owner: RunDefaults,
-    request: Request | None,
-    *,
-    name: str,
-    span_name: str,
-    start_args: tuple[Any, ...],
-    start_kwargs: dict[str, Any] | None = None,
-    span_kind: SpanKind = SpanKind.INTERNAL,
-    attributes: dict[str, Any] | None = None,
-) -> Run:
-    """Resolve the scope of a run of ``owner`` and start its span (not yet current)."""
-    ctx = _get_current()
-    parent: Run | None = ctx.get(RUN_KEY)  # type: ignore[assignment]
-    if request is None:
-        request = NO_REQUEST
-    scope, inherited = derive_scope(
-        parent.inherited if parent is not None else ROOT, request, owner, SCOPED_HANDLERS.get()
-    )
-    run_id = request.run_id or new_run_id()
-    if request.run_name:
-        name = request.run_name
-    tracer = recording_tracer()
-    if tracer is None and not scope.processors:
-        span: trace.Span = light_span(ctx)
-    else:
-        span_attrs = content.span_attributes(
-            kind, str(run_id), scope.tags, scope.metadata, attributes
-        )
-        span = (tracer or get_tracer()).start_span(
-            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
-        )
-    run = Run()
-    run.kind = kind
-    run.name = name
-    run.run_id = run_id
-    run.parent_run_id = parent.run_id if parent is not None else None
-    run.span = span
-    run.scope = scope
-    run.inherited = inherited
-    run.start_args = start_args
-    run.start_kwargs = start_kwargs if start_kwargs is not None else {"name": name}
-    run.end_kwargs = {}
-    run.error_kwargs = {}
-    run._end_args = (None,)
-    run._state = _NEW
-    run._token = None
-    run.stream = None
-    run.start_ns = time.monotonic_ns()
-    run._ctx = _Context({**ctx, SPAN_KEY: span, RUN_KEY: run})
-    return run

@@ -14,7 +14,7 @@ import copy
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.trace import SpanProcessor
 
@@ -76,8 +76,10 @@ class Request:
                 if type(callbacks) is list:
                     # callbacks=[...] alone: nothing else to check. (Not cached: a cache would
                     # keep per-request handlers, and what they hold, alive.)
-                    request = copy.copy(NO_REQUEST)
+                    request = object.__new__(cls)
                     request.consumers = classify(callbacks, where)
+                    request.tags, request.metadata = (), _NO_METADATA
+                    request.run_name = request.run_id = None
                     return request
             return cls(callbacks, tags, metadata, where=where, **extra)
         if not isinstance(config, Mapping):
@@ -114,7 +116,7 @@ class Request:
 
 
 _CONFIG_KEYS = frozenset(
-    {
+    [
         "callbacks",
         "tags",
         "metadata",
@@ -123,8 +125,9 @@ _CONFIG_KEYS = frozenset(
         "max_concurrency",
         "configurable",
         "recursion_limit",
-    }
+    ]
 )
+_NO_METADATA: Mapping[str, Any] = {}
 NO_REQUEST = Request()
 
 
@@ -141,33 +144,19 @@ class RunDefaults:
 Owner = RunDefaults  # the former name
 
 
-class Scope:
+class Scope(NamedTuple):
     """Handlers, processors, tags, metadata and ``verbose`` of a run (or of what its nested
-    runs inherit). Immutable by convention: a derived scope is a new object."""
+    runs inherit). A tuple: built in one C call per run, never changed (a derived scope is a
+    new object)."""
 
-    __slots__ = ("handlers", "metadata", "processors", "tags", "verbose")
-
-    def __init__(
-        self,
-        handlers: tuple[Any, ...],
-        processors: tuple[SpanProcessor, ...],
-        tags: list[str],
-        metadata: dict[str, Any],
-        verbose: bool,
-    ) -> None:
-        self.handlers = handlers
-        self.processors = processors
-        self.tags = tags
-        self.metadata = metadata
-        self.verbose = verbose
-
-    def __repr__(self) -> str:
-        return (
-            f"Scope(handlers={list(self.handlers)!r}, processors={list(self.processors)!r}, "
-            f"tags={self.tags!r}, metadata={self.metadata!r}, verbose={self.verbose})"
-        )
+    handlers: tuple[Any, ...]
+    processors: tuple[SpanProcessor, ...]
+    tags: list[str]
+    metadata: dict[str, Any]
+    verbose: bool
 
 
+_new_scope = tuple.__new__  # Scope(...) without the generated Python __new__ (hot path)
 ROOT = Scope((), (), [], {}, False)
 
 
@@ -190,47 +179,38 @@ def derive(
     Each run gets tags and metadata containers of its own: a handler that changes them in
     place changes nothing for the parent, its siblings or the span.
     """
-    ih, ip, itags, imeta, verbose = (
-        parent.handlers,
-        parent.processors,
-        parent.tags,
-        parent.metadata,
-        parent.verbose,
-    )
+    ih, ip, itags, imeta, verbose = parent
+    changed = False
     if scoped:
-        ih = merge(ih, scoped)
+        ih, changed = merge(ih, scoped), True
     rc = request.consumers
     if rc is not EMPTY:
-        ih = merge(ih, rc.handlers)
-        ip = merge(ip, rc.processors)
+        ih = merge(ih, rc.handlers) if ih else rc.handlers
+        ip = merge(ip, rc.processors) if ip else rc.processors
+        changed = True
     if request.tags:
-        itags = itags + [t for t in request.tags if t not in itags]
+        itags, changed = itags + [t for t in request.tags if t not in itags], True
     if request.metadata:
-        imeta = {**imeta, **request.metadata}
+        imeta, changed = {**imeta, **request.metadata}, True
     if defaults.verbose and not verbose:
-        verbose = True
+        verbose = changed = True
         out, tree = verbose_consumers()
         if not any(isinstance(h, StdOutCallbackHandler) for h in ih):
             ih = (*ih, out)
         ip = (*ip, tree)
-    if (
-        ih is parent.handlers
-        and ip is parent.processors
-        and itags is parent.tags
-        and imeta is parent.metadata
-        and verbose is parent.verbose
-    ):
-        inherited = parent
-    else:
-        inherited = Scope(ih, ip, itags, imeta, verbose)
+    inherited = _new_scope(Scope, (ih, ip, itags, imeta, verbose)) if changed else parent
     oc = defaults._consumers
     own_tags = defaults._own_tags
-    own = Scope(
-        merge(ih, oc.handlers),
-        merge(ip, oc.processors),
-        itags + [t for t in own_tags if t not in itags] if own_tags else itags[:],
-        {**imeta, **defaults._own_metadata} if defaults._own_metadata else imeta.copy(),
-        verbose,
+    own_meta = defaults._own_metadata
+    own: Scope = _new_scope(
+        Scope,
+        (
+            merge(ih, oc.handlers) if oc.handlers else ih,
+            merge(ip, oc.processors) if oc.processors else ip,
+            itags + [t for t in own_tags if t not in itags] if own_tags else list(itags),
+            {**imeta, **own_meta} if own_meta else {**imeta},
+            verbose,
+        ),
     )
     return own, inherited
 

@@ -16,22 +16,22 @@ from spanhook.runtime.content import content_attribute
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.settings import content_capture_enabled, get_settings
 
+#: A stream's ``plan`` before its first token is delivered (``None``: use plain dispatch).
+UNRESOLVED: Any = object()
+
 
 class TokenStream:
     __slots__ = ("count", "first_ns", "plan")
-
-    #: ``plan`` before the first token is delivered (``None`` means: use plain dispatch).
-    UNRESOLVED: Any = object()
 
     def __init__(self) -> None:
         self.count = 0
         self.first_ns = 0
         #: The token plan (:func:`spanhook.runtime.dispatch.token_plan`), resolved once.
-        self.plan: Any = TokenStream.UNRESOLVED
+        self.plan: Any = UNRESOLVED
 
-    def note(self, span: trace.Span, token: str) -> None:
-        """Count a token; the first token's time and event, per-token events when enabled."""
-        n = self.count = self.count + 1
+    def note(self, span: trace.Span, token: str, n: int) -> None:
+        """The ``n``-th token (counted): the first token's time and event, per-token events
+        when enabled."""
         if n == 1:
             self.first_ns = time.monotonic_ns()
             span.add_event("spanhook.first_token")

@@ -82,6 +82,10 @@ def classify(callbacks: object, where: object) -> Consumers:
     """Sort ``callbacks`` into handlers and processors; raise ``TypeError`` on anything else."""
     if callbacks is None:
         return EMPTY
+    if type(callbacks) is list and len(callbacks) == 1:  # one handler: the common request
+        item = callbacks[0]
+        if _kind_by_type.get(type(item)) == _HANDLER:
+            return Consumers((item,), ())
     if (
         type(callbacks) is not list
         and type(callbacks) is not tuple

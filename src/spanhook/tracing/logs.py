@@ -18,7 +18,7 @@ import logging
 
 from opentelemetry import trace
 
-from spanhook.tracing.run import current_run
+from spanhook.runtime.run import current_run
 
 
 class RunLogFilter(logging.Filter):

@@ -50,17 +50,12 @@ def recording_tracer() -> trace.Tracer | None:
     Decided once per global provider (and private-provider state), not per run."""
     gp_raw = getattr(trace, "_TRACER_PROVIDER", _MISSING)
     private = STATE.private_provider
-    state = id(private) if private is not None else 0
     decision = STATE.recording
-    if (
-        decision is not None
-        and decision[0] is gp_raw
-        and decision[1] == state
-        and gp_raw is not _MISSING
-    ):
+    if decision is not None and decision[0] is gp_raw and decision[1] is private:
         return decision[2]
     result = _decide()
-    STATE.recording = None if _private_has_processors() else (gp_raw, state, result)
+    cacheable = gp_raw is not _MISSING and not _private_has_processors()
+    STATE.recording = (gp_raw, private, result) if cacheable else None
     return result
 
 

@@ -5,7 +5,7 @@ for existing imports."""
 from spanhook.callbacks.events import adispatch_custom_event, dispatch_custom_event
 from spanhook.events import KIND_EVENTS
 from spanhook.runtime.content import content_attribute as _content_attribute
-from spanhook.runtime.run import Run, RunKind, current_run, start_run
+from spanhook.runtime.run import Run, RunKind, current_run
 from spanhook.runtime.scope import (
     NO_REQUEST,
     SCOPED_HANDLERS,
@@ -18,6 +18,7 @@ from spanhook.runtime.spans import RUN_KEY as _RUN_KEY
 from spanhook.runtime.spans import SPAN_KEY as _SPAN_KEY
 from spanhook.runtime.spans import light_span as _light_span
 from spanhook.runtime.spans import new_run_id
+from spanhook.runtime.start import start_run
 
 __all__ = [
     "KIND_EVENTS",

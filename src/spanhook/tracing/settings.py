@@ -112,7 +112,10 @@ def content_capture_enabled() -> bool:
     """Whether content goes on spans here: the innermost :func:`capture_content` block's
     choice, else the process-wide setting."""
     override = _capture_override.get()
-    return get_settings().capture_content if override is None else override
+    if override is not None:
+        return override
+    settings = STATE.settings  # get_settings(), inline: checked once or twice per run
+    return (settings or get_settings()).capture_content
 
 
 class capture_content:

@@ -1,0 +1,75 @@
+"""Starting a run: resolve its scope, start its span, build the :class:`Run`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from spanhook.runtime import content
+from spanhook.runtime.run import _NEW, Run, RunKind
+from spanhook.runtime.scope import NO_REQUEST, ROOT, SCOPED_HANDLERS, Request, RunDefaults
+from spanhook.runtime.scope import derive as derive_scope
+from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, light_span, new_run_id
+from spanhook.tracing import attributes as attr
+from spanhook.tracing.provider import get_tracer, recording_tracer
+
+_get_current = otel_context.get_current  # module aliases: once per run
+_Context = otel_context.Context
+
+
+def start_run(
+    kind: RunKind,
+    owner: RunDefaults,
+    request: Request | None,
+    *,
+    name: str,
+    span_name: str,
+    start_args: tuple[Any, ...],
+    start_kwargs: dict[str, Any] | None = None,
+    span_kind: SpanKind = SpanKind.INTERNAL,
+    attributes: dict[str, Any] | None = None,
+) -> Run:
+    """Resolve the scope of a run of ``owner`` and start its span (not yet current)."""
+    ctx = _get_current()
+    parent: Run | None = ctx.get(RUN_KEY)  # type: ignore[assignment]
+    if request is None:
+        request = NO_REQUEST
+    scope, inherited = derive_scope(
+        parent.inherited if parent is not None else ROOT, request, owner, SCOPED_HANDLERS.get()
+    )
+    run_id = request.run_id or new_run_id()
+    if request.run_name:
+        name = request.run_name
+    tracer = recording_tracer()
+    if tracer is None and not scope.processors:
+        span: trace.Span = light_span(ctx)
+    else:
+        span_attrs = content.span_attributes(
+            kind, str(run_id), scope.tags, scope.metadata, attributes
+        )
+        span = (tracer or get_tracer()).start_span(
+            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+        )
+    run = Run()
+    run.kind = kind
+    run.name = name
+    run.run_id = run_id
+    run.parent_run_id = parent.run_id if parent is not None else None
+    run.span = span
+    run.scope = scope
+    run.inherited = inherited
+    run.start_args = start_args
+    run.start_kwargs = start_kwargs if start_kwargs is not None else {"name": name}
+    run.end_kwargs = {}
+    run.error_kwargs = {}
+    run._end_args = (None,)
+    run._state = _NEW
+    run._token = None
+    run.stream = None
+    run.start_ns = time.monotonic_ns()
+    run._ctx = _Context({**ctx, SPAN_KEY: span, RUN_KEY: run})
+    return run
