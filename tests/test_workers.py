@@ -113,7 +113,7 @@ def test_a_handler_exception_reaches_the_awaiting_run_through_its_worker() -> No
 
 def test_worker_threads_stay_bounded_with_many_handler_objects() -> None:
     release = threading.Event()
-    handlers = [Blocking(release) for _ in range(workers.MAX_DEDICATED * 2)]
+    handlers = [Blocking(release) for _ in range(workers.MAX_DEDICATED + 40)]
     chain = _chain()
 
     async def main() -> int:

@@ -7,7 +7,8 @@ hops), and one thread per handler keeps that handler's events in the order they 
 
 A worker's thread exits after :data:`IDLE_TIMEOUT` seconds without work and is started
 again on the next event; workers are keyed weakly by handler, and at most
-:data:`MAX_DEDICATED` + :data:`SHARED_WORKERS` threads exist at once.
+:data:`MAX_DEDICATED` worker threads alive, later handlers share :data:`SHARED_WORKERS`
+serial workers (dedicated workers of earlier handlers may still restart their thread).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class SerialWorker:
                 self._cond.notify()
                 return fut
             self._running = True
+        global _live
+        with _lock:
+            _live += 1
         threading.Thread(target=self._work, name=self._name, daemon=True).start()
         return fut
 
@@ -58,6 +62,7 @@ class SerialWorker:
                     self._cond.wait(IDLE_TIMEOUT)
                     if not self._jobs:
                         self._running = False
+                        _thread_exits()
                         return
                 fn, fut, ctx = self._jobs.popleft()
             if not fut.set_running_or_notify_cancel():
@@ -70,27 +75,36 @@ class SerialWorker:
                 fut.set_result(result)
 
 
-#: Handler objects with a worker of their own at most; beyond that, handlers share one of
+#: While this many worker threads are alive, handlers seen for the first time share one of
 #: :data:`SHARED_WORKERS` serial workers (picked by object identity, so each handler still
-#: gets its events in order on one thread).
-MAX_DEDICATED = 32
+#: gets its events in order on one thread) instead of getting a worker of their own.
+MAX_DEDICATED = 64
 SHARED_WORKERS = 8
 
 _lock = threading.Lock()
+_live = 0  # worker threads alive
+
+
+def _thread_exits() -> None:
+    global _live
+    with _lock:
+        _live -= 1
+
+
 _workers: weakref.WeakKeyDictionary[Any, SerialWorker] = weakref.WeakKeyDictionary()
 _shared = [SerialWorker(f"spanhook-handlers-{i}") for i in range(SHARED_WORKERS)]
 
 
 def worker_for(handler: object) -> SerialWorker:
     """The serial worker of ``handler``: its own, or a shared one when :data:`MAX_DEDICATED`
-    handlers already have one or ``handler`` cannot be weakly referenced."""
+    worker threads are alive or ``handler`` cannot be weakly referenced."""
     try:
         worker = _workers.get(handler)
         if worker is not None:
             return worker
         with _lock:
             worker = _workers.get(handler)
-            if worker is None and len(_workers) < MAX_DEDICATED:
+            if worker is None and _live < MAX_DEDICATED:
                 name = f"spanhook-handler-{type(handler).__name__}"
                 worker = _workers[handler] = SerialWorker(name)
     except TypeError:  # unhashable or not weakly referenceable
