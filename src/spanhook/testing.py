@@ -19,6 +19,7 @@ from opentelemetry.util._once import Once
 from spanhook import _state
 from spanhook.callbacks.base import AsyncCallbackHandler, BaseCallbackHandler
 from spanhook.events import EVENTS
+from spanhook.tracing import configure
 
 
 def reset(*, otel_globals: bool = True) -> None:
@@ -33,9 +34,7 @@ def reset(*, otel_globals: bool = True) -> None:
         trace._TRACER_PROVIDER = None
         trace._TRACER_PROVIDER_SET_ONCE = Once()
     _state.reset()
-    from spanhook.tracing import configure  # export state: owned by the exporter setup
-
-    configure._fanouts.clear()
+    configure._fanouts.clear()  # the exporters configure() added (its own state)
 
 
 @dataclass
