@@ -19,6 +19,7 @@ from opentelemetry.util._once import Once
 from spanhook import _state
 from spanhook.callbacks.base import AsyncCallbackHandler, BaseCallbackHandler
 from spanhook.events import EVENTS
+from spanhook.tracing import configure, sampling
 
 
 def reset(*, otel_globals: bool = True) -> None:
@@ -33,8 +34,6 @@ def reset(*, otel_globals: bool = True) -> None:
         trace._TRACER_PROVIDER = None
         trace._TRACER_PROVIDER_SET_ONCE = Once()
     _state.reset()
-    from spanhook.tracing import configure, sampling  # export state: owned by the exporter setup
-
     configure._reset_for_tests()
     sampling._reset_for_tests()
 

@@ -25,7 +25,15 @@ if TYPE_CHECKING:
 
 
 class BaseCallbackHandler:
-    """Subclass and override the events you care about."""
+    """Subclass and override the events you care about.
+
+    Where each event runs: in a sync run, in the run's own thread, while the run's span is
+    current (start and in-run events) or just before it ends (end and error events). In an
+    async run, on the event loop if ``run_inline`` is set (then it must not block), otherwise
+    on this handler object's own worker thread, one event after the other, with the run's
+    context. An event returns before the run goes on, so a handler sees each run's events in
+    order. An exception is logged and the run goes on, unless ``raise_error`` is set.
+    """
 
     raise_error: bool = False
     run_inline: bool = False

@@ -1,7 +1,8 @@
 """A run: one chain / model / tool / agent / retriever call, owning one OTel span.
 
-``Run`` is a context manager (sync and async). :func:`start_run` resolves the run's scope
-(:func:`spanhook.runtime.scope.derive`) and starts its span; entering makes the span and the
+``Run`` is a context manager (sync and async). ``start_run`` (:mod:`spanhook.runtime.start`)
+resolves the run's scope (:func:`spanhook.runtime.scope.derive`) and starts its span;
+entering makes the span and the
 run current in the OTel ``Context`` and delivers ``on_<kind>_start``; exiting delivers
 ``on_<kind>_end`` or ``on_<kind>_error``, ends the span and detaches the context, on every
 exit path (return, exception, ``KeyboardInterrupt``, cancellation). Attach and detach happen
@@ -9,9 +10,9 @@ in the same frame, so no context is ever leaked and no run record outlives its b
 
 Every decision is a shared step without I/O (``_begin``, ``_end_delivery``,
 ``_error_delivery``, ``_close``); the sync and async methods only call or await
-:func:`dispatch` / :func:`adispatch` with what a step returns. Events inside a run go
-through :meth:`Run.emit` / :meth:`Run.aemit`, which apply the event's span recipe from
-:mod:`spanhook.events` once for both.
+:func:`dispatch` / :func:`adispatch` with what a step returns. Events inside a run
+(:mod:`spanhook.runtime.manager`) go through ``emit`` / ``aemit``, which apply the event's
+span recipe from :mod:`spanhook.events` once for both.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ RunKind = Literal["chain", "llm", "chat_model", "tool", "agent", "retriever"]
 
 _attach = otel_context.attach  # module aliases: the lifecycle runs once or twice per run
 _detach = otel_context.detach
-_get_current = otel_context.get_current
-_Context = otel_context.Context
 _FINISHED_CTX = otel_context.Context()
 _NEW, _ACTIVE, _DONE = 0, 1, 2
 

@@ -207,7 +207,7 @@ def derive(
         (
             merge(ih, oc.handlers) if oc.handlers else ih,
             merge(ip, oc.processors) if oc.processors else ip,
-            itags + [t for t in own_tags if t not in itags] if own_tags else list(itags),
+            itags + [t for t in own_tags if t not in itags] if own_tags else itags[:],
             {**imeta, **own_meta} if own_meta else {**imeta},
             verbose,
         ),

@@ -1,0 +1,52 @@
+"""``spanhook.testing``: one public reset of process-wide state, and the event recorder."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import spanhook
+from spanhook import _state, testing
+from spanhook.chains import LLMChain
+from spanhook.llms import OfflineLLM
+from spanhook.prompts import PromptTemplate
+from spanhook.tracing import configure as configure_mod
+from spanhook.tracing.provider import private_provider
+from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
+
+
+def test_reset_forgets_settings_providers_tracers_and_configured_exporters() -> None:
+    set_settings(TracingSettings(capture_content=True))
+    private_provider()
+    spanhook.configure(exporters=[InMemorySpanExporter()])
+    trace.set_tracer_provider(TracerProvider())
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{a}"))
+    chain.invoke({"a": "1 + 1 = "})  # fills the tracer and recording caches
+    assert _state.STATE.tracer is not None and configure_mod._fanouts
+
+    testing.reset()
+
+    assert get_settings().capture_content is False  # read from the (clean) environment again
+    state = _state.STATE
+    assert (state.private_provider, state.tracer, state.recording) == (None, None, None)
+    assert not configure_mod._fanouts
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    trace.set_tracer_provider(TracerProvider())  # allowed again after the reset
+
+
+def test_the_recorder_records_every_event_of_a_run_with_its_arguments() -> None:
+    rec = testing.Recorder()
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{a} + {b} = "))
+    chain.invoke({"a": 1, "b": 2}, callbacks=[rec])
+    assert rec.names() == [
+        "on_chain_start",
+        "on_text",
+        "on_llm_start",
+        "on_llm_end",
+        "on_chain_end",
+    ]
+    start = rec.of("on_chain_start")[0]
+    assert start.args[1] == {"a": 1, "b": 2} and start.parent_run_id is None
+    assert rec.of("on_llm_start")[0].parent_run_id == start.run_id
+    assert len(rec.run_ids()) == 2
