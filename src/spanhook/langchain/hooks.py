@@ -1,0 +1,167 @@
+"""Every hook spanhook installs into langchain-core and LangGraph, and their exact removal.
+
+Each hook replaces one attribute of a class or module; :func:`install` records what was
+there (or that nothing was) and :func:`uninstall` puts exactly that back.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from spanhook.langchain import _runtime as rt
+from spanhook.langchain import bodies
+from spanhook.langchain.consumers import ConsumerHandler, is_otel_consumer
+from spanhook.langchain.tracer import TRACER
+
+_MISSING = object()
+_lock = threading.Lock()
+#: (owner, attribute, what was in owner.__dict__ or _MISSING)
+_installed: list[tuple[Any, str, Any]] = []
+
+_consumer_types: dict[type, bool] = {}
+
+
+def _is_consumer(handler: object) -> bool:
+    cls = type(handler)
+    known = _consumer_types.get(cls)
+    if known is None:
+        known = _consumer_types[cls] = is_otel_consumer(handler)
+    return known
+
+
+def prepare_manager(manager: Any) -> None:
+    """Put spanhook into a callback manager langchain-core just configured: OTel consumers
+    become :class:`ConsumerHandler` entries (scoped by langchain-core's own rules), handlers
+    scoped with spanhook (``get_usage_callback()``) join as inheritable ones, and the tracer
+    comes last, after the consumers that hand it their processors."""
+    handlers: list[Any] = manager.handlers
+    inheritable: list[Any] = manager.inheritable_handlers
+    for i, h in enumerate(handlers):
+        if _is_consumer(h):
+            inherited = any(x is h for x in inheritable)
+            adapter = ConsumerHandler(h, inherited)
+            handlers[i] = adapter
+            for j, x in enumerate(inheritable):
+                if x is h:
+                    inheritable[j] = adapter
+    scoped = rt.scoped_handlers()
+    for h in scoped:
+        if not any(x is h for x in handlers):
+            manager.add_handler(h, True)
+    if not handlers or handlers[-1] is not TRACER:
+        if TRACER in handlers:
+            handlers.remove(TRACER)
+        handlers.append(TRACER)
+    if not inheritable or inheritable[-1] is not TRACER:
+        if TRACER in inheritable:
+            inheritable.remove(TRACER)
+        inheritable.append(TRACER)
+
+
+def _wrap_configure(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _configure(*args: Any, **kwargs: Any) -> Any:
+        manager = original(*args, **kwargs)
+        prepare_manager(manager)
+        return manager
+
+    return _configure
+
+
+def _targets() -> list[tuple[str, str, str, Callable[[Any], Any]]]:
+    """(module, owner in module or "", attribute, wrapper factory)."""
+    return [
+        ("langchain_core.callbacks.manager", "", "_configure", _wrap_configure),
+        (
+            "langchain_core.runnables.config",
+            "",
+            "_set_config_context",
+            bodies.wrap_set_config_context,
+        ),
+        (
+            "langgraph._internal._runnable",
+            "",
+            "_set_config_context",
+            bodies.wrap_set_config_context,
+        ),
+        (
+            "langchain_core.language_models.chat_models",
+            "BaseChatModel",
+            "_generate_with_cache",
+            lambda f: bodies.wrap_generate(f, 2, many=False),
+        ),
+        (
+            "langchain_core.language_models.chat_models",
+            "BaseChatModel",
+            "_agenerate_with_cache",
+            lambda f: bodies.wrap_agenerate(f, 2, many=False),
+        ),
+        (
+            "langchain_core.language_models.llms",
+            "BaseLLM",
+            "_generate_helper",
+            lambda f: bodies.wrap_generate(f, 2, many=True),
+        ),
+        (
+            "langchain_core.language_models.llms",
+            "BaseLLM",
+            "_agenerate_helper",
+            lambda f: bodies.wrap_agenerate(f, 2, many=True),
+        ),
+        (
+            "langchain_core.language_models.chat_models",
+            "BaseChatModel",
+            "stream",
+            bodies.wrap_stream,
+        ),
+        (
+            "langchain_core.language_models.chat_models",
+            "BaseChatModel",
+            "astream",
+            bodies.wrap_astream,
+        ),
+        ("langchain_core.language_models.llms", "BaseLLM", "stream", bodies.wrap_stream),
+        ("langchain_core.language_models.llms", "BaseLLM", "astream", bodies.wrap_astream),
+        (
+            "langchain_core.runnables.base",
+            "Runnable",
+            "_transform_stream_with_config",
+            bodies.wrap_stream,
+        ),
+    ]
+
+
+def install() -> None:
+    """Install every hook (once)."""
+    with _lock:
+        if _installed:
+            return
+        for module_name, owner_name, attribute, factory in _targets():
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:  # LangGraph is optional
+                continue
+            owner = getattr(module, owner_name) if owner_name else module
+            previous = owner.__dict__.get(attribute, _MISSING)
+            original = getattr(owner, attribute)
+            setattr(owner, attribute, factory(original))
+            _installed.append((owner, attribute, previous))
+
+
+def uninstall() -> None:
+    """Remove every hook, restoring exactly what was there."""
+    with _lock:
+        while _installed:
+            owner, attribute, previous = _installed.pop()
+            if previous is _MISSING:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, previous)
+
+
+def installed() -> bool:
+    return bool(_installed)

@@ -1,0 +1,54 @@
+"""Fixtures and checks shared by the LangChain integration tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import spanhook.langchain
+from lc_app import SEEN, LocalServer, ScriptedToolChatModel, make_tools
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    srv = LocalServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def traced(memory_exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """A global SDK provider exporting to memory, httpx instrumented, spanhook.langchain
+    instrumented; all removed afterwards."""
+    HTTPXClientInstrumentor().instrument(tracer_provider=trace.get_tracer_provider())
+    spanhook.langchain.instrument()
+    SEEN.clear()
+    yield memory_exporter
+    spanhook.langchain.uninstrument()
+    HTTPXClientInstrumentor().uninstrument()
+    SEEN.clear()
+
+
+@pytest.fixture
+def model(server: LocalServer) -> ScriptedToolChatModel:
+    return ScriptedToolChatModel(server_url=server.url)
+
+
+@pytest.fixture
+def tools(server: LocalServer) -> list[Any]:
+    return make_tools(server.url)
+
+
+@pytest.fixture
+def detach_errors(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.LogRecord]]:
+    """Records of OTel's "Failed to detach context" (must stay empty)."""
+    caplog.set_level(logging.ERROR, logger="opentelemetry.context")
+    records: list[logging.LogRecord] = []
+    yield records
+    records.extend(r for r in caplog.records if "detach" in r.getMessage().lower())
