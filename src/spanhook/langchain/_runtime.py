@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from spanhook.callbacks.bridge import is_classic_handler
 from spanhook.tracing import attributes as attr
 from spanhook.tracing import run as _rt
 from spanhook.tracing.console import SpanTreePrinter
@@ -37,6 +38,7 @@ __all__ = [
     "detach",
     "end_run",
     "fail_run",
+    "is_classic_handler",
     "merge",
     "note_chunk",
     "open_run",

@@ -22,15 +22,22 @@ _lock = threading.Lock()
 #: (owner, attribute, what was in owner.__dict__ or _MISSING)
 _installed: list[tuple[Any, str, Any]] = []
 
-_consumer_types: dict[type, bool] = {}
+_HANDLER, _CONSUMER, _INVALID = 0, 1, 2
+_kinds: dict[type, int] = {}
 
 
-def _is_consumer(handler: object) -> bool:
+def _kind(handler: object) -> int:
     cls = type(handler)
-    known = _consumer_types.get(cls)
-    if known is None:
-        known = _consumer_types[cls] = is_otel_consumer(handler)
-    return known
+    kind = _kinds.get(cls)
+    if kind is None:
+        if is_otel_consumer(handler):
+            kind = _CONSUMER
+        elif rt.is_classic_handler(handler):
+            kind = _HANDLER
+        else:
+            kind = _INVALID
+        _kinds[cls] = kind
+    return kind
 
 
 def prepare_manager(manager: Any) -> None:
@@ -41,7 +48,13 @@ def prepare_manager(manager: Any) -> None:
     handlers: list[Any] = manager.handlers
     inheritable: list[Any] = manager.inheritable_handlers
     for i, h in enumerate(handlers):
-        if _is_consumer(h):
+        kind = _kind(h)
+        if kind == _INVALID:
+            raise TypeError(
+                f"callbacks entry {h!r} ({type(h).__name__}) is neither a callback handler "
+                "(e.g. a BaseCallbackHandler) nor an OpenTelemetry SpanProcessor or SpanExporter"
+            )
+        if kind == _CONSUMER:
             inherited = any(x is h for x in inheritable)
             adapter = ConsumerHandler(h, inherited)
             handlers[i] = adapter

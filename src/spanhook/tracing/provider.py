@@ -42,6 +42,11 @@ def get_tracer() -> trace.Tracer:
     if gp is _cached_for and _cached_tracer is not None:
         return _cached_tracer
     provider = gp if _is_usable(gp) else private_provider()
+    if provider is gp:  # spans other code starts inside runs reach the runs' scoped consumers
+        from spanhook.tracing.foreign_spans import ensure_router
+        from spanhook.tracing.run import _RUN_KEY
+
+        ensure_router(provider, _RUN_KEY)
     tracer = provider.get_tracer("spanhook", __version__)
     _cached_for, _cached_tracer = gp, tracer
     return tracer
