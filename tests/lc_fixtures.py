@@ -52,3 +52,16 @@ def detach_errors(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.Log
     records: list[logging.LogRecord] = []
     yield records
     records.extend(r for r in caplog.records if "detach" in r.getMessage().lower())
+
+
+@pytest.fixture(autouse=True)
+def _stop_request_exporters() -> Iterator[None]:
+    """Stop the background processors of the exporters a test passed in callbacks (their
+    idle workers would otherwise outlive the test by seconds)."""
+    from spanhook.tracing import consumers
+
+    before = set(consumers._exporter_processors.keys())
+    yield
+    for key, proc in list(consumers._exporter_processors.items()):
+        if key not in before:
+            proc.shutdown(timeout_millis=1000)
