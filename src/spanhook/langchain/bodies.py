@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -93,11 +94,13 @@ def wrap_agenerate(original: Callable[..., Any], manager_at: int, many: bool) ->
     return body
 
 
-def drive(chunks: Iterator[Any]) -> Iterator[Any]:
+def drive(chunks: Iterator[Any], attach: bool) -> Iterator[Any]:
     """Run each step of ``chunks`` in a context this stream owns; the run started in its
-    first step is current there for all later steps."""
+    first step is current there for all later steps. Closed early, it closes the streams
+    created inside it first (langchain-core leaves them to the garbage collector), so that
+    nested runs end, marked, before this one."""
     ctx = contextvars.copy_context()
-    slot = StreamSlot()
+    slot = StreamSlot(attach)
     ctx.run(STREAM_SLOT.set, slot)
     try:
         while True:
@@ -109,13 +112,17 @@ def drive(chunks: Iterator[Any]) -> Iterator[Any]:
     except GeneratorExit:
         if slot.run is not None:
             TRACER.closed_early.add(slot.run.run_id)
+        for ref in reversed(slot.children):
+            child = ref()
+            if child is not None:
+                ctx.run(child.close)
         ctx.run(chunks.close)  # type: ignore[attr-defined]
         raise
 
 
 async def adrive(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """The async twin of :func:`drive`: the stream's run is current around each step."""
-    slot = StreamSlot()
+    slot = StreamSlot(attach=True)
     try:
         while True:
             slot_token = STREAM_SLOT.set(slot)
@@ -150,10 +157,18 @@ async def _aclose(chunks: AsyncIterator[Any], slot: StreamSlot) -> None:
             rt.detach(token)
 
 
-def wrap_stream(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+def wrap_stream(
+    original: Callable[..., Iterator[Any]], attach: bool = True
+) -> Callable[..., Iterator[Any]]:
+    """A sync stream method; ``attach``: its run's body has no context of its own (models)."""
+
     @functools.wraps(original)
     def stream(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        return drive(original(self, *args, **kwargs))
+        driven = drive(original(self, *args, **kwargs), attach)
+        outer = STREAM_SLOT.get()
+        if outer is not None:  # created inside another stream's step
+            outer.children.append(weakref.ref(driven))
+        return driven
 
     return stream
 

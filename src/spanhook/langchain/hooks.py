@@ -143,7 +143,7 @@ def _targets() -> list[tuple[str, str, str, Callable[[Any], Any]]]:
             "langchain_core.runnables.base",
             "Runnable",
             "_transform_stream_with_config",
-            bodies.wrap_stream,
+            lambda f: bodies.wrap_stream(f, attach=False),
         ),
     ]
 

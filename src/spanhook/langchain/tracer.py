@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,13 +25,18 @@ from spanhook.tracing import attributes as attr
 
 
 class StreamSlot:
-    """Set by a stream driver around each step of a stream it drives: the first run started
-    in it (the stream's own run) is recorded here."""
+    """Set by a stream driver around each step of a stream it drives. The stream's own run
+    is the run open in it: the first run started in a step that has not ended within that
+    step (runs that feed the stream its input start and end before it). ``attach``: make
+    that run current for the rest of the step (model streams, whose bodies have no context
+    of their own). ``children``: the streams created inside its steps."""
 
-    __slots__ = ("run",)
+    __slots__ = ("attach", "children", "run")
 
-    def __init__(self) -> None:
+    def __init__(self, attach: bool) -> None:
         self.run: rt.Run | None = None
+        self.attach = attach
+        self.children: list[weakref.ref[Any]] = []
 
 
 #: The stream slot of the stream step being driven in this context, if any.
@@ -113,8 +119,8 @@ class SpanhookTracer(BaseCallbackHandler):
         slot = STREAM_SLOT.get()
         if slot is not None and slot.run is None:
             slot.run = run
-            # the stream driver owns this context (or resets it after the step)
-            rt.attach(rt.run_context(run))
+            if slot.attach:  # the stream driver owns this context (or resets it after the step)
+                rt.attach(rt.run_context(run))
         return run
 
     def on_chain_start(
@@ -293,10 +299,17 @@ class SpanhookTracer(BaseCallbackHandler):
             run.on_custom_event(name, data)
 
     # -- end ------------------------------------------------------------------------------
+    @staticmethod
+    def _release_slot(run: rt.Run) -> None:
+        slot = STREAM_SLOT.get()
+        if slot is not None and slot.run is run:
+            slot.run = None
+
     def _end(self, run_id: uuid.UUID, key: str | None, output: Any) -> None:
         run = self.runs.pop(run_id, None)
         if run is None:
             return
+        self._release_slot(run)
         extra: dict[str, Any] | None = None
         if self.closed_early and run_id in self.closed_early:
             self.closed_early.discard(run_id)
@@ -309,6 +322,7 @@ class SpanhookTracer(BaseCallbackHandler):
         run = self.runs.pop(run_id, None)
         if run is None:
             return
+        self._release_slot(run)
         if self.closed_early:
             self.closed_early.discard(run_id)
         if isinstance(error, GeneratorExit):  # the consumer closed the stream early
