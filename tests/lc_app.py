@@ -52,6 +52,7 @@ class LocalServer:
     """A threaded HTTP server on 127.0.0.1 (any free port)."""
 
     def __init__(self) -> None:
+        ThreadingHTTPServer.request_queue_size = 2048  # bursts of concurrent requests
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -181,7 +182,10 @@ class ScriptedToolChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=chunk)
 
 
-def make_tools(server_url: str) -> list[BaseTool]:
+def make_tools(server_url: str, shared: httpx.AsyncClient | None = None) -> list[BaseTool]:
+    """The app's tools; ``shared``: the async HTTP client the async tool uses (default: a
+    new one per call)."""
+
     @tool
     def fetch_data(item: str) -> str:
         """Fetch the stock of an item from the inventory service."""
@@ -192,6 +196,8 @@ def make_tools(server_url: str) -> list[BaseTool]:
     async def afetch_data(item: str) -> str:
         SEEN.append(("tool", trace.get_current_span()))
         path = "/slow" if "slow" in item else "/data"
+        if shared is not None:
+            return (await shared.get(f"{server_url}{path}")).text
         async with httpx.AsyncClient() as client:
             return (await client.get(f"{server_url}{path}")).text
 
