@@ -65,7 +65,7 @@ def test_opentelemetry_instrument_enables_it_through_the_entry_point(tmp_path: P
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
-        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,langchain",
     }
     done = subprocess.run(
         [str(launcher), sys.executable, str(app)],

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.globals import get_verbose
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
 
@@ -44,6 +45,9 @@ STREAM_SLOT: contextvars.ContextVar[StreamSlot | None] = contextvars.ContextVar(
     "spanhook_langchain_stream_slot", default=None
 )
 _PENDING_LIMIT = 100_000
+_LS_KEYS = frozenset(
+    ("ls_provider", "ls_model_name", "ls_model_type", "ls_temperature", "ls_max_tokens", "ls_stop")
+)
 
 
 class SpanhookTracer(BaseCallbackHandler):
@@ -94,13 +98,10 @@ class SpanhookTracer(BaseCallbackHandler):
             found = self.pending.pop(run_id, None)
             if found is not None:
                 own, inherited = found
-        verbose = False
-        if parent is None and self.verbose:
-            verbose = True
-        elif parent is None:
-            from langchain_core.globals import get_verbose
-
-            verbose = get_verbose()
+        verbose = parent is None and (self.verbose or get_verbose())
+        if metadata and _LS_KEYS.intersection(metadata):
+            # LangSmith's copies of the model's parameters: already gen_ai.* attributes
+            metadata = {k: v for k, v in metadata.items() if k not in _LS_KEYS}
         run = rt.open_run(
             kind,
             name,
