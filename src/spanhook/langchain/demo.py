@@ -50,13 +50,13 @@ class OfflineToolChatModel(BaseChatModel):
             return AIMessage(
                 content="",
                 tool_calls=[call],
-                usage_metadata={**usage, "output_tokens": 4, "total_tokens": 0},  # type: ignore[typeddict-item]
+                usage_metadata={**usage, "output_tokens": 4, "total_tokens": 0},
             )
         text = f"The answer is {results[-1]}." if results else "I can only do arithmetic."
         n_out = len(text.split())
         return AIMessage(
             content=text,
-            usage_metadata={**usage, "output_tokens": n_out, "total_tokens": 0},  # type: ignore[typeddict-item]
+            usage_metadata={**usage, "output_tokens": n_out, "total_tokens": 0},
         )
 
     def _generate(
