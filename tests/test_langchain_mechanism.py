@@ -33,6 +33,7 @@ pytest_plugins = ["lc_fixtures"]
 
 HOOKED = [
     (lc_manager, "_configure"),
+    (lc_manager.AsyncCallbackManager, "on_llm_start"),
     (lc_config, "_set_config_context"),
     (lg_runnable, "_set_config_context"),
     (chat_models.BaseChatModel, "_generate_with_cache"),

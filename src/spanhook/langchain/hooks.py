@@ -85,10 +85,55 @@ def _wrap_configure(original: Callable[..., Any]) -> Callable[..., Any]:
     return _configure
 
 
+def _ours(handler: object) -> bool:
+    return handler is TRACER or type(handler) is ConsumerHandler
+
+
+def _wrap_async_llm_start(original: Callable[..., Any]) -> Callable[..., Any]:
+    """langchain-core's async ``on_llm_start`` skips every handler that is not ``run_inline``
+    as soon as one is: the tracer (inline) must not make it skip the application's ones. Those
+    get the event after the inline ones, as they would without spanhook."""
+
+    @functools.wraps(original)
+    async def on_llm_start(
+        self: Any, serialized: Any, prompts: list[str], run_id: Any = None, **kwargs: Any
+    ) -> Any:
+        managers = await original(self, serialized, prompts, run_id, **kwargs)
+        handlers = self.handlers
+        if any(h.run_inline and not _ours(h) for h in handlers):
+            return managers  # langchain-core's own behaviour, untouched
+        skipped = [h for h in handlers if not h.run_inline]
+        if skipped:
+            from langchain_core.callbacks.manager import ahandle_event
+
+            for manager, prompt in zip(managers, prompts, strict=False):
+                await ahandle_event(
+                    skipped,
+                    "on_llm_start",
+                    "ignore_llm",
+                    serialized,
+                    [prompt],
+                    run_id=manager.run_id,
+                    parent_run_id=self.parent_run_id,
+                    tags=self.tags,
+                    metadata=self.metadata,
+                    **kwargs,
+                )
+        return managers
+
+    return on_llm_start
+
+
 def _targets() -> list[tuple[str, str, str, Callable[[Any], Any]]]:
     """(module, owner in module or "", attribute, wrapper factory)."""
     return [
         ("langchain_core.callbacks.manager", "", "_configure", _wrap_configure),
+        (
+            "langchain_core.callbacks.manager",
+            "AsyncCallbackManager",
+            "on_llm_start",
+            _wrap_async_llm_start,
+        ),
         (
             "langchain_core.runnables.config",
             "",
