@@ -246,7 +246,7 @@ def memory_child(variant: str, what: str) -> None:
                 "n": n,
                 "rss_growth_mb": round(_rss_mb() - before, 2),
                 "objects_growth": len(gc.get_objects()) - objects_before,
-                "open_runs": len(TRACER.runs),
+                "open_runs": len(TRACER.runs) + len(TRACER.pending) + len(TRACER.closed_early),
                 "spans": exporter.count,
             }
         )
