@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -46,12 +46,14 @@ def tools(server: LocalServer) -> list[Any]:
 
 
 @pytest.fixture
-def detach_errors(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.LogRecord]]:
-    """Records of OTel's "Failed to detach context" (must stay empty)."""
+def detach_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """OTel's "Failed to detach context" errors logged so far in the test (must stay none)."""
     caplog.set_level(logging.ERROR, logger="opentelemetry.context")
-    records: list[logging.LogRecord] = []
-    yield records
-    records.extend(r for r in caplog.records if "detach" in r.getMessage().lower())
+
+    def found() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "detach" in r.getMessage().lower()]
+
+    return found
 
 
 @pytest.fixture(autouse=True)

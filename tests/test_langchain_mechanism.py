@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -201,7 +202,7 @@ def test_open_closed_and_abandoned_sync_streams_leave_the_caller_span_alone(
     traced: InMemorySpanExporter,
     model: ScriptedToolChatModel,
     tools: list[Any],
-    detach_errors: list[Any],
+    detach_errors: Callable[[], list[str]],
 ) -> None:
     tracer = trace.get_tracer("app")
     chain = build_chain(model)
@@ -232,7 +233,7 @@ def test_open_closed_and_abandoned_sync_streams_leave_the_caller_span_alone(
     ]
     assert roots["req-open"].attributes["spanhook.stream.closed_early"] is True
     assert trace.get_current_span() is trace.INVALID_SPAN
-    assert detach_errors == []
+    assert detach_errors() == []
 
 
 def caller_span(spans: Any) -> Any:
@@ -243,7 +244,7 @@ def test_abandoned_async_streams_then_a_request_in_the_same_task_no_cross_talk(
     traced: InMemorySpanExporter,
     model: ScriptedToolChatModel,
     tools: list[Any],
-    detach_errors: list[Any],
+    detach_errors: Callable[[], list[str]],
 ) -> None:
     chain = build_chain(model)
     agent = build_agent(model, tools)
@@ -270,7 +271,7 @@ def test_abandoned_async_streams_then_a_request_in_the_same_task_no_cross_talk(
         assert all(s is root or s.parent is not None for s in in_trace)
     req3 = next(r for r in roots if r.name == "invoke_agent req-3")
     assert len([s for s in spans if s.context.trace_id == req3.context.trace_id]) == 16
-    assert detach_errors == []
+    assert detach_errors() == []
 
 
 def test_runnable_lambda_body_current_and_building_makes_no_span(
