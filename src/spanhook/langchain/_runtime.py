@@ -25,7 +25,7 @@ from spanhook.tracing import run as _rt
 from spanhook.tracing.console import SpanTreePrinter
 from spanhook.tracing.consumers import classify, merge
 from spanhook.tracing.provider import get_tracer, recording_tracer
-from spanhook.tracing.run import Run, current_run
+from spanhook.tracing.run import Run
 from spanhook.tracing.settings import content_capture_enabled, get_settings
 
 __all__ = [
@@ -34,12 +34,10 @@ __all__ = [
     "classify",
     "content_capture_enabled",
     "current_context",
-    "current_run",
     "detach",
     "end_run",
     "fail_run",
     "is_classic_handler",
-    "merge",
     "note_chunk",
     "open_run",
     "run_context",
@@ -165,10 +163,6 @@ def run_context(run: Run) -> otel_context.Context:
 def note_chunk(run: Run) -> None:
     """A streamed chunk: counted on the span; the first one sets the time to first chunk."""
     run.on_llm_new_token("")
-
-
-def set_content(run: Run, key: str, value: Any) -> None:
-    run.record_content(key, value)
 
 
 def end_run(run: Run, attributes: Mapping[str, Any] | None = None) -> None:
