@@ -46,8 +46,19 @@ STREAM_SLOT: contextvars.ContextVar[StreamSlot | None] = contextvars.ContextVar(
 )
 _PENDING_LIMIT = 100_000
 _STEP_TAGS = ("seq:step:", "graph:step:", "langsmith:")
-_LS_KEYS = frozenset(
-    ("ls_provider", "ls_model_name", "ls_model_type", "ls_temperature", "ls_max_tokens", "ls_stop")
+#: Metadata langchain-core and LangGraph add for LangSmith's bookkeeping: the model's
+#: parameters (already gen_ai.* attributes), package versions, the integration's name.
+_TRACING_KEYS = frozenset(
+    (
+        "ls_provider",
+        "ls_model_name",
+        "ls_model_type",
+        "ls_temperature",
+        "ls_max_tokens",
+        "ls_stop",
+        "ls_integration",
+        "lc_versions",
+    )
 )
 
 
@@ -100,9 +111,8 @@ class SpanhookTracer(BaseCallbackHandler):
             if found is not None:
                 own, inherited = found
         verbose = parent is None and (self.verbose or get_verbose())
-        if metadata and not _LS_KEYS.isdisjoint(metadata):
-            # LangSmith's copies of the model's parameters: already gen_ai.* attributes
-            metadata = {k: v for k, v in metadata.items() if k not in _LS_KEYS}
+        if metadata and not _TRACING_KEYS.isdisjoint(metadata):
+            metadata = {k: v for k, v in metadata.items() if k not in _TRACING_KEYS}
         if tags:
             # positional tags langchain-core and LangGraph add to every step ("seq:step:2")
             tags = [t for t in tags if not t.startswith(_STEP_TAGS)]
