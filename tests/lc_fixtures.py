@@ -56,10 +56,11 @@ def detach_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def _stop_request_exporters() -> Iterator[None]:
-    """Stop the background processors of the exporters a test passed in callbacks (their
-    idle workers would otherwise outlive the test by seconds)."""
+@pytest.fixture
+def stop_request_exporters() -> Iterator[None]:
+    """Stop the background processors of the exporters a LangChain test passed in callbacks
+    (their idle workers would otherwise outlive the test by seconds). Not autouse: this
+    module is a plugin, and its autouse fixtures would apply to every test of the session."""
     from spanhook.tracing import consumers
 
     before = set(consumers._exporter_processors.keys())

@@ -26,6 +26,7 @@ from spanhook.callbacks import (
 )
 
 pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 CONTENT_KEYS = {
     "spanhook.input",

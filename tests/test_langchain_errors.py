@@ -20,6 +20,7 @@ from lc_checks import by_name, run_spans
 from spanhook.langchain.tracer import TRACER
 
 pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 
 class OpenTracker(SpanProcessor):

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,6 +20,7 @@ from lc_checks import by_name, collector_edges, parent_of, span_edges
 from spanhook.langchain.tracer import TRACER
 
 pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 REQUESTS = 1000
 

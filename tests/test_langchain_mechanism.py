@@ -31,6 +31,7 @@ from lc_checks import (
 )
 
 pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 HOOKED = [
     (lc_manager, "_configure"),

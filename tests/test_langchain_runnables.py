@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lc_checks import by_name, collector_edges, run_spans, span_edges
 
 pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 
 LLM_SEEN: list[str] = []

@@ -20,6 +20,7 @@ from lc_app import ScriptedToolChatModel, build_agent, build_chain
 from lc_checks import by_name, collector_edges, parent_of, run_spans, span_edges
 
 pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 
 def _names(exporter: InMemorySpanExporter) -> list[str]:
