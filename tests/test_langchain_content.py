@@ -181,3 +181,36 @@ def test_async_iterator_handler_streams_a_langchain_models_tokens(
 
     tokens = asyncio.run(main())
     assert "".join(tokens).startswith("answer to")
+
+
+def test_websocket_handler_streams_a_langgraph_request(
+    traced: InMemorySpanExporter, model: ScriptedToolChatModel, tools: list[Any]
+) -> None:
+    from websockets.asyncio.client import connect
+
+    from spanhook.callbacks import WebSocketCallbackHandler
+    from test_websocket import WAIT, CollectServer
+
+    agent = build_agent(model, tools)
+
+    async def main(uri: str) -> None:
+        async with connect(uri) as ws:
+            handler = WebSocketCallbackHandler(ws)
+            async for _ in agent.astream(
+                {"messages": [("human", "widgets")]},
+                {"callbacks": [handler]},
+                stream_mode="messages",
+            ):
+                pass
+            assert await handler.aflush(WAIT)
+
+    with CollectServer() as server:
+        asyncio.run(main(server.uri))
+        messages = server.wait_done()
+    kinds = [m["type"] for m in messages]
+    assert kinds.count("start") == kinds.count("end") == 15
+    assert kinds[-1] == "done"
+    assert any(m["type"] == "token" and "answer" in m["token"] for m in messages)
+    assert {m["run_id"] for m in messages if m["type"] == "start"} == {
+        s.attributes["spanhook.run_id"] for s in traced.get_finished_spans() if s.name != "GET"
+    }

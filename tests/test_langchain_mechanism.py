@@ -161,6 +161,25 @@ def test_batch_threads_each_request_its_own_trace(
     assert seen_names("tool") == ["execute_tool fetch_data"] * 8
 
 
+def test_abatch_each_request_its_own_trace(
+    traced: InMemorySpanExporter, model: ScriptedToolChatModel, tools: list[Any]
+) -> None:
+    agent = build_agent(model, tools)
+    asyncio.run(
+        agent.abatch(
+            [{"messages": [("human", f"item {i}")]} for i in range(4)], {"max_concurrency": 2}
+        )
+    )
+    spans = traced.get_finished_spans()
+    gets = by_name(spans, "GET")
+    assert len(gets) == 4
+    for get in gets:
+        tool_span = parent_of(spans, get)
+        assert tool_span is not None and tool_span.name == "execute_tool fetch_data"
+    assert len({s.context.trace_id for s in spans}) == 4
+    assert len([s for s in spans if s.parent is None]) == 4
+
+
 @pytest.mark.parametrize("use_async", [False, True])
 def test_http_call_inside_chat_model_body_nests_under_model_span(
     traced: InMemorySpanExporter, model: ScriptedToolChatModel, use_async: bool
