@@ -23,11 +23,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="export the trace (default: only when OTEL_TRACES_EXPORTER or an OTLP endpoint is set)",
     )
+    demo.add_argument(
+        "--langchain",
+        action="store_true",
+        help="run the agent as a LangGraph app traced by spanhook.langchain (needs the extra)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from spanhook.demo import DEFAULT_QUESTION, run_demo
 
-        return run_demo(args.question or DEFAULT_QUESTION, args.export)
+        return run_demo(args.question or DEFAULT_QUESTION, args.export, langchain=args.langchain)
     return 2  # pragma: no cover - argparse enforces the subcommand
 
 

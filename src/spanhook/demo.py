@@ -63,13 +63,33 @@ def export_requested() -> bool:
     return any(os.environ.get(v) for v in _EXPORT_ENV)
 
 
+def langchain_missing() -> str | None:
+    """Why ``--langchain`` cannot run here (``None``: it can)."""
+    import importlib.util
+
+    missing = [m for m in ("langchain_core", "langgraph") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"spanhook demo --langchain needs {' and '.join(missing)}: "
+        "pip install 'spanhook[langchain]'"
+    )
+
+
 def run_demo(
-    question: str = DEFAULT_QUESTION, export: str | None = None, out: TextIO | None = None
+    question: str = DEFAULT_QUESTION,
+    export: str | None = None,
+    out: TextIO | None = None,
+    langchain: bool = False,
 ) -> int:
-    """Run the demo; export over OTLP (or console) when asked by ``export`` or ``OTEL_*``."""
+    """Run the demo (``langchain``: as a LangGraph app traced by ``spanhook.langchain``);
+    export over OTLP (or console) when asked by ``export`` or ``OTEL_*``."""
     import spanhook
 
     out = out or sys.stdout
+    if langchain and (problem := langchain_missing()) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     exporting = export not in (None, "none") or (export is None and export_requested())
     if exporting:
         spanhook.configure(
@@ -78,16 +98,21 @@ def run_demo(
             capture_content=True,
         )
     before = spanhook.export_stats()  # the counters are process-wide: report this run's drops
-    tracer = _TraceId()
-    agent = build_agent()
-    answer = agent.run(question, callbacks=[tracer])
+    if langchain:
+        from spanhook.langchain import demo as lc_demo
+
+        answer, trace_id = lc_demo.run(question, out)
+    else:
+        tracer = _TraceId()
+        answer = build_agent().run(question, callbacks=[tracer])
+        trace_id = tracer.trace_id
     print(f"\nAnswer: {answer}", file=out)
     if exporting:
         ok = spanhook.force_flush(timeout=5.0)
         spanhook.shutdown(timeout=1.5)  # counts what is still held for a retry as dropped
         dropped = spanhook.export_stats().dropped_spans - before.dropped_spans
-        if tracer.trace_id:
-            print(f"Trace: {trace_link(tracer.trace_id)}", file=out)
+        if trace_id:
+            print(f"Trace: {trace_link(trace_id)}", file=out)
         if not ok or dropped:
             print(
                 f"warning: export incomplete ({dropped} span(s) dropped); is the collector up?",

@@ -352,6 +352,11 @@ def _tail(text: str, limit: int, full: int) -> str:
     return marker[:limit] + text[len(text) - max(0, limit - len(marker)) :]
 
 
+#: Longest span status description (the exception's type and message; the exception event
+#: keeps the message up to the value limit).
+MAX_STATUS_DESCRIPTION = 200
+
+
 def record_error(span: Span, error: BaseException, limit: int) -> None:
     """Record ``error`` on ``span`` as OTel's ``exception`` event, ``error.type`` and ERROR
     status, with its message and stack trace cleaned and bounded (an exception whose
@@ -375,5 +380,6 @@ def record_error(span: Span, error: BaseException, limit: int) -> None:
             "exception.escaped": "True",
         },
     )
-    span.set_status(Status(StatusCode.ERROR, clean_text(f"{kind.__name__}: {message}", limit)))
+    status = clean_text(f"{kind.__name__}: {message}", min(limit, MAX_STATUS_DESCRIPTION))
+    span.set_status(Status(StatusCode.ERROR, status))
     span.set_attribute(ERROR_TYPE, qualname)

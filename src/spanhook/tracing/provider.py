@@ -37,6 +37,11 @@ def get_tracer() -> trace.Tracer:
     if gp is STATE.tracer_for and STATE.tracer is not None:
         return STATE.tracer
     provider = gp if _is_usable(gp) else private_provider()
+    if provider is gp:  # spans other code starts inside runs reach the runs' scoped consumers
+        from spanhook.runtime.spans import RUN_KEY
+        from spanhook.tracing.foreign_spans import ensure_router
+
+        ensure_router(provider, RUN_KEY)
     tracer = provider.get_tracer("spanhook", __version__)
     STATE.tracer_for, STATE.tracer = gp, tracer
     return tracer

@@ -1,0 +1,173 @@
+"""The one module through which the LangChain integration reaches spanhook's run runtime.
+
+A langchain-core run becomes a spanhook :class:`~spanhook.tracing.run.Run` built here with an
+explicit parent (the parent langchain-core run), langchain-core's ``run_id``, no classic
+handlers of its own (langchain-core's callback manager delivers those) and the OTel span
+processors in its scope. Everything else in ``spanhook.langchain`` uses only the functions
+below, never the runtime's internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import SpanKind
+
+from spanhook.runtime import content
+from spanhook.runtime.dispatch import is_classic_handler
+from spanhook.runtime.run import _ACTIVE, _DONE, Run
+from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope
+from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, light_span
+from spanhook.tracing import attributes as attr
+from spanhook.tracing.console import SpanTreePrinter
+from spanhook.tracing.consumers import classify, merge
+from spanhook.tracing.provider import get_tracer, recording_tracer
+from spanhook.tracing.settings import content_capture_enabled
+
+__all__ = [
+    "Run",
+    "attach",
+    "classify",
+    "content_capture_enabled",
+    "current_context",
+    "detach",
+    "end_run",
+    "fail_run",
+    "is_classic_handler",
+    "note_chunk",
+    "open_run",
+    "run_context",
+    "scoped_handlers",
+    "streamed",
+]
+
+_Context = otel_context.Context
+_get_current = otel_context.get_current
+attach = otel_context.attach
+detach = otel_context.detach
+logger = logging.getLogger("spanhook.langchain")
+
+
+def scoped_handlers() -> tuple[Any, ...]:
+    """Handlers added to every run of this context (``get_usage_callback()`` and friends)."""
+    return SCOPED_HANDLERS.get()
+
+
+def open_run(
+    kind: str,
+    name: str,
+    run_id: uuid.UUID,
+    parent: Run | None,
+    *,
+    span_name: str,
+    span_kind: SpanKind,
+    attributes: dict[str, Any],
+    tags: list[str] | None,
+    metadata: Mapping[str, Any] | None,
+    own_processors: tuple[SpanProcessor, ...] = (),
+    inherited_processors: tuple[SpanProcessor, ...] = (),
+    verbose: bool = False,
+) -> Run:
+    """Start the span of a langchain-core run (not made current anywhere).
+
+    Its OTel parent is ``parent``'s span; without a known parent, the context current where
+    the run starts (an application span or a native spanhook run). ``own_processors`` see
+    this run's span only; ``inherited_processors`` also every span nested in it. ``verbose``
+    prints the span tree of the run (with everything nested in it) when it ends."""
+    if parent is None:
+        ctx = _get_current()
+        outer = ctx.get(RUN_KEY)
+        parent = outer if isinstance(outer, Run) else None
+    else:
+        ctx = parent._ctx
+    base = parent.inherited if parent is not None else ROOT
+    processors = base.processors
+    if verbose and not base.verbose:
+        inherited_processors = (*inherited_processors, SpanTreePrinter())
+    if inherited_processors:
+        processors = merge(processors, inherited_processors)
+    child_processors = processors
+    if own_processors:
+        processors = merge(processors, own_processors)
+    tracer = recording_tracer()
+    if tracer is None and not processors:
+        span: trace.Span = light_span(ctx)
+    else:
+        span_attrs = content.span_attributes(
+            kind, str(run_id), list(tags or ()), metadata or {}, attributes
+        )
+        span = (tracer or get_tracer()).start_span(
+            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+        )
+    run_tags = list(tags or ())
+    run_metadata = dict(metadata) if metadata else {}
+    is_verbose = verbose or base.verbose
+    run = Run()
+    run.kind = kind
+    run.name = name
+    run.run_id = run_id
+    run.parent_run_id = parent.run_id if parent is not None else None
+    run.span = span
+    # langchain-core's callback manager delivers the classic handlers: the run has none.
+    run.scope = Scope((), processors, run_tags, run_metadata, is_verbose)
+    run.inherited = Scope(base.handlers, child_processors, [], {}, is_verbose)
+    run.start_args = ()
+    run.start_kwargs = {}
+    run.end_kwargs = {}
+    run.error_kwargs = {}
+    run._end_args = (None,)
+    run._state = _ACTIVE
+    run._token = None
+    run.stream = None
+    run.start_ns = time.monotonic_ns()
+    run._ctx = _Context({**ctx, SPAN_KEY: span, RUN_KEY: run})
+    for p in processors:
+        try:
+            p.on_start(span, parent_context=run._ctx)  # type: ignore[arg-type]
+        except Exception:
+            logger.exception("span processor %r failed in on_start", p)
+    return run
+
+
+def run_context(run: Run) -> otel_context.Context:
+    """The OTel context in which ``run``'s body executes: its span and the run current."""
+    return run._ctx
+
+
+def note_chunk(run: Run) -> None:
+    """A streamed chunk: counted on the span; the first one sets the time to first chunk."""
+    run.on_llm_new_token("")
+
+
+def end_run(run: Run, attributes: Mapping[str, Any] | None = None) -> None:
+    """End ``run``'s span successfully (once)."""
+    if run._state == _DONE:
+        return
+    if attributes:
+        run.set_attributes(attributes)
+    run._close()
+
+
+def fail_run(run: Run, error: BaseException) -> None:
+    """End ``run``'s span with ``error``: ERROR status (a description of at most 200
+    characters), one exception event, ``error.type``."""
+    if run._state == _DONE:
+        return
+    run._error_status(error)
+    run._close()
+
+
+def streamed(run: Run) -> bool:
+    """Whether ``run`` received streamed chunks."""
+    return run.stream is not None and run.stream.count > 0
+
+
+def current_context() -> otel_context.Context:
+    return _get_current()

@@ -1,0 +1,116 @@
+"""Every kind of langchain-core run gets exactly one span, in langchain-core's own tree:
+parallels, branches, fallbacks, retries, LLMs, retrievers, sync and async, batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.language_models import LLM
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnableParallel
+from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lc_checks import by_name, collector_edges, run_spans, span_edges
+
+pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
+
+
+LLM_SEEN: list[str] = []
+
+
+class EchoLLM(LLM):
+    """An LLM whose ``_call`` records the span current inside it (in ``LLM_SEEN``)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "echo-llm"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": "echo-1"}
+
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        LLM_SEEN.append(getattr(trace.get_current_span(), "name", "<none>"))
+        return f"echo: {prompt}"
+
+
+class Docs(BaseRetriever):
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [Document(page_content=f"doc about {query}")]
+
+
+def _flaky() -> RunnableLambda[Any, Any]:
+    attempts = {"n": 0}
+
+    def once_failing(x: Any) -> Any:
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise ValueError("first attempt fails")
+        return x
+
+    return RunnableLambda(once_failing)
+
+
+def _app() -> Any:
+    def broken(x: Any) -> Any:
+        raise RuntimeError("primary down")
+
+    fallback = RunnableLambda(broken).with_fallbacks([RunnableLambda(lambda x: f"fb {x}")])
+    branch = RunnableBranch(
+        (lambda x: x.startswith("q"), RunnableLambda(lambda x: x.upper())),
+        RunnableLambda(lambda x: x),
+    )
+    return RunnableParallel(
+        llm=EchoLLM(),
+        docs=Docs(),
+        branch=branch,
+        fallback=fallback,
+        retried=_flaky().with_retry(stop_after_attempt=2, wait_exponential_jitter=False),
+    )
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "batch"])
+def test_every_run_kind_one_span_in_langchains_tree(
+    traced: InMemorySpanExporter, mode: str
+) -> None:
+    LLM_SEEN.clear()
+    collector = RunCollectorCallbackHandler()
+    app = _app()
+    config: Any = {"callbacks": [collector]}
+    if mode == "invoke":
+        out = app.invoke("question", config)
+    elif mode == "ainvoke":
+        out = asyncio.run(app.ainvoke("question", config))
+    else:
+        out = app.batch(["question", "q2"], config)[0]
+    assert out["llm"] == "echo: question"
+    assert out["fallback"] == "fb question"
+    spans = traced.get_finished_spans()
+    edges = collector_edges(collector)
+    assert len(run_spans(spans)) == len(edges)
+    assert span_edges(spans) == edges
+    (llm,) = by_name(spans, "text_completion echo-1")[:1]
+    assert llm.attributes["gen_ai.operation.name"] == "text_completion"
+    assert llm.attributes["gen_ai.request.model"] == "echo-1"
+    assert by_name(spans, "retrieval Docs")[0].attributes["spanhook.retriever.documents"] == 1
+    assert set(LLM_SEEN) == {"text_completion echo-1"}
+    failed = [s for s in spans if s.status.status_code == trace.StatusCode.ERROR]
+    assert {s.name for s in failed} >= {"broken"}
+    assert len({s.context.trace_id for s in run_spans(spans) if s.parent is None}) == len(
+        [s for s in run_spans(spans) if s.parent is None]
+    )
