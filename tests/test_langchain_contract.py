@@ -86,6 +86,27 @@ class LcProviderLLM(LcLLM):
             yield chunk
 
 
+class LcSilentLLM(LcLLM):
+    @property
+    def _llm_type(self) -> str:
+        return "silent"
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        return "".join(TOKENS)
+
+    def _stream(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> Iterator[LcGenerationChunk]:
+        for t in TOKENS:
+            yield LcGenerationChunk(text=t)
+
+    async def _astream(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> AsyncIterator[LcGenerationChunk]:
+        for t in TOKENS:
+            yield LcGenerationChunk(text=t)
+
+
 class LcProviderChat(LcChatModel):
     streaming: bool = False
 
@@ -251,6 +272,41 @@ def test_llm_invoke_with_streaming_reports_the_tokens_its_stream_reports_once(
     assert _tokens(rec) == TOKENS
     (span,) = memory_exporter.get_finished_spans()
     assert (span.attributes or {})[attr.STREAM_CHUNKS] == len(TOKENS)
+
+
+class SilentStreamLLM(LLM):
+    """A custom LLM whose ``_stream`` yields chunks without reporting them."""
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        return "".join(TOKENS)
+
+    def _stream(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> Iterator[GenerationChunk]:
+        for t in TOKENS:
+            yield GenerationChunk(text=t)
+
+    async def _astream(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> AsyncIterator[GenerationChunk]:
+        for t in TOKENS:
+            yield GenerationChunk(text=t)
+
+
+@pytest.mark.parametrize("how", ["stream", "astream"])
+def test_chunks_a_stream_does_not_report_are_counted_on_the_span_but_not_delivered(
+    how: str, memory_exporter: InMemorySpanExporter
+) -> None:
+    rec = Recorder()
+    lc = LcTokens()
+    _consume(SilentStreamLLM(), how, [rec])
+    # langchain-core delivers no token either for such a model
+    _consume(LcSilentLLM(), how, [lc])
+    assert _tokens(rec) == lc.tokens == []
+    (span,) = memory_exporter.get_finished_spans()
+    attrs = span.attributes or {}
+    assert attrs[attr.STREAM_CHUNKS] == len(TOKENS)
+    assert attrs[attr.GEN_AI_RESPONSE_TTFC] >= 0
 
 
 BUILT_INS = {

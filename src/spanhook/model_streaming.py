@@ -42,9 +42,12 @@ def aopen_stream(
         return to_async(failing(e))
 
 
-def _hooks(model: Model, run: Run, report: bool, token: Callable[..., Any]) -> dict[str, Any]:
+def _hooks(
+    model: Model, run: Run, report: bool, token: Callable[..., Any], count: Callable[[Any], Any]
+) -> dict[str, Any]:
     """``drive`` / ``adrive``'s hooks: the result, the partial response of a failure, and
-    (with ``report``) ``on_llm_new_token`` before each yield."""
+    before each yield ``on_llm_new_token`` (with ``report``) or ``count`` (the model's
+    ``_stream`` reports its own tokens)."""
 
     def finish(collected: list[Any]) -> None:
         result = model._result_from_chunks(collected) if collected else LLMResult(generations=[])
@@ -56,21 +59,42 @@ def _hooks(model: Model, run: Run, report: bool, token: Callable[..., Any]) -> d
 
     return {
         "finish": finish,
-        "on_chunk": (lambda c: token(model._chunk_text(c), chunk=c)) if report else None,
+        "on_chunk": (lambda c: token(model._chunk_text(c), chunk=c)) if report else count,
         "fail": fail,
     }
+
+
+def _counter(model: Model, run: Run) -> Callable[[Any], None]:
+    """For a model whose ``_stream`` reports its own tokens: count each chunk it did not
+    report on the span (handlers get only what the model reported, as in langchain-core), so
+    the chunk count and time to first chunk are right either way."""
+    seen = 0
+
+    def on_chunk(chunk: Any) -> None:
+        nonlocal seen
+        if (run.stream.count if run.stream is not None else 0) == seen:
+            run.count_token(model._chunk_text(chunk))
+        seen = run.stream.count if run.stream is not None else 0
+
+    return on_chunk
 
 
 def drive_model(
     model: Model, run: Run, chunks: Iterator[Any], report: bool
 ) -> Generator[Any, None, None]:
-    return drive(run, chunks, **_hooks(model, run, report, run.on_llm_new_token))
+    hooks = _hooks(model, run, report, run.on_llm_new_token, _counter(model, run))
+    return drive(run, chunks, **hooks)
 
 
 def adrive_model(
     model: Model, run: Run, chunks: AsyncIterator[Any], report: bool
 ) -> AsyncGenerator[Any, None]:
-    return adrive(run, chunks, **_hooks(model, run, report, run.aon_llm_new_token))
+    count = _counter(model, run)
+
+    async def acount(chunk: Any) -> None:
+        count(chunk)
+
+    return adrive(run, chunks, **_hooks(model, run, report, run.aon_llm_new_token, acount))
 
 
 def _open(

@@ -128,6 +128,11 @@ class RunManager:
         else:
             deliver_planned(plan, kwargs)
 
+    def count_token(self, token: str) -> None:
+        """Count a streamed token on the span (chunk count, time to first chunk) without
+        delivering it: for a chunk the model's own ``_stream`` did not report."""
+        self._token_kwargs(token, None, {})
+
     async def aon_llm_new_token(self, token: str, *, chunk: Any = None, **extra: Any) -> None:
         kwargs = self._token_kwargs(token, chunk, extra)
         if kwargs is not None:
