@@ -470,7 +470,6 @@ def test_a_langchain_tool_called_with_a_tool_call_sends_its_content_as_output(
 ) -> None:
     """LangGraph's ToolNode calls tools with a ToolCall: the tool returns a ToolMessage,
     whose content (not its repr) is the tool's output."""
-    pytest.importorskip("langchain_core")
     import spanhook.langchain
     from spanhook.langchain.demo import calculator
 
