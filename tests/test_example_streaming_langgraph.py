@@ -155,10 +155,7 @@ def test_bad_messages_get_a_clear_error_and_the_connection_goes_on(streaming_url
             reply = json.loads(ws.recv(timeout=10))
             assert reply["type"] == "done" and reply["ok"] is False
             assert problem in reply["error"]
-        ws.send(json.dumps({"question": "What is 5 + 6?"}))
-        messages = []
-        while not messages or messages[-1]["type"] != "done":
-            messages.append(json.loads(ws.recv(timeout=30)))
+        messages = converse(ws, "What is 5 + 6?")
     kinds = [m["type"] for m in messages]
     # the answer, then done, after everything the handler streamed
     assert kinds[-2:] == ["final_answer", "done"] and kinds.count("done") == 1
@@ -168,6 +165,28 @@ def test_bad_messages_get_a_clear_error_and_the_connection_goes_on(streaming_url
     assert seqs == list(range(len(seqs)))  # nothing the handler sent was lost or reordered
     tool_end = next(m for m in messages if m["type"] == "end" and m["kind"] == "tool")
     assert tool_end["output"] == "11"
+
+
+def converse(ws: Any, question: str) -> list[dict[str, Any]]:
+    """Ask ``question`` on an open connection; the messages up to and including ``done``."""
+    ws.send(json.dumps({"question": question}))
+    messages: list[dict[str, Any]] = []
+    while not messages or messages[-1]["type"] != "done":
+        messages.append(json.loads(ws.recv(timeout=30)))
+    return messages
+
+
+def test_a_failing_tool_fails_the_request_and_the_connection_goes_on(streaming_url: str) -> None:
+    with websockets.sync.client.connect(streaming_url.replace("http://", "ws://") + "/ws") as ws:
+        failed = converse(ws, "What is 7 / 0?")
+        answered = converse(ws, "What is 2 + 3?")
+    tool_error = next(m for m in failed if m["type"] == "error" and m["kind"] == "tool")
+    assert (tool_error["name"], tool_error["error_type"]) == ("calculator", "ZeroDivisionError")
+    graph_error = next(m for m in failed if m["type"] == "error" and m["name"] == "streaming-agent")
+    assert graph_error["error_type"] == "ZeroDivisionError"
+    assert "final_answer" not in [m["type"] for m in failed]
+    assert failed[-1]["ok"] is False and "ZeroDivisionError" in failed[-1]["error"]
+    assert answered[-1] == {"type": "done", "ok": True, "output": "The answer is 5"}
 
 
 def test_docs_link_the_example() -> None:
