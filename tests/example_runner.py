@@ -49,11 +49,11 @@ def run_example(
 
 
 @contextlib.contextmanager
-def serve_example(name: str, *args: str) -> Iterator[str]:
+def serve_example(name: str, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Run a server example on a free 127.0.0.1 port (``--port``); yields its base URL."""
     port = free_port()
     proc = ManagedProcess(
-        name, [PYTHON, "-m", f"examples.{name}", "--port", str(port), *args], example_env()
+        name, [PYTHON, "-m", f"examples.{name}", "--port", str(port), *args], example_env(env)
     )
     try:
         proc.wait_for_port(port, timeout=60)

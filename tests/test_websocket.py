@@ -463,3 +463,25 @@ def test_a_starlette_websocket_endpoint_served_by_uvicorn_streams_the_agent() ->
         thread.join(10)
         sock.close()
     check_agent_stream(msgs, recs[0], "84")
+
+
+def test_a_langchain_tool_called_with_a_tool_call_sends_its_content_as_output(
+    server: CollectServer,
+) -> None:
+    """LangGraph's ToolNode calls tools with a ToolCall: the tool returns a ToolMessage,
+    whose content (not its repr) is the tool's output."""
+    import spanhook.langchain
+    from spanhook.langchain.demo import calculator
+
+    spanhook.langchain.instrument()
+    try:
+        with sconnect(server.uri) as ws:
+            handler = WebSocketHandler(ws)
+            call = {"name": "calculator", "args": {"expression": "6 * 7"}, "id": "c1"}
+            result = calculator.invoke({**call, "type": "tool_call"}, {"callbacks": [handler]})
+            msgs = server.wait_done()
+    finally:
+        spanhook.langchain.uninstrument()
+    assert result.content == "42"
+    end = next(m for m in msgs if m["type"] == "end")
+    assert (end["kind"], end["output"]) == ("tool", "42")

@@ -360,7 +360,9 @@ class WebSocketCallbackHandler(RunTracker):
             if run.state is None or not run.state.tokens:
                 extra["text"] = _render_output(output)
         elif run.kind == "tool":
-            extra["output"] = str(output)
+            # a tool called with a ToolCall (LangGraph's ToolNode) returns a ToolMessage
+            content = getattr(output, "content", None) if hasattr(output, "tool_call_id") else None
+            extra["output"] = content if isinstance(content, str) else str(output)
         elif run.kind == "retriever":
             extra["documents"] = [getattr(d, "page_content", d) for d in output or []]
         self._finish(run, output, None, extra)
