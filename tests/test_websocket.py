@@ -485,3 +485,26 @@ def test_a_langchain_tool_called_with_a_tool_call_sends_its_content_as_output(
     assert result.content == "42"
     end = next(m for m in msgs if m["type"] == "end")
     assert (end["kind"], end["output"]) == ("tool", "42")
+
+
+def test_a_langgraph_agent_request_ends_with_its_answer_as_output(server: CollectServer) -> None:
+    """A LangGraph graph's output is its state ({"messages": [...]}): ``done`` carries the
+    last message's text, the agent's answer."""
+    import spanhook.langchain
+    from spanhook.langchain.demo import build_graph
+
+    spanhook.langchain.instrument()
+    try:
+        agent = build_graph()
+        with sconnect(server.uri) as ws:
+            handler = WebSocketHandler(ws)
+            state = agent.invoke(
+                {"messages": [("user", "What is 12 * (3 + 4)?")]}, {"callbacks": [handler]}
+            )
+            msgs = server.wait_done()
+    finally:
+        spanhook.langchain.uninstrument()
+    answer = state["messages"][-1].content
+    assert "84" in answer
+    done = msgs[-1]
+    assert (done["type"], done["ok"], done["output"]) == ("done", True, answer)

@@ -19,7 +19,7 @@ Messages (JSON objects, each with ``type`` and a ``seq`` number counting from 0)
   ``text``, tool runs their ``output``);
 * ``{"type": "error", "kind", "name", "run_id", "error_type", "error"}``;
 * ``{"type": "done", "ok", "run_id", ...}`` after the outermost run ended (with ``output``
-  when it is text) or failed (with ``error_type`` and ``error``).
+  when it is text, or a LangGraph state's last message text) or failed (with ``error_type`` and ``error``).
 
 Connections:
 
@@ -81,6 +81,10 @@ def _render_output(value: Any) -> str | None:
     if isinstance(value, Mapping):
         if isinstance(value.get("output"), str):
             return str(value["output"])
+        messages = value.get("messages")  # a LangGraph state: the last message answers
+        if isinstance(messages, list) and messages:
+            content = getattr(messages[-1], "content", None)
+            return content if isinstance(content, str) else None
         if len(value) == 1:
             only = next(iter(value.values()))
             return only if isinstance(only, str) else None
