@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from spanhook.runtime import content
 from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.runtime.run import _ACTIVE, _DONE, Run
-from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope
+from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope, _new_scope
 from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, light_span
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.console import SpanTreePrinter
@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 _Context = otel_context.Context
+_new_run = Run.__new__
+_span_name = attr.span_name
+_monotonic_ns = time.monotonic_ns
 _get_current = otel_context.get_current
 attach = otel_context.attach
 detach = otel_context.detach
@@ -96,28 +99,35 @@ def open_run(
     child_processors = processors
     if own_processors:
         processors = merge(processors, own_processors)
+    run_tags = list(tags) if tags else []
+    run_metadata = dict(metadata) if metadata else {}
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = light_span(ctx)
     else:
-        span_attrs = content.span_attributes(
-            kind, str(run_id), list(tags or ()), metadata or {}, attributes
-        )
+        span_attrs = content.span_attributes(kind, str(run_id), run_tags, run_metadata, attributes)
         span = (tracer or get_tracer()).start_span(
-            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+            _span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
         )
-    run_tags = list(tags or ())
-    run_metadata = dict(metadata) if metadata else {}
     is_verbose = verbose or base.verbose
-    run = Run()
+    run = _new_run(Run)
     run.kind = kind
     run.name = name
     run.run_id = run_id
     run.parent_run_id = parent.run_id if parent is not None else None
     run.span = span
     # langchain-core's callback manager delivers the classic handlers: the run has none.
-    run.scope = Scope((), processors, run_tags, run_metadata, is_verbose)
-    run.inherited = Scope(base.handlers, child_processors, [], {}, is_verbose)
+    # Scopes built as plain tuples (Scope's generated __new__ is a Python call; bench_langchain).
+    run.scope = _new_scope(Scope, ((), processors, run_tags, run_metadata, is_verbose))
+    if (
+        child_processors is base.processors
+        and is_verbose == base.verbose
+        and not base.tags
+        and not base.metadata
+    ):  # what nested runs inherit is the parent's inherited scope itself: shared, not rebuilt
+        run.inherited = base
+    else:
+        run.inherited = _new_scope(Scope, (base.handlers, child_processors, [], {}, is_verbose))
     run.start_args = ()
     run.start_kwargs = {}
     run.end_kwargs = {}
@@ -126,9 +136,9 @@ def open_run(
     run._state = _ACTIVE
     run._token = None
     run.stream = None
-    run.start_ns = time.monotonic_ns()
+    run.start_ns = _monotonic_ns()
     run._ctx = _Context({**ctx, SPAN_KEY: span, RUN_KEY: run})
-    for p in processors:
+    for p in processors:  # (empty for most runs)
         try:
             p.on_start(span, parent_context=run._ctx)  # type: ignore[arg-type]
         except Exception:

@@ -324,7 +324,9 @@ class SpanhookTracer(BaseCallbackHandler):
         run = self.runs.pop(run_id, None)
         if run is None:
             return
-        self._release_slot(run)
+        slot = STREAM_SLOT.get()  # _release_slot(run), inline: once per run
+        if slot is not None and slot.run is run:
+            slot.run = None
         extra: dict[str, Any] | None = None
         if self.closed_early and run_id in self.closed_early:
             self.closed_early.discard(run_id)

@@ -19,6 +19,8 @@ from spanhook.tracing.provider import get_tracer, recording_tracer
 
 _get_current = otel_context.get_current  # module aliases: once per run
 _Context = otel_context.Context
+_new_run = Run.__new__
+_span_name = attr.span_name
 
 
 def start_run(
@@ -52,9 +54,9 @@ def start_run(
             kind, str(run_id), scope.tags, scope.metadata, attributes
         )
         span = (tracer or get_tracer()).start_span(
-            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+            _span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
         )
-    run = Run()
+    run = _new_run(Run)
     run.kind = kind
     run.name = name
     run.run_id = run_id
