@@ -281,10 +281,13 @@ class Chain(Primitive):
         metadata: Mapping[str, Any] | None = None,
         return_only_outputs: bool = False,
     ) -> dict[str, Any]:
-        # Request.from_config without _request()'s check for keywords invoke() cannot pass
-        req = Request.from_config(config, callbacks, tags, metadata, self._request_label)
+        # Request.from_config without _request()'s check for keywords invoke() cannot pass,
+        # the label cached on the object read without the property's call (bench_overhead)
+        where = self.__dict__.get("_label") or self._request_label
+        req = Request.from_config(config, callbacks, tags, metadata, where)
         prepared = self.prep_inputs(input)
-        return self._merge(prepared, self._execute(prepared, req), return_only_outputs)
+        outputs = self._execute(prepared, req)
+        return outputs if return_only_outputs else {**prepared, **outputs}  # _merge, inline
 
     async def ainvoke(
         self,

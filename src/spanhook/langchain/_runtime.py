@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
 
-from spanhook.runtime import content
+from spanhook.runtime import content, spans
 from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.runtime.run import _ACTIVE, _DONE, Run
 from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope, _new_scope
@@ -52,8 +52,8 @@ _Context = otel_context.Context
 _new_run = Run.__new__
 _span_name = attr.span_name
 _monotonic_ns = time.monotonic_ns
-_get_current = otel_context.get_current
-attach = otel_context.attach
+_get_current = spans.get_current  # (bench_langchain: each runnable body attaches its run)
+attach = spans.attach
 detach = otel_context.detach
 logger = logging.getLogger("spanhook.langchain")
 
