@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -34,6 +35,7 @@ from spanhook.tracing.settings import content_capture_enabled
 __all__ = [
     "Run",
     "attach",
+    "attach_run",
     "classify",
     "content_capture_enabled",
     "current_context",
@@ -149,6 +151,12 @@ def open_run(
 def run_context(run: Run) -> otel_context.Context:
     """The OTel context in which ``run``'s body executes: its span and the run current."""
     return run._ctx
+
+
+def attach_run(run: Run) -> Token[otel_context.Context]:
+    """Make ``run``'s context current (``attach(run_context(run))`` in one call: every
+    runnable body does it, bench_langchain)."""
+    return attach(run._ctx)
 
 
 def note_chunk(run: Run) -> None:

@@ -150,8 +150,8 @@ class SpanhookTracer(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        name = naming.run_name(serialized, name)
-        if naming.is_graph_run(metadata):
+        name = name or naming.run_name(serialized, None)  # (most runs are named: no call)
+        if metadata and naming.is_graph_run(metadata):
             kind, span_name = "agent", f"invoke_agent {name}"
             attributes = {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_AGENT_NAME: name}
         else:
