@@ -54,7 +54,7 @@ _Context = otel_context.Context
 _new_run = Run.__new__
 _span_name = attr.span_name
 _monotonic_ns = time.monotonic_ns
-_get_current = spans.get_current  # (bench_langchain: each runnable body attaches its run)
+_get_current = spans.get_current  # (bench_langchain app chain)
 attach = spans.attach
 detach = otel_context.detach
 logger = logging.getLogger("spanhook.langchain")
@@ -119,14 +119,14 @@ def open_run(
     run.parent_run_id = parent.run_id if parent is not None else None
     run.span = span
     # langchain-core's callback manager delivers the classic handlers: the run has none.
-    # Scopes built as plain tuples (Scope's generated __new__ is a Python call; bench_langchain).
+    # Scopes as plain tuples: Scope's __new__ is a Python call (bench_langchain app chain).
     run.scope = _new_scope(Scope, ((), processors, run_tags, run_metadata, is_verbose))
     if (
         child_processors is base.processors
         and is_verbose == base.verbose
         and not base.tags
         and not base.metadata
-    ):  # what nested runs inherit is the parent's inherited scope itself: shared, not rebuilt
+    ):  # nested runs inherit the parent's inherited scope, shared (bench_langchain app chain)
         run.inherited = base
     else:
         run.inherited = _new_scope(Scope, (base.handlers, child_processors, [], {}, is_verbose))

@@ -54,7 +54,7 @@ def prepare_manager(manager: Any) -> None:
         and handlers[0] is TRACER
         and len(inheritable) == 1
         and inheritable[0] is TRACER
-    ):  # a nested run's manager, already prepared (bench_langchain: 4 of the chain's 5 runs)
+    ):  # a nested run's manager, already prepared (bench_langchain app chain)
         return
     for i, h in enumerate(handlers):
         kind = _kind(h)

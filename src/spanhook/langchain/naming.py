@@ -44,7 +44,7 @@ def model_name(
 ) -> str:
     """The requested model: invocation parameters (the model's identifying parameters),
     then langchain-core's ``ls_model_name``, then serialized kwargs, then the class."""
-    # A set test skips sources naming no model in one C call (bench_langchain: model runs).
+    # A set test skips sources naming no model in one C call (bench_langchain app chain).
     if invocation_params and not _MODEL_KEY_SET.isdisjoint(invocation_params):
         for key in _MODEL_KEYS:
             value = invocation_params.get(key)

@@ -150,7 +150,7 @@ class SpanhookTracer(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        name = name or naming.run_name(serialized, None)  # (most runs are named: no call)
+        name = name or naming.run_name(serialized, None)  # (bench_langchain app chain)
         if metadata and naming.is_graph_run(metadata):
             kind, span_name = "agent", f"invoke_agent {name}"
             attributes = {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_AGENT_NAME: name}
@@ -324,7 +324,7 @@ class SpanhookTracer(BaseCallbackHandler):
         run = self.runs.pop(run_id, None)
         if run is None:
             return
-        slot = STREAM_SLOT.get()  # _release_slot(run), inline: once per run
+        slot = STREAM_SLOT.get()  # _release_slot inline (bench_langchain app chain)
         if slot is not None and slot.run is run:
             slot.run = None
         extra: dict[str, Any] | None = None

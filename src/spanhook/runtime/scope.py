@@ -182,7 +182,8 @@ def derive(
     ih, ip, itags, imeta, verbose = parent
     rc = request.consumers
     if not (scoped or request.tags or request.metadata or defaults.verbose):
-        # The common request (callbacks at most): one test instead of five (bench_overhead).
+        # The common request (callbacks at most): one test, not five
+        # (overhead_breakdown chain_handler).
         if rc is EMPTY:
             inherited = parent
         else:

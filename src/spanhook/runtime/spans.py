@@ -25,8 +25,9 @@ RUN_KEY = otel_context.create_key("spanhook.run")
 
 #: The contextvar behind OTel's default runtime context (``_RUNTIME_CONTEXT`` and its
 #: ``_current_context`` are OTel-private): with it a run reads, attaches and detaches its
-#: context in one C call each instead of two Python calls (bench_overhead: ~6k instructions
-#: per run). Any other runtime context (``OTEL_PYTHON_CONTEXT``) keeps OTel's functions.
+#: context in one C call each instead of two Python calls (overhead_breakdown
+#: chain_handler: 244.2k -> 241.8k instructions with the inline span name). Any other
+#: runtime context (``OTEL_PYTHON_CONTEXT``) keeps OTel's functions.
 _runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
 _var: Any = (
     getattr(_runtime, "_current_context", None)

@@ -58,10 +58,10 @@ def start_run(
             span_attrs = content.span_attributes(
                 kind, str(run_id), scope.tags, scope.metadata, attributes
             )
-        else:  # span_attributes()'s answer for a plain run, without its call (bench_overhead)
+        else:  # span_attributes() inline (overhead_breakdown chain_handler)
             span_attrs = {_RUN_KIND: kind, _RUN_ID: str(run_id), _SPAN_KIND: _SPAN_KINDS[kind]}
         if type(span_name) is not str or len(span_name) > _MAX_NAME or not span_name.isascii():
-            span_name = _span_name(span_name)  # (the check, inline: most names are clean)
+            span_name = _span_name(span_name)  # clean: no call (overhead_breakdown chain_handler)
         span = (tracer or get_tracer()).start_span(
             span_name, context=ctx, kind=span_kind, attributes=span_attrs
         )
