@@ -42,11 +42,15 @@ def child(which: str, calls: int) -> None:
     from opentelemetry import context
     from opentelemetry.trace import set_span_in_context
 
+    from spanhook.tracing.provider import get_tracer
     from spanhook.tracing.run import Owner, Request, start_run
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=1 << 20))
     trace.set_tracer_provider(provider)
+    # spanhook adds its foreign-span router to the application's provider on first use: every
+    # variant runs with it, as in bench_overhead.py, where all variants share one provider.
+    get_tracer()
     tracer = trace.get_tracer("bench")
     handler, chain, owner, request = NoOpHandler(), Echo(), Owner(), Request([NoOpHandler()])
     attrs = REQUIRED_ATTRIBUTES

@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -20,10 +21,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
 
-from spanhook.runtime import content
+from spanhook.runtime import content, spans
 from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.runtime.run import _ACTIVE, _DONE, Run
-from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope
+from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope, _new_scope
 from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, light_span
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.console import SpanTreePrinter
@@ -34,6 +35,7 @@ from spanhook.tracing.settings import content_capture_enabled
 __all__ = [
     "Run",
     "attach",
+    "attach_run",
     "classify",
     "content_capture_enabled",
     "current_context",
@@ -49,8 +51,11 @@ __all__ = [
 ]
 
 _Context = otel_context.Context
-_get_current = otel_context.get_current
-attach = otel_context.attach
+_new_run = Run.__new__
+_span_name = attr.span_name
+_monotonic_ns = time.monotonic_ns
+_get_current = spans.get_current  # (bench_langchain app chain)
+attach = spans.attach
 detach = otel_context.detach
 logger = logging.getLogger("spanhook.langchain")
 
@@ -96,28 +101,35 @@ def open_run(
     child_processors = processors
     if own_processors:
         processors = merge(processors, own_processors)
+    run_tags = list(tags) if tags else []
+    run_metadata = dict(metadata) if metadata else {}
     tracer = recording_tracer()
     if tracer is None and not processors:
         span: trace.Span = light_span(ctx)
     else:
-        span_attrs = content.span_attributes(
-            kind, str(run_id), list(tags or ()), metadata or {}, attributes
-        )
+        span_attrs = content.span_attributes(kind, str(run_id), run_tags, run_metadata, attributes)
         span = (tracer or get_tracer()).start_span(
-            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+            _span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
         )
-    run_tags = list(tags or ())
-    run_metadata = dict(metadata) if metadata else {}
     is_verbose = verbose or base.verbose
-    run = Run()
+    run = _new_run(Run)
     run.kind = kind
     run.name = name
     run.run_id = run_id
     run.parent_run_id = parent.run_id if parent is not None else None
     run.span = span
     # langchain-core's callback manager delivers the classic handlers: the run has none.
-    run.scope = Scope((), processors, run_tags, run_metadata, is_verbose)
-    run.inherited = Scope(base.handlers, child_processors, [], {}, is_verbose)
+    # Scopes as plain tuples: Scope's __new__ is a Python call (bench_langchain app chain).
+    run.scope = _new_scope(Scope, ((), processors, run_tags, run_metadata, is_verbose))
+    if (
+        child_processors is base.processors
+        and is_verbose == base.verbose
+        and not base.tags
+        and not base.metadata
+    ):  # nested runs inherit the parent's inherited scope, shared (bench_langchain app chain)
+        run.inherited = base
+    else:
+        run.inherited = _new_scope(Scope, (base.handlers, child_processors, [], {}, is_verbose))
     run.start_args = ()
     run.start_kwargs = {}
     run.end_kwargs = {}
@@ -126,9 +138,9 @@ def open_run(
     run._state = _ACTIVE
     run._token = None
     run.stream = None
-    run.start_ns = time.monotonic_ns()
+    run.start_ns = _monotonic_ns()
     run._ctx = _Context({**ctx, SPAN_KEY: span, RUN_KEY: run})
-    for p in processors:
+    for p in processors:  # (empty for most runs)
         try:
             p.on_start(span, parent_context=run._ctx)  # type: ignore[arg-type]
         except Exception:
@@ -139,6 +151,12 @@ def open_run(
 def run_context(run: Run) -> otel_context.Context:
     """The OTel context in which ``run``'s body executes: its span and the run current."""
     return run._ctx
+
+
+def attach_run(run: Run) -> Token[otel_context.Context]:
+    """Make ``run``'s context current (``attach(run_context(run))`` in one call: every
+    runnable body does it, bench_langchain)."""
+    return attach(run._ctx)
 
 
 def note_chunk(run: Run) -> None:

@@ -37,14 +37,14 @@ def wrap_set_config_context(original: Callable[..., Any]) -> Callable[..., Any]:
         if parent_run_id is not None:
             run = _runs.get(parent_run_id)
             if run is not None:  # we are in the body's own, freshly copied context
-                rt.attach(rt.run_context(run))
+                rt.attach_run(run)
         return result
 
     return _set_config_context
 
 
 def _call_in(run: rt.Run, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    rt.attach(rt.run_context(run))
+    rt.attach_run(run)
     return fn(*args, **kwargs)
 
 
@@ -85,7 +85,7 @@ def wrap_agenerate(original: Callable[..., Any], manager_at: int, many: bool) ->
         run = _runs.get(manager.run_id) if manager is not None else None
         if run is None:
             return await original(self, *args, **kwargs)
-        token = rt.attach(rt.run_context(run))
+        token = rt.attach_run(run)
         try:
             return await original(self, *args, **kwargs)
         finally:

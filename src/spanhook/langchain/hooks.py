@@ -47,6 +47,15 @@ def prepare_manager(manager: Any) -> None:
     comes last, after the consumers that hand it their processors."""
     handlers: list[Any] = manager.handlers
     inheritable: list[Any] = manager.inheritable_handlers
+    scoped = rt.scoped_handlers()
+    if (
+        not scoped
+        and len(handlers) == 1
+        and handlers[0] is TRACER
+        and len(inheritable) == 1
+        and inheritable[0] is TRACER
+    ):  # a nested run's manager, already prepared (bench_langchain app chain)
+        return
     for i, h in enumerate(handlers):
         kind = _kind(h)
         if kind == _INVALID:
@@ -61,7 +70,6 @@ def prepare_manager(manager: Any) -> None:
             for j, x in enumerate(inheritable):
                 if x is h:
                     inheritable[j] = adapter
-    scoped = rt.scoped_handlers()
     for h in scoped:
         if not any(x is h for x in handlers):
             manager.add_handler(h, True)

@@ -150,8 +150,8 @@ class SpanhookTracer(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        name = naming.run_name(serialized, name)
-        if naming.is_graph_run(metadata):
+        name = name or naming.run_name(serialized, None)  # (bench_langchain app chain)
+        if metadata and naming.is_graph_run(metadata):
             kind, span_name = "agent", f"invoke_agent {name}"
             attributes = {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_AGENT_NAME: name}
         else:
@@ -324,7 +324,9 @@ class SpanhookTracer(BaseCallbackHandler):
         run = self.runs.pop(run_id, None)
         if run is None:
             return
-        self._release_slot(run)
+        slot = STREAM_SLOT.get()  # _release_slot inline (bench_langchain app chain)
+        if slot is not None and slot.run is run:
+            slot.run = None
         extra: dict[str, Any] | None = None
         if self.closed_early and run_id in self.closed_early:
             self.closed_early.discard(run_id)

@@ -64,6 +64,8 @@ def span_attributes(
         attr.RUN_ID: run_id,
         viewers.SPAN_KIND: viewers.SPAN_KINDS[kind],
     }
+    if not (extra or tags or metadata):  # no settings read (bench_langchain app chain)
+        return out
     settings = get_settings()
     if extra:
         out.update(attr.bounded_attributes(extra, settings.max_content_length))

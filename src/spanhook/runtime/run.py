@@ -26,7 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from spanhook.events import KIND_EVENTS
-from spanhook.runtime import content
+from spanhook.runtime import content, spans
 from spanhook.runtime.dispatch import adispatch, dispatch
 from spanhook.runtime.manager import Delivery, RunManager
 from spanhook.runtime.scope import Scope
@@ -39,7 +39,8 @@ logger = logging.getLogger("spanhook.tracing")
 
 RunKind = Literal["chain", "llm", "chat_model", "tool", "agent", "retriever"]
 
-_attach = otel_context.attach  # module aliases: the lifecycle runs once or twice per run
+_attach = spans.attach  # module aliases: the lifecycle runs once or twice per run
+_reset = spans.reset
 _detach = otel_context.detach
 _FINISHED_CTX = otel_context.Context()
 _NEW, _ACTIVE, _DONE = 0, 1, 2
@@ -177,7 +178,10 @@ class Run(RunManager):
                     except Exception:
                         logger.exception("span processor %r failed in on_end", p)
             if token is not None:
-                _detach(token)
+                try:
+                    _reset(token)
+                except Exception:  # not restorable here: OTel's detach logs why
+                    _detach(token)
             # The run's context holds the run: drop it so that a finished run is freed by
             # reference counting instead of waiting for the cycle collector.
             self._ctx = _FINISHED_CTX

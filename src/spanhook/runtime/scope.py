@@ -180,6 +180,44 @@ def derive(
     place changes nothing for the parent, its siblings or the span.
     """
     ih, ip, itags, imeta, verbose = parent
+    rc = request.consumers
+    if not (scoped or request.tags or request.metadata or defaults.verbose):
+        # The common request (callbacks at most): one test, not five
+        # (overhead_breakdown chain_handler).
+        if rc is EMPTY:
+            inherited = parent
+        else:
+            ih = merge(ih, rc.handlers) if ih else rc.handlers
+            ip = merge(ip, rc.processors) if ip else rc.processors
+            inherited = _new_scope(Scope, (ih, ip, itags, imeta, verbose))
+    else:
+        inherited = _derive_inherited(parent, request, defaults, scoped, verbose_consumers)
+        ih, ip, itags, imeta, verbose = inherited
+    oc = defaults._consumers
+    own_tags = defaults._own_tags
+    own_meta = defaults._own_metadata
+    own: Scope = _new_scope(
+        Scope,
+        (
+            merge(ih, oc.handlers) if oc.handlers else ih,
+            merge(ip, oc.processors) if oc.processors else ip,
+            itags + [t for t in own_tags if t not in itags] if own_tags else itags[:],
+            {**imeta, **own_meta} if own_meta else {**imeta},
+            verbose,
+        ),
+    )
+    return own, inherited
+
+
+def _derive_inherited(
+    parent: Scope,
+    request: Request,
+    defaults: RunDefaults,
+    scoped: tuple[Any, ...],
+    verbose_consumers: Callable[[], tuple[Any, SpanProcessor]],
+) -> Scope:
+    """What the nested runs of a run inherit, when its request adds more than callbacks."""
+    ih, ip, itags, imeta, verbose = parent
     changed = False
     if scoped:
         ih, changed = merge(ih, scoped), True
@@ -198,21 +236,7 @@ def derive(
         if not any(isinstance(h, StdOutCallbackHandler) for h in ih):
             ih = (*ih, out)
         ip = (*ip, tree)
-    inherited = _new_scope(Scope, (ih, ip, itags, imeta, verbose)) if changed else parent
-    oc = defaults._consumers
-    own_tags = defaults._own_tags
-    own_meta = defaults._own_metadata
-    own: Scope = _new_scope(
-        Scope,
-        (
-            merge(ih, oc.handlers) if oc.handlers else ih,
-            merge(ip, oc.processors) if oc.processors else ip,
-            itags + [t for t in own_tags if t not in itags] if own_tags else itags[:],
-            {**imeta, **own_meta} if own_meta else {**imeta},
-            verbose,
-        ),
-    )
-    return own, inherited
+    return _new_scope(Scope, (ih, ip, itags, imeta, verbose)) if changed else parent
 
 
 #: Handlers added to every run started in this context (and inherited by its nested runs),

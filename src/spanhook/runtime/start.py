@@ -9,16 +9,22 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from spanhook.runtime import content
+from spanhook.runtime import content, spans
 from spanhook.runtime.run import _NEW, Run, RunKind
 from spanhook.runtime.scope import NO_REQUEST, ROOT, SCOPED_HANDLERS, Request, RunDefaults
 from spanhook.runtime.scope import derive as derive_scope
 from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, light_span, new_run_id
 from spanhook.tracing import attributes as attr
+from spanhook.tracing import viewers
 from spanhook.tracing.provider import get_tracer, recording_tracer
 
-_get_current = otel_context.get_current  # module aliases: once per run
+_get_current = spans.get_current  # module aliases: once per run
 _Context = otel_context.Context
+_new_run = Run.__new__
+_span_name = attr.span_name
+_MAX_NAME = attr.MAX_NAME_LENGTH
+_RUN_KIND, _RUN_ID, _SPAN_KIND = attr.RUN_KIND, attr.RUN_ID, viewers.SPAN_KIND
+_SPAN_KINDS = viewers.SPAN_KINDS
 
 
 def start_run(
@@ -48,13 +54,18 @@ def start_run(
     if tracer is None and not scope.processors:
         span: trace.Span = light_span(ctx)
     else:
-        span_attrs = content.span_attributes(
-            kind, str(run_id), scope.tags, scope.metadata, attributes
-        )
+        if attributes or scope.tags or scope.metadata:
+            span_attrs = content.span_attributes(
+                kind, str(run_id), scope.tags, scope.metadata, attributes
+            )
+        else:  # span_attributes() inline (overhead_breakdown chain_handler)
+            span_attrs = {_RUN_KIND: kind, _RUN_ID: str(run_id), _SPAN_KIND: _SPAN_KINDS[kind]}
+        if type(span_name) is not str or len(span_name) > _MAX_NAME or not span_name.isascii():
+            span_name = _span_name(span_name)  # clean: no call (overhead_breakdown chain_handler)
         span = (tracer or get_tracer()).start_span(
-            attr.span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+            span_name, context=ctx, kind=span_kind, attributes=span_attrs
         )
-    run = Run()
+    run = _new_run(Run)
     run.kind = kind
     run.name = name
     run.run_id = run_id
