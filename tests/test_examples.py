@@ -204,6 +204,33 @@ def check_collector_metrics(points: list[ReceivedMetric], service: str) -> None:
         assert p.attributes["gen_ai.operation.name"] == "text_completion"
 
 
+def test_monitoring_example_against_an_openai_compatible_server() -> None:
+    with OpenAIServer() as server:
+        # six questions asked concurrently: every reply answers at once, whichever comes first
+        server.script(*[Text("I now know the final answer.\nFinal Answer: 42")] * 6)
+        done = run_example(
+            "monitoring", "--repeat", "1", "--openai-base-url", server.url, "--model", "test-model"
+        )
+    assert [r.body["model"] for r in server.requests] == ["test-model"] * 6
+    assert done.stdout.count("42") >= 6
+    points = metric_points(done.stdout)
+    chat = [
+        p
+        for p in points
+        if p["name"] == "gen_ai.client.operation.duration"
+        and p["attributes"]["gen_ai.operation.name"] == "chat"
+    ]
+    assert sum(p["count"] for p in chat) == 6
+    assert {p["attributes"]["gen_ai.request.model"] for p in chat} == {"test-model"}
+    assert {p["attributes"]["gen_ai.provider.name"] for p in chat} == {"openai"}
+    usage = {
+        p["attributes"]["gen_ai.token.type"]: p
+        for p in points
+        if p["name"] == "gen_ai.client.token.usage"
+    }
+    assert usage["input"]["sum"] == 6 * 7  # the server reports 7 prompt tokens a call
+
+
 @pytest.mark.collector
 def test_monitoring_example_metrics_and_traces_through_the_collector() -> None:
     collector_bin = require_binary(collector_binary(), "collector")

@@ -98,7 +98,10 @@ def _fallback_attributes(kind: str, name: str, kwargs: Mapping[str, Any]) -> dic
         if isinstance(model, str) and model:
             out[attr.GEN_AI_REQUEST_MODEL] = model
         llm_type = str(params.get("_type") or "")
-        out[attr.GEN_AI_PROVIDER_NAME] = "openai" if llm_type.startswith("openai") else "spanhook"
+        serialized = kwargs.get("serialized")
+        path = serialized.get("id") if isinstance(serialized, Mapping) else None
+        from_openai = llm_type.startswith("openai") or (isinstance(path, list) and "openai" in path)
+        out[attr.GEN_AI_PROVIDER_NAME] = "openai" if from_openai else "spanhook"
     elif kind == "tool":
         out[attr.GEN_AI_TOOL_NAME] = name
     elif kind == "agent":

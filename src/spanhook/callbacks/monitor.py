@@ -224,7 +224,11 @@ class MonitorCallbackHandler(RunTracker):
         measures = _Measures(process_rss_bytes() if self.track_rss else None)
         if self.metrics is not None:
             serialized = run.serialized if isinstance(run.serialized, dict) else {}
-            start = {"run_id": run.run_id, "invocation_params": serialized.get("kwargs")}
+            start = {
+                "run_id": run.run_id,
+                "invocation_params": serialized.get("kwargs"),
+                "serialized": serialized,
+            }
             measures.metrics = self.metrics.started(run.kind, run.name, start)
         with self._lock:
             if self.trace_memory:
