@@ -42,13 +42,14 @@ def child(which: str, calls: int) -> None:
     from opentelemetry import context
     from opentelemetry.trace import set_span_in_context
 
-    from spanhook.tracing.run import Owner, Request, start_run
+    from spanhook.runtime.scope import Request, RunDefaults
+    from spanhook.runtime.start import start_run
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=1 << 20))
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("bench")
-    handler, chain, owner, request = NoOpHandler(), Echo(), Owner(), Request([NoOpHandler()])
+    handler, chain, owner, request = NoOpHandler(), Echo(), RunDefaults(), Request([NoOpHandler()])
     attrs = REQUIRED_ATTRIBUTES
     minimum = minimum_chain_run(tracer, handler)
 

@@ -6,10 +6,10 @@ spans' start, end, error and events back into ``BaseCallbackHandler`` calls.
 
 __version__ = "0.1.0"
 
-from spanhook.tracing.export import ExportStats, export_stats
+from spanhook.runtime.run import Run, current_run
+from spanhook.tracing.export_registry import ExportStats, export_stats
 from spanhook.tracing.logs import RunLogFilter
 from spanhook.tracing.propagation import continue_trace, extract_context, inject_headers
-from spanhook.tracing.run import Run, current_run
 from spanhook.tracing.sampling import KeepErrorsSampler
 from spanhook.tracing.threads import ContextThreadPoolExecutor, carry, submit_with_context
 

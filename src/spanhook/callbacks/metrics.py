@@ -77,7 +77,7 @@ _SPAN_KEYS = (
 
 def _span_attributes(run_id: UUID) -> Mapping[str, Any] | None:
     """The GenAI attributes of the current run's span, if it is ``run_id`` and records."""
-    from spanhook.tracing.run import current_run  # run.py imports the callbacks package
+    from spanhook.runtime.run import current_run  # run.py imports the callbacks package
 
     run = current_run()
     if run is None or run.run_id != run_id or not run.span.is_recording():

@@ -83,9 +83,3 @@ def _private_has_processors() -> bool:
         return bool(private._active_span_processor._span_processors)
     except AttributeError:  # an SDK without these internals: assume someone listens
         return True
-
-
-def reset_for_tests() -> None:
-    """Forget the cached tracer: the global provider may have changed (kept for
-    ``configure()``; tests call ``spanhook.testing.reset()``)."""
-    STATE.forget_tracer()
