@@ -32,6 +32,13 @@ def connection_sender(connection: Any) -> Callable[[str], Any]:
     return send  # type: ignore[no-any-return]
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class WebSocketTransport:
     """Sends JSON messages on one connection, in order, never raising into the run.
 
@@ -119,11 +126,7 @@ class WebSocketTransport:
     def _send_async(self, message: dict[str, Any]) -> None:
         loop = self._loop
         assert loop is not None
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             self._enqueue(message)
             return
         try:
@@ -185,11 +188,7 @@ class WebSocketTransport:
             return True
         loop = self._loop
         assert loop is not None
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             raise RuntimeError("flush() would block the connection's own loop: await aflush()")
         try:
             fut = asyncio.run_coroutine_threadsafe(self.aflush(), loop)
