@@ -58,10 +58,20 @@ def test_reset_forgets_memos_exporter_processors_and_handler_mailboxes() -> None
     assert not any(memos)
     assert not state.exporter_processors and not state.workers
     assert worker_for(handler) is not mailbox  # a fresh mailbox for the same handler
-    fresh = processor_for_exporter(exporter)
-    assert fresh is not processor
-    processor.shutdown(timeout_millis=0)
-    fresh.shutdown(timeout_millis=0)
+    assert processor._closed  # every live export processor is shut down
+    assert processor_for_exporter(exporter) is not processor
+
+
+def test_reset_zeroes_the_export_counters() -> None:
+    exporter = InMemorySpanExporter()
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{a}"))
+    chain.invoke({"a": "1 + 1 = "}, config={"callbacks": [exporter]})
+    assert spanhook.force_flush(timeout=5)
+    assert spanhook.export_stats().exported_spans == 2 == len(exporter.get_finished_spans())
+
+    testing.reset()
+
+    assert spanhook.export_stats() == spanhook.ExportStats()
 
 
 def test_the_recorder_records_every_event_of_a_run_with_its_arguments() -> None:
