@@ -69,7 +69,7 @@ def minimum_chain_run(tracer: trace.Tracer, handler: Any) -> Callable[[], None]:
     from opentelemetry import context
     from opentelemetry.trace import set_span_in_context
 
-    from spanhook.tracing.run import new_run_id
+    from spanhook.runtime.spans import new_run_id
 
     serialized = {"lc": 1, "type": "not_implemented", "id": ["bench", "Echo"], "name": "Echo"}
 

@@ -27,8 +27,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 import spanhook as spanhook_pkg
 from spanhook.callbacks import BaseCallbackHandler
 from spanhook.llms import OfflineLLM
+from spanhook.runtime.run import Run
+from spanhook.runtime.scope import Request
 from spanhook.schema import GenerationChunk
-from spanhook.tracing.run import Request, Run
 from spanhook.tracing.settings import TracingSettings, set_settings
 
 

@@ -42,8 +42,9 @@ def child(which: str, calls: int) -> None:
     from opentelemetry import context
     from opentelemetry.trace import set_span_in_context
 
+    from spanhook.runtime.scope import Request, RunDefaults
+    from spanhook.runtime.start import start_run
     from spanhook.tracing.provider import get_tracer
-    from spanhook.tracing.run import Owner, Request, start_run
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=1 << 20))
@@ -52,7 +53,7 @@ def child(which: str, calls: int) -> None:
     # variant runs with it, as in bench_overhead.py, where all variants share one provider.
     get_tracer()
     tracer = trace.get_tracer("bench")
-    handler, chain, owner, request = NoOpHandler(), Echo(), Owner(), Request([NoOpHandler()])
+    handler, chain, owner, request = NoOpHandler(), Echo(), RunDefaults(), Request([NoOpHandler()])
     attrs = REQUIRED_ATTRIBUTES
     minimum = minimum_chain_run(tracer, handler)
 

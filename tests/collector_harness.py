@@ -29,11 +29,9 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import grpc
@@ -41,6 +39,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from serving import QuietHandler, Served, serve_in_thread, start_grpc, stop_serving
 
 __all__ = [
     "COLLECTOR_CONFIG",
@@ -492,7 +492,7 @@ class ReceivedSpan(NamedTuple):
         return self.span.parent_span_id.hex()
 
 
-class TraceReceiver:
+class TraceReceiver(Served):
     """Common storage and waiting for the OTLP trace receivers.
 
     Use as a context manager (or call :meth:`start` / :meth:`stop`). ``spans()`` returns
@@ -503,25 +503,6 @@ class TraceReceiver:
         self._exports: list[ReceivedExport] = []
         self._cond = threading.Condition()
         self.port = 0
-
-    # subclasses implement these
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> TraceReceiver:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _record(self, export: ReceivedExport) -> None:
         with self._cond:
@@ -616,39 +597,23 @@ class GrpcTraceReceiver(TraceReceiver):
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            _TraceServicer(self), server
+        servicer = _TraceServicer(self)
+        self._server, self.port = start_grpc(
+            lambda server: trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                servicer, server
+            ),
+            self._requested_port,
+            self._max_workers,
         )
-        self.port = server.add_insecure_port(f"127.0.0.1:{self._requested_port}")
-        if self.port == 0:
-            raise RuntimeError(f"could not bind 127.0.0.1:{self._requested_port}")
-        server.start()
-        self._server = server
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop(grace=1).wait(5)
             self._server = None
 
-    def __enter__(self) -> GrpcTraceReceiver:
-        self.start()
-        return self
 
-
-class _OtlpHttpHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _OtlpHttpHandler(QuietHandler):
     server: _OtlpHttpServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -710,21 +675,9 @@ class HttpTraceReceiver(TraceReceiver):
     def start(self) -> None:
         server = _OtlpHttpServer(("127.0.0.1", self._requested_port), self)
         self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(server)
         self._server = server
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> HttpTraceReceiver:
-        self.start()
-        return self
+        stop_serving(self._server, self._thread)
+        self._server, self._thread = None, None

@@ -21,12 +21,13 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from serving import QuietHandler, start_grpc
 
 HTTP_STATUS = {"unavailable": 503, "resource_exhausted": 429}
 
@@ -73,43 +74,34 @@ def serve_grpc(port: int, recorder: Recorder) -> None:
             recorder.record(request)
             return trace_service_pb2.ExportTraceServiceResponse()
 
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=8),
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-    )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)  # type: ignore[no-untyped-call]
-    if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
-        raise SystemExit(f"cannot bind 127.0.0.1:{port}")
-    server.start()
+    try:
+        server, _ = start_grpc(
+            lambda server: trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                Servicer(), server
+            ),
+            port,
+            max_workers=8,
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        )
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
     print("READY", flush=True)
     server.wait_for_termination()
 
 
 def serve_http(port: int, recorder: Recorder) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _reply(self, status: int, body: bytes, extra: dict[str, str]) -> None:
-            self.send_response(status)
-            for key, value in {"Content-Length": str(len(body)), **extra}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fault = recorder.fault()
             if fault:
-                self._reply(HTTP_STATUS[fault], b"fault", {"Retry-After": "1"})
+                self._reply(HTTP_STATUS[fault], b"fault", headers={"Retry-After": "1"})
                 return
             if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
                 body = gzip.decompress(body)
             recorder.record(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
             response = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-            self._reply(200, response, {"Content-Type": "application/x-protobuf"})
+            self._reply(200, response, "application/x-protobuf")
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True

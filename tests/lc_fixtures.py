@@ -61,10 +61,10 @@ def stop_request_exporters() -> Iterator[None]:
     """Stop the background processors of the exporters a LangChain test passed in callbacks
     (their idle workers would otherwise outlive the test by seconds). Not autouse: this
     module is a plugin, and its autouse fixtures would apply to every test of the session."""
-    from spanhook.tracing import consumers
+    from spanhook._state import STATE
 
-    before = set(consumers._exporter_processors.keys())
+    before = set(STATE.exporter_processors.keys())
     yield
-    for key, proc in list(consumers._exporter_processors.items()):
+    for key, proc in list(STATE.exporter_processors.items()):
         if key not in before:
             proc.shutdown(timeout_millis=1000)

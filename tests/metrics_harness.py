@@ -14,13 +14,13 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 from collector_harness import attributes_to_dict
+from serving import QuietHandler, Served, serve_in_thread, stop_serving
 
 PROMETHEUS_OTLP_PATH = "/api/v1/otlp/v1/metrics"
 
@@ -60,19 +60,8 @@ def _flatten(request: metrics_service_pb2.ExportMetricsServiceRequest) -> list[R
     return out
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -102,7 +91,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
-class HttpMetricsReceiver:
+class HttpMetricsReceiver(Served):
     """OTLP/HTTP metrics receiver on a free 127.0.0.1 port; a context manager."""
 
     def __init__(self, path: str = PROMETHEUS_OTLP_PATH) -> None:
@@ -141,23 +130,11 @@ class HttpMetricsReceiver:
                 self._cond.wait(remaining)
             return list(self._points)
 
-    def __enter__(self) -> HttpMetricsReceiver:
+    def start(self) -> None:
         self._server = _Server(self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-        return self
+        self._thread = serve_in_thread(self._server)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def stop(self) -> None:
+        stop_serving(self._server, self._thread)
+        self._server, self._thread = None, None

@@ -29,9 +29,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from serving import QuietHandler, Served, serve_in_thread
 
 __all__ = [
     "Broken",
@@ -205,14 +206,10 @@ def _first_prompt(body: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- handler
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server_version = "OpenAITestServer/1.0"
     timeout = 10  # idle keep-alive connections are dropped after this
     server: _HTTPServer
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        pass
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -570,7 +567,7 @@ class _HTTPServer(ThreadingHTTPServer):
 # --------------------------------------------------------------------------- server
 
 
-class OpenAIServer:
+class OpenAIServer(Served):
     """An OpenAI-compatible server on 127.0.0.1 (ephemeral port), run in a thread.
 
     Use as a context manager; ``url`` is the SDK ``base_url`` (ends in ``/v1``).
@@ -603,15 +600,9 @@ class OpenAIServer:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"openai-test-server-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._httpd, 0.05, f"openai-test-server-{self.port}")
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self._stopping.set()  # wakes any Hang
         if self._thread is not None:
             self._httpd.shutdown()
@@ -619,17 +610,7 @@ class OpenAIServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> OpenAIServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    close = stop
 
     # -- used by the handler ----------------------------------------------------
 

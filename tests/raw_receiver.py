@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent import futures
-from types import TracebackType
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector_harness import ReceivedSpan, attributes_to_dict
+from serving import Served, start_grpc
 
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-class RawGrpcReceiver:
+class RawGrpcReceiver(Served):
     def __init__(self, max_receive_bytes: int = MAX_RECEIVE_BYTES) -> None:
         self.max_receive_bytes = max_receive_bytes
         self.raw: list[bytes] = []
@@ -36,30 +35,20 @@ class RawGrpcReceiver:
             self._cond.notify_all()
         return trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
 
-    def __enter__(self) -> RawGrpcReceiver:
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=4),
-            options=[("grpc.max_receive_message_length", self.max_receive_bytes)],
-        )
+    def start(self) -> None:
         handler = grpc.unary_unary_rpc_method_handler(
             self._export,
             request_deserializer=lambda data: data,  # keep the bytes as they arrived
             response_serializer=lambda data: data,
         )
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(_SERVICE, {"Export": handler}),)
+        self._server, self.port = start_grpc(
+            lambda server: server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(_SERVICE, {"Export": handler}),)
+            ),
+            options=[("grpc.max_receive_message_length", self.max_receive_bytes)],
         )
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         if self._server is not None:
             self._server.stop(grace=1).wait(5)
             self._server = None

@@ -29,8 +29,8 @@ import spanhook
 from spanhook.chains import LLMChain
 from spanhook.llms import OfflineLLM
 from spanhook.prompts import PromptTemplate
+from spanhook.runtime.run import current_run
 from spanhook.tools import Tool
-from spanhook.tracing.run import current_run
 
 
 def call_tool_service(url: str, kind: str, query: str) -> str:

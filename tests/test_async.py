@@ -332,7 +332,7 @@ def _async_journal_handler(
 
         return method
 
-    from spanhook.callbacks.bridge import EVENTS
+    from spanhook.events import EVENTS
 
     for ev in EVENTS:
         setattr(Slow, ev, make(ev))
@@ -353,7 +353,7 @@ def _sync_journal_handler(
 
         return method
 
-    from spanhook.callbacks.bridge import EVENTS
+    from spanhook.events import EVENTS
 
     for ev in EVENTS:
         setattr(Blocking, ev, make(ev))

@@ -17,7 +17,7 @@ import spanhook
 from collector_harness import GrpcTraceReceiver, HttpTraceReceiver, ReceivedSpan
 from helpers import Recorder
 from spanhook.demo import build_agent
-from spanhook.tracing.run import current_run
+from spanhook.runtime.run import current_run
 from spanhook.tracing.settings import get_settings
 
 QUESTION = "What is 12 * (3 + 4)?"

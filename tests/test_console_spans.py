@@ -13,7 +13,7 @@ import pytest
 import spanhook
 from helpers import Recorder
 from spanhook.demo import DEFAULT_QUESTION, build_agent
-from spanhook.tracing.run import current_run
+from spanhook.runtime.run import current_run
 
 LINE = re.compile(
     r"^(?P<indent>(?:│  |   )*)(?:├─|└─) (?P<name>.+?)  \[(?P<kind>\w+)\]  "

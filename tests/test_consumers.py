@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import spanhook
 from app import build
+from spanhook._state import STATE
 from spanhook.tracing import consumers
 
 
@@ -41,7 +42,7 @@ def test_an_exporter_per_request_leaks_no_thread_and_loses_no_span(
     assert export_threads() == before
     del exporters, exporter
     gc.collect()
-    assert len(consumers._exporter_processors) == 0
+    assert len(STATE.exporter_processors) == 0
 
 
 def test_the_same_exporter_reuses_its_processor_and_restarts_its_worker(

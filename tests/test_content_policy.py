@@ -21,8 +21,8 @@ from spanhook.chat_models import OfflineChatModel
 from spanhook.llms import LLM, OfflineLLM
 from spanhook.prompts import PromptTemplate
 from spanhook.retrievers import InMemoryRetriever
+from spanhook.runtime.run import Run
 from spanhook.tools import Tool
-from spanhook.tracing.run import Run
 
 PROMPT = "PROMPT-MARK-1"
 TOPIC = "TOPIC-MARK-2"

@@ -22,8 +22,8 @@ from spanhook.agents import AgentExecutor
 from spanhook.chains import LLMChain
 from spanhook.llms import OfflineLLM
 from spanhook.prompts import PromptTemplate
+from spanhook.runtime.run import current_run
 from spanhook.tools import Tool
-from spanhook.tracing.run import current_run
 
 SERVER = Path(__file__).with_name("remote_tool_server.py")
 IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK

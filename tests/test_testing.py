@@ -11,9 +11,13 @@ from spanhook import _state, testing
 from spanhook.chains import LLMChain
 from spanhook.llms import OfflineLLM
 from spanhook.prompts import PromptTemplate
+from spanhook.runtime.workers import worker_for
 from spanhook.tracing import configure as configure_mod
+from spanhook.tracing.consumers import processor_for_exporter
 from spanhook.tracing.provider import private_provider
+from spanhook.tracing.secrets import is_secret_name
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
+from spanhook.tracing.signature import accepts
 
 
 def test_reset_forgets_settings_providers_tracers_and_configured_exporters() -> None:
@@ -33,6 +37,41 @@ def test_reset_forgets_settings_providers_tracers_and_configured_exporters() -> 
     assert not configure_mod._fanouts
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     trace.set_tracer_provider(TracerProvider())  # allowed again after the reset
+
+
+def test_reset_forgets_memos_exporter_processors_and_handler_mailboxes() -> None:
+    def takes(run_manager: object = None) -> None: ...
+
+    class Handler(testing.Recorder): ...
+
+    handler, exporter = Handler(), InMemorySpanExporter()
+    mailbox, processor = worker_for(handler), processor_for_exporter(exporter)
+    assert accepts(takes, "run_manager") and is_secret_name("api_key")
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{a}"))
+    chain.invoke({"a": "1 + 1 = "}, config={"callbacks": [handler]})
+    state = _state.STATE
+    memos = (state.accepts, state.secret_names, state.plans, state.consumer_kinds)
+    assert all(memos) and worker_for(handler) is mailbox
+
+    testing.reset()
+
+    assert not any(memos)
+    assert not state.exporter_processors and not state.workers
+    assert worker_for(handler) is not mailbox  # a fresh mailbox for the same handler
+    assert processor._closed  # every live export processor is shut down
+    assert processor_for_exporter(exporter) is not processor
+
+
+def test_reset_zeroes_the_export_counters() -> None:
+    exporter = InMemorySpanExporter()
+    chain = LLMChain(llm=OfflineLLM(), prompt=PromptTemplate.from_template("{a}"))
+    chain.invoke({"a": "1 + 1 = "}, config={"callbacks": [exporter]})
+    assert spanhook.force_flush(timeout=5)
+    assert spanhook.export_stats().exported_spans == 2 == len(exporter.get_finished_spans())
+
+    testing.reset()
+
+    assert spanhook.export_stats() == spanhook.ExportStats()
 
 
 def test_the_recorder_records_every_event_of_a_run_with_its_arguments() -> None:

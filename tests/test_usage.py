@@ -17,7 +17,7 @@ from spanhook.chat_models import OfflineChatModel
 from spanhook.demo import build_agent
 from spanhook.llms import OfflineLLM
 from spanhook.llms.offline import count_tokens, respond
-from spanhook.tracing.run import SCOPED_HANDLERS, handlers_in_scope
+from spanhook.runtime.scope import SCOPED_HANDLERS, handlers_in_scope
 
 IN, OUT = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
 

@@ -14,10 +14,10 @@ from spanhook.chains import Chain
 from spanhook.chat_models import OfflineChatModel
 from spanhook.chat_models.base import BaseChatModel, Messages
 from spanhook.retrievers import BaseRetriever
+from spanhook.runtime.run import Run, current_run
 from spanhook.schema import AIMessage, Document, HumanMessage, SystemMessage, ToolMessage
 from spanhook.schema.outputs import ChatGeneration, ChatResult
 from spanhook.tools import Tool
-from spanhook.tracing.run import Run, current_run
 
 QUESTION = "What is 6 times 7?"
 ANSWER = "6 times 7 is 42."

@@ -11,8 +11,8 @@ from spanhook.agents import AgentExecutor, calculator_tool
 from spanhook.callbacks.base import BaseCallbackHandler
 from spanhook.llms import OfflineLLM
 from spanhook.retrievers import InMemoryRetriever
+from spanhook.runtime.run import current_run
 from spanhook.tools import Tool
-from spanhook.tracing.run import current_run
 from spanhook.tracing.viewers import trace_link
 
 DEFAULT_QUESTION = "What is 12 * (3 + 4)?"

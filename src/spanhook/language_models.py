@@ -28,10 +28,12 @@ from spanhook.model_streaming import (
     stream_model,
 )
 from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
+from spanhook.runtime.run import Run, RunKind
+from spanhook.runtime.scope import Request
+from spanhook.runtime.start import start_run
 from spanhook.schema import LLMResult, RetryState
 from spanhook.schema.genai import output_message, request_attributes, response_attributes
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.run import Request, Run, RunKind, start_run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -239,7 +241,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             if chunks is not None:
                 for _ in drive_model(self, run, chunks, not self._stream_reports_tokens):
                     pass
-                return run._end_args[0]  # type: ignore[no-any-return]
+                return run.result  # type: ignore[no-any-return]
         with run:
             result = run_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)
@@ -259,7 +261,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             if chunks is not None:
                 async for _ in adrive_model(self, run, chunks, not self._stream_reports_tokens):
                     pass
-                return run._end_args[0]  # type: ignore[no-any-return]
+                return run.result  # type: ignore[no-any-return]
         async with run:
             result = await arun_flow(self._attempts(run, prepared, stop, kwargs))
             self._finish(run, result, streamed=False)

@@ -1,6 +1,6 @@
 """Streaming a model: ``stream`` / ``astream``, and ``invoke`` of a ``streaming=True`` model.
 
-The model's chunks are driven inside its run (``tracing/streams.py``); who reports each
+The model's chunks are driven inside its run (``runtime/streams.py``); who reports each
 token follows langchain-core: an LLM's ``_stream`` reports its own through
 ``run_manager.on_llm_new_token``, a chat model's stream is reported here, chunk by chunk,
 before the consumer gets it. A model that fails while opening its stream fails inside the
@@ -13,9 +13,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from typing import TYPE_CHECKING, Any
 
 from spanhook.flow import failing, to_async
+from spanhook.runtime.run import Run
+from spanhook.runtime.streams import adrive, drive
 from spanhook.schema import LLMResult
-from spanhook.tracing.run import Run
-from spanhook.tracing.streams import adrive, drive
 
 if TYPE_CHECKING:
     from spanhook.language_models import BaseLanguageModel

@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from spanhook.runtime.run import Run
+from spanhook.runtime.scope import Request
+from spanhook.runtime.scope import RunDefaults as Owner
 from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
-from spanhook.tracing.run import Owner, Request, Run
 from spanhook.tracing.signature import accepts
 from spanhook.tracing.threads import ContextThreadPoolExecutor
 

@@ -19,12 +19,14 @@ from opentelemetry.util._once import Once
 from spanhook import _state
 from spanhook.callbacks.base import AsyncCallbackHandler, BaseCallbackHandler
 from spanhook.events import EVENTS
-from spanhook.tracing import configure, sampling
+from spanhook.tracing import configure, export_registry, sampling
 
 
 def reset(*, otel_globals: bool = True) -> None:
     """Forget spanhook's process-wide state: settings (read from the environment again),
-    the private provider, cached tracers, memo caches and ``configure()``'s exporters.
+    the private provider, cached tracers, memo caches, the handlers' mailboxes,
+    ``configure()``'s exporters, and every live export processor (shut down at once, its
+    queue dropped) with the export counters.
 
     With ``otel_globals`` (the default) OTel's own global ``TracerProvider`` is unset too,
     so that the next test may set one (OTel allows setting it only once per process; this
@@ -36,6 +38,7 @@ def reset(*, otel_globals: bool = True) -> None:
     _state.reset()
     configure._reset_for_tests()
     sampling._reset_for_tests()
+    export_registry._reset_for_tests()
 
 
 @dataclass

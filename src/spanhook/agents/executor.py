@@ -18,10 +18,10 @@ from spanhook.flow import Call, Flow, arun_flow, run_flow
 from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import PrimitiveOptions
 from spanhook.prompts.base import PromptTemplate
+from spanhook.runtime.run import Run
 from spanhook.schema import AgentAction, AgentFinish
 from spanhook.tools.base import Tool
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

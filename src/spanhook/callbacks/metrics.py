@@ -37,6 +37,7 @@ from uuid import UUID
 
 from opentelemetry import metrics
 
+from spanhook.runtime.run import current_run
 from spanhook.tracing import attributes as attr
 
 if TYPE_CHECKING:
@@ -77,8 +78,6 @@ _SPAN_KEYS = (
 
 def _span_attributes(run_id: UUID) -> Mapping[str, Any] | None:
     """The GenAI attributes of the current run's span, if it is ``run_id`` and records."""
-    from spanhook.tracing.run import current_run  # run.py imports the callbacks package
-
     run = current_run()
     if run is None or run.run_id != run_id or not run.span.is_recording():
         return None

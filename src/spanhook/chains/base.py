@@ -25,8 +25,10 @@ from spanhook.primitive import (
     run_batch,
     serialized_for,
 )
+from spanhook.runtime.run import Run, RunKind
+from spanhook.runtime.scope import Request
+from spanhook.runtime.start import start_run
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.run import Request, Run, RunKind, start_run
 from spanhook.tracing.settings import content_capture_enabled
 from spanhook.tracing.signature import accepts
 

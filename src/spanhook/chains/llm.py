@@ -12,7 +12,7 @@ from spanhook.flow import Call, Flow, arun_flow, run_flow
 from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import PrimitiveOptions
 from spanhook.prompts.base import ChatPromptTemplate, PromptTemplate, PromptValue
-from spanhook.tracing.run import Run
+from spanhook.runtime.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

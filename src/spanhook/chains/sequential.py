@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from spanhook.chains.base import Chain
 from spanhook.flow import Call, Flow, arun_flow, run_flow
 from spanhook.primitive import PrimitiveOptions
-from spanhook.tracing.run import Run
+from spanhook.runtime.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

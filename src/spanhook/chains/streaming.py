@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from spanhook.runtime.run import Run
+from spanhook.runtime.streams import drive
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.run import Run
-from spanhook.tracing.streams import drive
 
 if TYPE_CHECKING:
     from spanhook.chains.base import Chain

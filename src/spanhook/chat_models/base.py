@@ -16,6 +16,7 @@ from typing import Any
 from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
 from spanhook.prompts.base import PromptValue
+from spanhook.runtime.run import Run
 from spanhook.schema import (
     AIMessage,
     AIMessageChunk,
@@ -28,7 +29,6 @@ from spanhook.schema import (
 )
 from spanhook.schema.genai import input_message
 from spanhook.schema.messages import message_from_role, tool_calls_from_chunks
-from spanhook.tracing.run import Run
 
 Messages = list[BaseMessage]
 

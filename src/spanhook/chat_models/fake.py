@@ -13,8 +13,8 @@ from spanhook.chat_models.base import Messages, SimpleChatModel
 from spanhook.language_models import ModelOptions
 from spanhook.llms.fake import ResponseCycle
 from spanhook.llms.offline import MODEL_NAME, count_tokens, respond, tokenize
+from spanhook.runtime.run import Run
 from spanhook.schema import AIMessageChunk, ChatGenerationChunk, get_buffer_string
-from spanhook.tracing.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

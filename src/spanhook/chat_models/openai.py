@@ -17,16 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
-from spanhook._openai import (
-    OpenAICompatible,
-    OpenAIModelOptions,
-    to_openai_message,
-    to_openai_tool,
-    usage_dict,
-    usage_metadata,
-)
+from spanhook._openai import OpenAICompatible, OpenAIModelOptions, usage_dict, usage_metadata
+from spanhook._openai_wire import to_openai_message, to_openai_tool
 from spanhook.chat_models.base import BaseChatModel, Messages
 from spanhook.primitive import AsyncRunManager, PrimitiveOptions, pick
+from spanhook.runtime.run import Run
 from spanhook.schema import (
     AIMessage,
     AIMessageChunk,
@@ -36,7 +31,6 @@ from spanhook.schema import (
     LLMResult,
 )
 from spanhook.schema.messages import tool_calls_from_chunks
-from spanhook.tracing.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -1,6 +1,6 @@
 """The one module through which the LangChain integration reaches spanhook's run runtime.
 
-A langchain-core run becomes a spanhook :class:`~spanhook.tracing.run.Run` built here with an
+A langchain-core run becomes a spanhook :class:`~spanhook.runtime.run.Run` built here with an
 explicit parent (the parent langchain-core run), langchain-core's ``run_id``, no classic
 handlers of its own (langchain-core's callback manager delivers those) and the OTel span
 processors in its scope. Everything else in ``spanhook.langchain`` uses only the functions

@@ -11,9 +11,10 @@ from typing import Any
 from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
+from spanhook.runtime.run import Run
+from spanhook.runtime.scope import Request
 from spanhook.schema import Generation, GenerationChunk, LLMResult
 from spanhook.schema.genai import text_message
-from spanhook.tracing.run import Request, Run
 
 
 class LLM(BaseLanguageModel[str, GenerationChunk, str]):

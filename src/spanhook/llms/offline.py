@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind
 from spanhook.language_models import ModelOptions
 from spanhook.llms.base import LLM
 from spanhook.primitive import AsyncRunManager
+from spanhook.runtime.run import Run
 from spanhook.schema import GenerationChunk
-from spanhook.tracing.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

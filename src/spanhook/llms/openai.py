@@ -13,8 +13,8 @@ from opentelemetry.trace import SpanKind
 from spanhook._openai import OpenAICompatible, OpenAIModelOptions, usage_dict
 from spanhook.llms.base import LLM, areporting, reporting
 from spanhook.primitive import AsyncRunManager, PrimitiveOptions, pick
+from spanhook.runtime.run import Run
 from spanhook.schema import Generation, GenerationChunk, LLMResult
-from spanhook.tracing.run import Run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -15,9 +15,11 @@ from spanhook.primitive import (
     call_hook,
     serialized_for,
 )
+from spanhook.runtime.run import Run
+from spanhook.runtime.scope import Request
+from spanhook.runtime.start import start_run
 from spanhook.schema import Document
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.run import Request, Run, start_run
 from spanhook.tracing.viewers import record_documents
 
 if TYPE_CHECKING:

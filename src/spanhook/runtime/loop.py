@@ -14,21 +14,22 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from spanhook._state import STATE
+
 _loop_lock = threading.Lock()
-_handler_loop: asyncio.AbstractEventLoop | None = None
 
 
 def _get_handler_loop() -> asyncio.AbstractEventLoop:
-    global _handler_loop
     with _loop_lock:
-        if _handler_loop is None or _handler_loop.is_closed():
+        loop = STATE.handler_loop
+        if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
             t = threading.Thread(
                 target=loop.run_forever, name="spanhook-async-handlers", daemon=True
             )
             t.start()
-            _handler_loop = loop
-        return _handler_loop
+            STATE.handler_loop = loop
+        return loop
 
 
 _in_handler_coroutine: contextvars.ContextVar[bool] = contextvars.ContextVar(

@@ -17,10 +17,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from spanhook._state import STATE
 
 #: Seconds a pool thread waits for more work before it exits.
 IDLE_TIMEOUT = 2.0
@@ -126,15 +127,12 @@ class SerialWorker:
 
 
 _lock = threading.Lock()
-_workers: weakref.WeakKeyDictionary[Any, SerialWorker] = weakref.WeakKeyDictionary()
-#: For handlers that cannot be weakly referenced: one mailbox per object id, dropped again
-#: when it has no work (a later object with the same id gets a fresh one).
-_by_id: dict[int, SerialWorker] = {}
 
 
 def worker_for(handler: object) -> SerialWorker:
     """The mailbox of ``handler`` (made on first use, kept while the handler lives)."""
     name = f"spanhook-handler-{type(handler).__name__}"
+    _workers = STATE.workers
     try:
         worker = _workers.get(handler)
         if worker is not None:
@@ -145,6 +143,9 @@ def worker_for(handler: object) -> SerialWorker:
                 worker = _workers[handler] = SerialWorker(name)
         return worker
     except TypeError:  # unhashable or not weakly referenceable
+        # handlers that cannot be weakly referenced: one mailbox per object id, dropped again
+        # when it has no work (a later object with the same id gets a fresh one)
+        _by_id = STATE.workers_by_id
         with _lock:
             for key in [k for k, w in _by_id.items() if not w._scheduled]:
                 del _by_id[key]

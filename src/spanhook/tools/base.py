@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from spanhook.primitive import LocalOptions, Primitive
+from spanhook.runtime.run import Run
+from spanhook.runtime.scope import Request
+from spanhook.runtime.start import start_run
 from spanhook.tracing import attributes as attr
-from spanhook.tracing.run import Request, Run, start_run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -31,10 +31,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from spanhook.tracing import provider as provider_mod
+from spanhook._state import STATE
 from spanhook.tracing import sigterm
 from spanhook.tracing.console import SpanTreeExporter
-from spanhook.tracing.export import DEFAULT_BATCH_SIZE, ExportProcessor, flush_all, shutdown_all
+from spanhook.tracing.export import DEFAULT_BATCH_SIZE, ExportProcessor
+from spanhook.tracing.export_registry import flush_all, shutdown_all
 from spanhook.tracing.sampling import KeepErrorsSampler, check_ratio
 from spanhook.tracing.settings import TracingSettings, get_settings, set_settings
 from spanhook.tracing.shutdown import shutdown_together
@@ -256,7 +257,7 @@ def configure(
         sigterm.install(flush_all, shutdown_timeout)
     else:
         sigterm.uninstall()
-    provider_mod.reset_for_tests()  # the next run picks up the (possibly new) global provider
+    STATE.forget_tracer()  # the next run picks up the (possibly new) global provider
     return tp
 
 

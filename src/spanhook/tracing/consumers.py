@@ -8,7 +8,6 @@ callback handler is a ``TypeError`` naming the offending entry.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,23 +19,20 @@ from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.tracing.export import ExportProcessor
 
 _exporter_lock = threading.Lock()
-#: Processors for exporters passed in ``callbacks=[...]``, by exporter id; weak, so that an
-#: exporter (and its processor) nobody refers to any more is collected once its worker,
-#: idle, has stopped. Passing a new exporter per request therefore leaks no thread.
-_exporter_processors: weakref.WeakValueDictionary[int, ExportProcessor] = (
-    weakref.WeakValueDictionary()
-)
 #: Seconds an idle worker of such a processor waits before stopping.
 CALLBACK_EXPORTER_IDLE_TIMEOUT = 10.0
 
 
 def processor_for_exporter(exporter: SpanExporter) -> ExportProcessor:
     """The background processor that feeds ``exporter`` (one per live exporter object)."""
+    # weak (``STATE.exporter_processors``): an exporter nobody refers to any more is collected
+    # with its processor once the idle worker stopped, so a new exporter per request leaks
+    # no thread
     with _exporter_lock:
-        proc = _exporter_processors.get(id(exporter))
+        proc = STATE.exporter_processors.get(id(exporter))
         if proc is None or proc.exporter is not exporter:
             proc = ExportProcessor(exporter, idle_timeout=CALLBACK_EXPORTER_IDLE_TIMEOUT)
-            _exporter_processors[id(exporter)] = proc
+            STATE.exporter_processors[id(exporter)] = proc
         return proc
 
 

@@ -20,15 +20,12 @@ timeout and whose ``shutdown()`` can hold exit for 30 s with the collector down)
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 
 from opentelemetry.context import (
@@ -41,12 +38,9 @@ from opentelemetry.context import (
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from spanhook.tracing.sampling import release_all_pending
-from spanhook.tracing.shutdown import shutdown_together
+from spanhook.tracing import export_registry as registry
 
 logger = logging.getLogger("spanhook.export")
-
-_stats_lock = threading.Lock()
 
 #: Spans per export request. Encoding a batch to protobuf holds the GIL the application's
 #: threads need: 512 spans (the SDK's default) added 1.3-4.7 ms to a traced call's p99 at
@@ -57,39 +51,6 @@ DEFAULT_BATCH_SIZE = 64
 #: exporters already retry inside one ``export()`` call for up to their own ``timeout``, so
 #: these pauses only space out those rounds.
 RETRY_BACKOFF = (0.25, 2.0)
-
-
-@dataclass
-class ExportStats:
-    """Process-wide export counters, summed over every spanhook export processor."""
-
-    exported_spans: int = 0
-    dropped_spans: int = 0
-    failed_exports: int = 0
-
-
-_stats = ExportStats()
-_processors: weakref.WeakSet[ExportProcessor] = weakref.WeakSet()
-
-
-def export_stats() -> ExportStats:
-    """A snapshot of the process-wide export counters."""
-    with _stats_lock:
-        return ExportStats(_stats.exported_spans, _stats.dropped_spans, _stats.failed_exports)
-
-
-def _after_fork_in_child() -> None:
-    """A forked child counts and exports its own spans. A lock another parent thread held at
-    the fork would stay held forever in the child, so locks are replaced, not reused."""
-    global _stats_lock, _stats
-    _stats_lock = threading.Lock()
-    _stats = ExportStats()
-    for p in list(_processors):
-        p._reinit_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # one hook for every processor, not one each
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Outcome(Enum):
@@ -136,8 +97,7 @@ class ExportProcessor(SpanProcessor):
         self._init_state()
         self._worker_active = True
         self._worker = self._start_worker()
-        _processors.add(self)
-        _register_atexit()
+        registry.register(self)
 
     def _init_state(self) -> None:
         """Counters, lock and worker bookkeeping (at start and in a forked child)."""
@@ -328,9 +288,9 @@ class ExportProcessor(SpanProcessor):
             and failing_for < self.retry_timeout
             and len(self._queue) + len(batch) <= self.max_queue_size
         ):
-            with _stats_lock:
+            with registry.lock():
                 self.failed_exports += 1
-                _stats.failed_exports += 1
+                registry.STATS.failed_exports += 1
             self._queue.extendleft(reversed(batch))  # same order, ahead of newer spans
             low, high = RETRY_BACKOFF
             return min(high, max(low, failing_for))
@@ -352,19 +312,19 @@ class ExportProcessor(SpanProcessor):
 
     def _account(self, n: int, ok: bool) -> None:
         if ok:
-            with _stats_lock:
+            with registry.lock():
                 self.exported_spans += n
-                _stats.exported_spans += n
+                registry.STATS.exported_spans += n
         else:
-            with _stats_lock:
+            with registry.lock():
                 self.failed_exports += 1
-                _stats.failed_exports += 1
+                registry.STATS.failed_exports += 1
             self._drop(n, f"{type(self.exporter).__name__} failed to export them")
 
     def _drop(self, n: int, why: str, force_log: bool = False) -> None:
-        with _stats_lock:
+        with registry.lock():
             self.dropped_spans += n
-            _stats.dropped_spans += n
+            registry.STATS.dropped_spans += n
         now = time.monotonic()
         if force_log or now - self._last_drop_log > 10:
             self._last_drop_log = now
@@ -375,39 +335,3 @@ class ExportProcessor(SpanProcessor):
                 why,
                 self.dropped_spans,
             )
-
-
-_atexit_registered = False
-
-
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        _atexit_registered = True
-        atexit.register(shutdown_all)
-
-
-def shutdown_all(timeout: float = 1.5) -> None:
-    """Shut every live export processor down, all within ``timeout`` seconds in total."""
-    release_all_pending()
-    shutdown_together(list(_processors), timeout)
-
-
-def flush_all(timeout: float = 5.0) -> bool:
-    """Flush every live export processor, within ``timeout`` seconds in total."""
-    deadline = time.monotonic() + timeout
-    release_all_pending()
-    ok = True
-    for p in list(_processors):
-        ok = p.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000)) and ok
-    return ok
-
-
-def _reset_for_tests() -> None:
-    """Shut every live export processor down at once (no budget) and zero the counters."""
-    global _stats
-    for p in list(_processors):
-        p.shutdown(timeout_millis=0)
-    _processors.clear()
-    with _stats_lock:
-        _stats = ExportStats()

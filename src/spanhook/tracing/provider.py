@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from spanhook import __version__
 from spanhook._state import STATE
+from spanhook.runtime.spans import RUN_KEY
+from spanhook.tracing.foreign_spans import ensure_router
 from spanhook.tracing.viewers import with_project
 
 
@@ -38,9 +40,6 @@ def get_tracer() -> trace.Tracer:
         return STATE.tracer
     provider = gp if _is_usable(gp) else private_provider()
     if provider is gp:  # spans other code starts inside runs reach the runs' scoped consumers
-        from spanhook.runtime.spans import RUN_KEY
-        from spanhook.tracing.foreign_spans import ensure_router
-
         ensure_router(provider, RUN_KEY)
     tracer = provider.get_tracer("spanhook", __version__)
     STATE.tracer_for, STATE.tracer = gp, tracer
@@ -83,9 +82,3 @@ def _private_has_processors() -> bool:
         return bool(private._active_span_processor._span_processors)
     except AttributeError:  # an SDK without these internals: assume someone listens
         return True
-
-
-def reset_for_tests() -> None:
-    """Forget the cached tracer: the global provider may have changed (kept for
-    ``configure()``; tests call ``spanhook.testing.reset()``)."""
-    STATE.forget_tracer()

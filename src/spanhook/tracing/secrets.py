@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from spanhook._state import STATE
+
 _SECRET_NAME = re.compile(
     r"(api[_-]?key|apikey|secret|password|passwd|authorization|auth[_-]?token|access[_-]?token|"
     r"bearer|credential|private[_-]?key|^token$|_token$|cookie)",
@@ -18,7 +20,7 @@ _NOT_SECRET = frozenset(("max_tokens", "max_completion_tokens", "max_new_tokens"
 
 #: Longest text taken for a parameter or header name.
 MAX_NAME_LENGTH = 128
-_secret_names: dict[str, bool] = {}
+_secret_names = STATE.secret_names
 
 
 def is_secret_name(name: str) -> bool:

@@ -6,7 +6,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-_cache: dict[tuple[Any, str], bool] = {}
+from spanhook._state import STATE
+
+_cache = STATE.accepts
 
 
 def accepts(fn: Callable[..., Any], name: str) -> bool:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.util.types import AttributeValue
 
+from spanhook._state import STATE
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.settings import get_settings
 
@@ -111,7 +112,7 @@ def context_attributes(span_attrs: Mapping[str, Any]) -> Mapping[str, AttributeV
     return known
 
 
-_context_cache: dict[Any, Mapping[str, AttributeValue]] = {}
+_context_cache = STATE.viewer_context
 _CONTEXT_CACHE_SIZE = 64
 _CACHED_METADATA_CHARS = 1024
 
