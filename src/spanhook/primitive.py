@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from spanhook.runtime.run import Run
-from spanhook.runtime.scope import Request
-from spanhook.runtime.scope import RunDefaults as Owner
+from spanhook.runtime.scope import Request, RunDefaults
 from spanhook.tracing.attributes import mask_secrets
 from spanhook.tracing.consumers import classify
 from spanhook.tracing.signature import accepts
@@ -80,7 +79,7 @@ def check_options(options: Mapping[str, Any], typed: Any, where: str) -> None:
         raise TypeError(f"{where} got unexpected keyword argument(s) {unknown}")
 
 
-class Primitive(Owner):
+class Primitive(RunDefaults):
     """Base of chains, models, tools, agents and retrievers."""
 
     name: str | None = None

@@ -161,7 +161,7 @@ def attach_run(run: Run) -> Token[otel_context.Context]:
 
 def note_chunk(run: Run) -> None:
     """A streamed chunk: counted on the span; the first one sets the time to first chunk."""
-    run.on_llm_new_token("")
+    run.count_token("")
 
 
 def end_run(run: Run, attributes: Mapping[str, Any] | None = None) -> None:

@@ -141,9 +141,6 @@ class RunDefaults:
     verbose: bool = False
 
 
-Owner = RunDefaults  # the former name
-
-
 class Scope(NamedTuple):
     """Handlers, processors, tags, metadata and ``verbose`` of a run (or of what its nested
     runs inherit). A tuple: built in one C call per run, never changed (a derived scope is a
