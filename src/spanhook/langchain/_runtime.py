@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _Context = otel_context.Context
+_start_span = spans.start_span
 _new_run = Run.__new__
 _span_name = attr.span_name
 _monotonic_ns = time.monotonic_ns
@@ -108,8 +109,8 @@ def open_run(
         span: trace.Span = light_span(ctx)
     else:
         span_attrs = content.span_attributes(kind, str(run_id), run_tags, run_metadata, attributes)
-        span = (tracer or get_tracer()).start_span(
-            _span_name(span_name), context=ctx, kind=span_kind, attributes=span_attrs
+        span = _start_span(
+            tracer or get_tracer(), _span_name(span_name), ctx, span_kind, span_attrs
         )
     is_verbose = verbose or base.verbose
     run = _new_run(Run)

@@ -15,7 +15,9 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, sampling
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 #: The context key ``trace.set_span_in_context`` uses (OTel-private): a run builds its
 #: context in one dict copy, with its span and itself, instead of two ``set_value`` copies.
@@ -59,6 +61,91 @@ def new_run_id() -> uuid.UUID:
     _set(u, "int", (getrandbits(128) & _V4_CLEAR) | _V4_SET)
     _set(u, "is_safe", _UNKNOWN_SAFETY)
     return u
+
+
+#: Span processors whose ``on_start`` reads no attributes. spanhook's own processors say so
+#: with a class attribute ``reads_start_attributes = False``.
+QUIET_STARTS: set[type] = {BatchSpanProcessor, SimpleSpanProcessor}
+#: The SDK's samplers, which decide without reading attributes.
+_BLIND_SAMPLERS = (sampling.StaticSampler, sampling.TraceIdRatioBased)
+_PLAIN = frozenset((str, bool, int, float))
+#: (tracer, its processors tuple, max attributes or -1 when attributes must go the SDK's way)
+_gate: tuple[Any, Any, int] = (None, None, -1)
+
+
+def start_span(
+    tracer: trace.Tracer,
+    name: str,
+    ctx: otel_context.Context,
+    kind: trace.SpanKind,
+    attributes: dict[str, Any],
+) -> trace.Span:
+    """``tracer.start_span(name, ctx, kind, attributes)``, a third cheaper when nothing reads
+    the attributes before the span has started.
+
+    The SDK cleans every attribute given at start (type checks, copies, a lock: 0.6-1 us per
+    attribute, the largest part of a run's cost). A run's attributes are clean by
+    construction (strings, numbers, booleans). When the provider's sampler is one of the
+    SDK's (which decide without attributes) and every span processor ignores attributes in
+    ``on_start``, the span starts bare and gets them directly in its attribute map (SDK
+    private ``_attributes._dict``), within the span limits. Anything else (a custom sampler,
+    an unknown processor, a value limit, a non-plain value) takes the SDK's own path."""
+    processors = getattr(getattr(tracer, "span_processor", None), "_span_processors", None)
+    gate = _gate
+    if gate[0] is not tracer or gate[1] is not processors:
+        gate = _open_gate(tracer, processors)
+    if gate[2] < len(attributes):
+        return tracer.start_span(name, context=ctx, kind=kind, attributes=attributes)
+    span = tracer.start_span(name, context=ctx, kind=kind)
+    bounded = getattr(span, "_attributes", None)
+    if bounded is not None:  # (a sampled-out span has none)
+        for value in attributes.values():
+            if type(value) not in _PLAIN:
+                span.set_attributes(attributes)
+                return span
+        bounded._dict.update(attributes)
+    return span
+
+
+def _open_gate(tracer: trace.Tracer, processors: Any) -> tuple[Any, Any, int]:
+    global _gate
+    limit = -1
+    limits = getattr(tracer, "_span_limits", None)
+    if (
+        type(tracer) is SdkTracer
+        and limits is not None
+        and limits.max_span_attribute_length is None
+        and type(processors) is tuple
+        and all(_quiet_start(p) for p in processors)
+        and _blind(getattr(tracer, "sampler", None))
+    ):
+        most = limits.max_span_attributes
+        limit = 1 << 30 if most is None else most
+    _gate = (tracer, processors, limit)
+    return _gate
+
+
+def _quiet_start(processor: object) -> bool:
+    cls = type(processor)
+    return cls in QUIET_STARTS or getattr(cls, "reads_start_attributes", True) is False
+
+
+def _blind(sampler: object) -> bool:
+    if isinstance(sampler, sampling.ParentBased):
+        delegates = (
+            getattr(sampler, name, None)
+            for name in (
+                "_root",
+                "_remote_parent_sampled",
+                "_remote_parent_not_sampled",
+                "_local_parent_sampled",
+                "_local_parent_not_sampled",
+            )
+        )
+        return type(sampler) in (sampling.ParentBased, sampling.ParentBasedTraceIdRatio) and all(
+            _blind(d) for d in delegates
+        )
+    return type(sampler) in _BLIND_SAMPLERS
 
 
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)

@@ -20,6 +20,7 @@ from spanhook.tracing.provider import get_tracer, recording_tracer
 
 _get_current = spans.get_current  # module aliases: once per run
 _Context = otel_context.Context
+_start_span = spans.start_span
 _new_run = Run.__new__
 _span_name = attr.span_name
 _MAX_NAME = attr.MAX_NAME_LENGTH
@@ -62,9 +63,7 @@ def start_run(
             span_attrs = {_RUN_KIND: kind, _RUN_ID: str(run_id), _SPAN_KIND: _SPAN_KINDS[kind]}
         if type(span_name) is not str or len(span_name) > _MAX_NAME or not span_name.isascii():
             span_name = _span_name(span_name)  # clean: no call (overhead_breakdown chain_handler)
-        span = (tracer or get_tracer()).start_span(
-            span_name, context=ctx, kind=span_kind, attributes=span_attrs
-        )
+        span = _start_span(tracer or get_tracer(), span_name, ctx, span_kind, span_attrs)
     run = _new_run(Run)
     run.kind = kind
     run.name = name

@@ -53,6 +53,8 @@ class _Fanout(SpanProcessor):
     """The one processor spanhook adds to a provider; ``configure()`` swaps its children,
     so configuring twice never exports twice."""
 
+    reads_start_attributes = False  # (runtime.spans.start_span)
+
     def __init__(self) -> None:
         self.children: tuple[SpanProcessor, ...] = ()
 

@@ -24,6 +24,8 @@ from spanhook.tracing.render import render, tree_from_spans
 class SpanTreePrinter(SpanProcessor):
     """Collects the spans it is given and prints their tree when the outermost one ends."""
 
+    reads_start_attributes = False  # (runtime.spans.start_span)
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()

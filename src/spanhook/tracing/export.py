@@ -62,6 +62,8 @@ class _Outcome(Enum):
 class ExportProcessor(SpanProcessor):
     """Batches finished spans to ``exporter`` from a background thread."""
 
+    reads_start_attributes = False  # (runtime.spans.start_span)
+
     def __init__(
         self,
         exporter: SpanExporter,

@@ -30,6 +30,8 @@ MAX_OPEN = 100_000
 class ForeignSpanRouter(SpanProcessor):
     """Routes spans started inside a spanhook run to that run's scoped processors."""
 
+    reads_start_attributes = False  # (runtime.spans.start_span)
+
     def __init__(self, run_key: str) -> None:
         self._run_key = run_key
         self._lock = threading.Lock()

@@ -70,6 +70,8 @@ class KeepErrorsSampler(SpanProcessor):
     """Forwards whole traces to ``processors``: every trace with an ERROR span, and
     ``ratio`` of the others (0 keeps errors only, 1 keeps everything)."""
 
+    reads_start_attributes = False  # (runtime.spans.start_span)
+
     def __init__(
         self,
         processors: SpanProcessor | Sequence[SpanProcessor],
