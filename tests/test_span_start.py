@@ -94,7 +94,7 @@ def test_sdk_samplers_and_processors_take_the_direct_path_with_the_same_attribut
     tp = provider_with(exporter, **({"sampler": sampler} if sampler is not None else {}))
     tp.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     Sized().invoke({"x": 1}, tags=["t1"], metadata={"user": "u1"})
-    assert spans._gate[2] >= 0, "an SDK sampler and SDK processors: the direct path"
+    assert spans._gate[3] >= 0, "an SDK sampler and SDK processors: the direct path"
     attrs = dict(only_span(exporter).attributes or {})
     assert attrs["spanhook.run.kind"] == "chain"
     assert attrs["openinference.span.kind"] == "CHAIN"
@@ -111,7 +111,7 @@ def test_a_sampler_that_reads_attributes_sees_them() -> None:
     sampler = AttributeSampler()
     provider_with(exporter, sampler=sampler)
     Echo().invoke({"x": 1})
-    assert spans._gate[2] == -1
+    assert spans._gate[3] == -1
     assert sampler.seen[-1]["spanhook.run.kind"] == "chain"
     assert only_span(exporter).attributes["spanhook.run.kind"] == "chain"  # type: ignore[index]
 
@@ -120,11 +120,11 @@ def test_a_processor_that_reads_attributes_at_start_sees_them() -> None:
     exporter = InMemorySpanExporter()
     tp = provider_with(exporter)
     Echo().invoke({"x": 1})  # direct path first ...
-    assert spans._gate[2] >= 0
+    assert spans._gate[3] >= 0
     reader = StartReader()
     tp.add_span_processor(reader)  # ... then a processor that reads them: the SDK's way
     Echo().invoke({"x": 1})
-    assert spans._gate[2] == -1
+    assert spans._gate[3] == -1
     assert reader.at_start[-1]["spanhook.run.kind"] == "chain"
     assert reader.at_start[-1]["openinference.span.kind"] == "CHAIN"
 

@@ -104,27 +104,27 @@ class Run(RunManager):
             raise RuntimeError(f"run {self.name!r} ({self.run_id}) was already entered")
         self._state = _ACTIVE
         self._token = _attach(self._ctx)
-        scope = self.scope
-        if scope.processors:
-            for p in scope.processors:
+        handlers, processors, tags, metadata, _ = self.scope
+        if processors:
+            for p in processors:
                 try:
                     p.on_start(self.span, parent_context=self._ctx)  # type: ignore[arg-type]
                 except Exception:
                     logger.exception("span processor %r failed in on_start", p)
-        if not scope.handlers:
+        if not handlers:
             return None
         kwargs = {
             "run_id": self.run_id,
             "parent_run_id": self.parent_run_id,
-            "tags": scope.tags,
-            "metadata": scope.metadata,
+            "tags": tags,
+            "metadata": metadata,
             **self.start_kwargs,
         }
         args = self.start_args  # (serialized, payload): the payload goes out as a copy
         if len(args) == 2:
             payload = args[1]  # (a dict mostly: copied inline, this runs once per run)
             args = (args[0], payload.copy() if type(payload) is dict else content.copy(payload))
-        return scope.handlers, KIND_EVENTS[self.kind][0], args, kwargs, self
+        return handlers, KIND_EVENTS[self.kind][0], args, kwargs, self
 
     def _end_delivery(self) -> Delivery | None:
         handlers, _, tags, _, _ = self.scope

@@ -59,11 +59,13 @@ def start_run(
             span_attrs = content.span_attributes(
                 kind, str(run_id), scope.tags, scope.metadata, attributes
             )
+            plain = False
         else:  # span_attributes() inline (overhead_breakdown chain_handler)
             span_attrs = {_RUN_KIND: kind, _RUN_ID: str(run_id), _SPAN_KIND: _SPAN_KINDS[kind]}
+            plain = True
         if type(span_name) is not str or len(span_name) > _MAX_NAME or not span_name.isascii():
             span_name = _span_name(span_name)  # clean: no call (overhead_breakdown chain_handler)
-        span = _start_span(tracer or get_tracer(), span_name, ctx, span_kind, span_attrs)
+        span = _start_span(tracer or get_tracer(), span_name, ctx, span_kind, span_attrs, plain)
     run = _new_run(Run)
     run.kind = kind
     run.name = name

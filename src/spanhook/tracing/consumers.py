@@ -53,6 +53,7 @@ class Consumers:
 
 
 EMPTY = Consumers()
+_new_consumers = object.__new__
 
 _HANDLER, _PROCESSOR, _EXPORTER, _INVALID = 0, 1, 2, 3
 _kind_by_type: dict[type, int] = STATE.consumer_kinds
@@ -81,7 +82,9 @@ def classify(callbacks: object, where: object) -> Consumers:
     if type(callbacks) is list and len(callbacks) == 1:  # one handler: the common request
         item = callbacks[0]
         if _kind_by_type.get(type(item)) == _HANDLER:
-            return Consumers((item,), ())
+            one = _new_consumers(Consumers)  # Consumers((item,), ()) without its __init__
+            one.handlers, one.processors = (item,), ()
+            return one
     if (
         type(callbacks) is not list
         and type(callbacks) is not tuple
