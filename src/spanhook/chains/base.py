@@ -181,7 +181,7 @@ class Chain(Primitive):
         return await self._acall(inputs)
 
     def _done(self, run: Run, outputs: Any) -> dict[str, Any]:
-        checked = outputs
+        checked: dict[str, Any] = outputs
         if type(outputs) is dict:  # _check_outputs, inline (overhead_breakdown chain_handler)
             for k in self.output_keys:
                 if k not in outputs:
