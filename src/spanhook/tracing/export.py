@@ -94,8 +94,7 @@ class ExportProcessor(SpanProcessor):
         self._closing = False
         self._closed = False
         self._init_state()
-        self._worker_active = True
-        self._worker = self._start_worker()
+        self._start_worker()
         registry.register(self)
 
     def _init_state(self) -> None:
@@ -122,23 +121,21 @@ class ExportProcessor(SpanProcessor):
             except Exception:
                 logger.exception("could not rebuild the exporter after fork(); keeping it")
         if not self._closed:
-            self._worker_active = True
-            self._worker = self._start_worker()
+            self._start_worker()
 
-    def _start_worker(self) -> threading.Thread:
-        worker = threading.Thread(
+    def _start_worker(self) -> None:
+        self._worker_active = True
+        self._worker = threading.Thread(
             target=self._run, name=f"spanhook-export-{type(self.exporter).__name__}", daemon=True
         )
-        worker.start()
-        return worker
+        self._worker.start()
 
     def _ensure_worker(self) -> None:
         """Restart the worker if it stopped after being idle."""
         with self._cond:
             if not self._worker_active and not self._closed:
                 self._worker.join()  # it is leaving: it holds no span
-                self._worker_active = True
-                self._worker = self._start_worker()
+                self._start_worker()
 
     # -- SpanProcessor (``on_start``: the base class's, which does nothing) -------------
     def on_end(self, span: ReadableSpan) -> None:
