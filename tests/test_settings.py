@@ -35,3 +35,27 @@ def test_bad_values_name_the_variable(
     monkeypatch.setenv(var, value)
     with pytest.raises(ValueError, match=f"{var}={value!r} {message}"):
         TracingSettings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", True), ("  ", True), (" Off ", False), ("no", False), ("YES", True), ("1", True)],
+)
+def test_the_sigterm_flag_reads_like_every_boolean_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    from spanhook.tracing import sigterm
+
+    monkeypatch.setenv(sigterm.FLUSH_ON_SIGTERM_ENV, value)
+    assert sigterm.enabled(None) is expected  # blank: the default, on
+    assert sigterm.enabled(False) is False  # the argument wins over the variable
+    monkeypatch.setenv(sigterm.FLUSH_ON_SIGTERM_ENV, "sometimes")
+    with pytest.raises(ValueError, match="SPANHOOK_FLUSH_ON_SIGTERM='sometimes' is not a boolean"):
+        sigterm.enabled(None)
+
+
+def test_a_blank_boolean_variable_means_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", " ")
+    monkeypatch.setenv("SPANHOOK_TOKEN_EVENTS", "")
+    s = TracingSettings.from_env()
+    assert (s.capture_content, s.token_events) == (False, False)

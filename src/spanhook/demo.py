@@ -13,10 +13,10 @@ from spanhook.llms import OfflineLLM
 from spanhook.retrievers import InMemoryRetriever
 from spanhook.runtime.run import current_run
 from spanhook.tools import Tool
+from spanhook.tracing.viewers import JAEGER_UI_ENV as JAEGER_UI_ENV
 from spanhook.tracing.viewers import trace_link
 
 DEFAULT_QUESTION = "What is 12 * (3 + 4)?"
-JAEGER_UI_ENV = "SPANHOOK_JAEGER_UI"
 _EXPORT_ENV = (
     "OTEL_TRACES_EXPORTER",
     "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -119,13 +119,8 @@ class ChatMessage(BaseMessage):
     type: ClassVar[str] = "chat"
 
 
-_ROLE_PREFIX = {
-    "human": "Human",
-    "ai": "AI",
-    "AIMessageChunk": "AI",
-    "system": "System",
-    "tool": "Tool",
-}
+#: Prefixes of the other message types (human and AI ones are arguments).
+_ROLE_PREFIX = {"system": "System", "tool": "Tool"}
 
 
 def get_buffer_string(

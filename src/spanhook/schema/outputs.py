@@ -8,21 +8,20 @@ from typing import Any, Literal
 from spanhook.schema._base import Serializable
 from spanhook.schema.messages import AIMessage, AIMessageChunk, BaseMessage
 
+#: The ``type`` field of every generation class.
+_GenerationType = Literal["Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk"]
+
 
 @dataclass
 class Generation(Serializable):
     text: str
     generation_info: dict[str, Any] | None = None
-    type: Literal["Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk"] = (
-        "Generation"
-    )
+    type: _GenerationType = "Generation"
 
 
 @dataclass
 class GenerationChunk(Generation):
-    type: Literal["Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk"] = (
-        "GenerationChunk"
-    )
+    type: _GenerationType = "GenerationChunk"
 
     def __add__(self, other: GenerationChunk) -> GenerationChunk:
         info = {**(self.generation_info or {}), **(other.generation_info or {})} or None
@@ -33,9 +32,7 @@ class GenerationChunk(Generation):
 class ChatGeneration(Generation):
     text: str = ""
     message: BaseMessage = field(default_factory=lambda: AIMessage(content=""))
-    type: Literal["Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk"] = (
-        "ChatGeneration"
-    )
+    type: _GenerationType = "ChatGeneration"
 
     def __post_init__(self) -> None:
         if not self.text:
@@ -45,9 +42,7 @@ class ChatGeneration(Generation):
 @dataclass
 class ChatGenerationChunk(ChatGeneration):
     message: BaseMessage = field(default_factory=lambda: AIMessageChunk(content=""))
-    type: Literal["Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk"] = (
-        "ChatGenerationChunk"
-    )
+    type: _GenerationType = "ChatGenerationChunk"
 
     def __add__(self, other: ChatGenerationChunk) -> ChatGenerationChunk:
         a, b = self.message, other.message

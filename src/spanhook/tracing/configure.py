@@ -99,9 +99,8 @@ def exporter_names(names: str | Sequence[str] | None = None) -> list[str]:
     from opentelemetry.sdk._configuration import _get_exporter_entry_point
 
     if names is None:
-        raw = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
-        names = raw.split(",")
-    elif isinstance(names, str):
+        names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    if isinstance(names, str):
         names = names.split(",")
     out: list[str] = []
     for name in names:

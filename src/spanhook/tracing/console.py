@@ -21,8 +21,15 @@ from spanhook._color import color_enabled
 from spanhook.tracing.render import render, tree_from_spans
 
 
+def _print_tree(stream: TextIO | None, spans: list[ReadableSpan], title: str) -> None:
+    """Print the tree of ``spans`` under ``title`` to ``stream`` (default: stdout)."""
+    stream = stream or sys.stdout
+    print(render(tree_from_spans(spans), color_enabled(stream), title), file=stream, flush=True)
+
+
 class SpanTreePrinter(SpanProcessor):
-    """Collects the spans it is given and prints their tree when the outermost one ends."""
+    """Collects the spans it is given and prints their tree when the outermost one ends
+    (``shutdown`` and ``force_flush``: the base class's, which do nothing)."""
 
     reads_start_attributes = False  # (runtime.spans.start_span)
 
@@ -44,18 +51,7 @@ class SpanTreePrinter(SpanProcessor):
                 return
             spans, self._finished = self._finished, []
             self._started.clear()
-        stream = self._stream or sys.stdout
-        trace_id = format(span.context.trace_id, "032x")
-        text = render(
-            tree_from_spans(spans), color_enabled(stream), f"\nSpan tree (trace {trace_id}):"
-        )
-        print(text, file=stream, flush=True)
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+        _print_tree(self._stream, spans, f"\nSpan tree (trace {span.context.trace_id:032x}):")
 
 
 class SpanTreeExporter(SpanExporter):
@@ -75,19 +71,14 @@ class SpanTreeExporter(SpanExporter):
                 if s.parent is None or s.parent.is_remote:
                     ready.append((tid, self._pending.pop(tid)))
         for tid, group in ready:
-            self._print(tid, group)
+            _print_tree(self._stream, group, f"\nTrace {tid:032x}:")
         return SpanExportResult.SUCCESS
-
-    def _print(self, trace_id: int, spans: list[ReadableSpan]) -> None:
-        stream = self._stream or sys.stdout
-        title = f"\nTrace {trace_id:032x}:"
-        print(render(tree_from_spans(spans), color_enabled(stream), title), file=stream, flush=True)
 
     def shutdown(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
         for tid, group in pending.items():
-            self._print(tid, group)
+            _print_tree(self._stream, group, f"\nTrace {tid:032x}:")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

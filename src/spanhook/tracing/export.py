@@ -30,12 +30,11 @@ from enum import Enum
 
 from opentelemetry.context import (
     _SUPPRESS_INSTRUMENTATION_KEY,
-    Context,
     attach,
     detach,
     set_value,
 )
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanhook.tracing import export_registry as registry
@@ -97,8 +96,7 @@ class ExportProcessor(SpanProcessor):
         self._closing = False
         self._closed = False
         self._init_state()
-        self._worker_active = True
-        self._worker = self._start_worker()
+        self._start_worker()
         registry.register(self)
 
     def _init_state(self) -> None:
@@ -125,28 +123,23 @@ class ExportProcessor(SpanProcessor):
             except Exception:
                 logger.exception("could not rebuild the exporter after fork(); keeping it")
         if not self._closed:
-            self._worker_active = True
-            self._worker = self._start_worker()
+            self._start_worker()
 
-    def _start_worker(self) -> threading.Thread:
-        worker = threading.Thread(
+    def _start_worker(self) -> None:
+        self._worker_active = True
+        self._worker = threading.Thread(
             target=self._run, name=f"spanhook-export-{type(self.exporter).__name__}", daemon=True
         )
-        worker.start()
-        return worker
+        self._worker.start()
 
     def _ensure_worker(self) -> None:
         """Restart the worker if it stopped after being idle."""
         with self._cond:
             if not self._worker_active and not self._closed:
                 self._worker.join()  # it is leaving: it holds no span
-                self._worker_active = True
-                self._worker = self._start_worker()
+                self._start_worker()
 
-    # -- SpanProcessor ---------------------------------------------------------------
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
+    # -- SpanProcessor (``on_start``: the base class's, which does nothing) -------------
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
@@ -278,8 +271,13 @@ class ExportProcessor(SpanProcessor):
         the next attempt (0 when the batch is settled)."""
         if outcome is _Outcome.SENT:
             self._failing_since = None
-            self._account(len(batch), True)
+            with registry.lock():
+                self.exported_spans += len(batch)
+                registry.STATS.exported_spans += len(batch)
             return 0.0
+        with registry.lock():  # every failed attempt counts, retried or not
+            self.failed_exports += 1
+            registry.STATS.failed_exports += 1
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
@@ -290,14 +288,11 @@ class ExportProcessor(SpanProcessor):
             and failing_for < self.retry_timeout
             and len(self._queue) + len(batch) <= self.max_queue_size
         ):
-            with registry.lock():
-                self.failed_exports += 1
-                registry.STATS.failed_exports += 1
             self._queue.extendleft(reversed(batch))  # same order, ahead of newer spans
             low, high = RETRY_BACKOFF
             return min(high, max(low, failing_for))
         self._failing_since = None
-        self._account(len(batch), False)
+        self._drop(len(batch), f"{type(self.exporter).__name__} failed to export them")
         return 0.0
 
     def _export(self, batch: Sequence[ReadableSpan]) -> _Outcome:
@@ -311,17 +306,6 @@ class ExportProcessor(SpanProcessor):
             return _Outcome.RAISED
         finally:
             detach(token)
-
-    def _account(self, n: int, ok: bool) -> None:
-        if ok:
-            with registry.lock():
-                self.exported_spans += n
-                registry.STATS.exported_spans += n
-        else:
-            with registry.lock():
-                self.failed_exports += 1
-                registry.STATS.failed_exports += 1
-            self._drop(n, f"{type(self.exporter).__name__} failed to export them")
 
     def _drop(self, n: int, why: str, force_log: bool = False) -> None:
         with registry.lock():

@@ -28,7 +28,8 @@ MAX_OPEN = 100_000
 
 
 class ForeignSpanRouter(SpanProcessor):
-    """Routes spans started inside a spanhook run to that run's scoped processors."""
+    """Routes spans started inside a spanhook run to that run's scoped processors (it holds
+    no spans: ``shutdown`` and ``force_flush`` are the base class's, which do nothing)."""
 
     reads_start_attributes = False  # (runtime.spans.start_span)
 
@@ -75,12 +76,6 @@ class ForeignSpanRouter(SpanProcessor):
                 p.on_end(span)
             except Exception:
                 logger.exception("span processor %r failed in on_end", p)
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 _lock = threading.Lock()

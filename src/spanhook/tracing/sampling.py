@@ -35,8 +35,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from spanhook.tracing.shutdown import shutdown_together
@@ -106,10 +105,8 @@ class KeepErrorsSampler(SpanProcessor):
         self._kept = self._dropped = self._late_errors = 0
         _live.add(self)
 
-    # -- SpanProcessor -------------------------------------------------------------------
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None  # nothing is forwarded before its trace is decided
-
+    # -- SpanProcessor (``on_start``: the base class's, which does nothing: nothing is
+    # forwarded before its trace is decided) -----------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.context
         if ctx is None:

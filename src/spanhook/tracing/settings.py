@@ -20,12 +20,13 @@ MAX_LENGTH_ENV = "SPANHOOK_CONTENT_MAX_LENGTH"
 TOKEN_EVENTS_ENV = "SPANHOOK_TOKEN_EVENTS"
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_flag(name: str, default: bool = False) -> bool:
+    """The boolean variable ``name`` (``default`` when unset or blank)."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value in _TRUE:

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from spanhook.tracing.settings import env_flag
+
 logger = logging.getLogger("spanhook.export")
 
 FLUSH_ON_SIGTERM_ENV = "SPANHOOK_FLUSH_ON_SIGTERM"
-_FALSE = ("0", "false", "no", "off")
-_TRUE = ("1", "true", "yes", "on")
 
 _previous: Any = None
 _flush: Callable[[float], object] | None = None
@@ -39,10 +39,7 @@ def enabled(flag: bool | None) -> bool:
     """The configure argument if given, else ``SPANHOOK_FLUSH_ON_SIGTERM`` (default on)."""
     if flag is not None:
         return bool(flag)
-    raw = os.environ.get(FLUSH_ON_SIGTERM_ENV, "").strip().lower()
-    if raw and raw not in _FALSE + _TRUE:
-        raise ValueError(f"{FLUSH_ON_SIGTERM_ENV}={raw!r}: use true or false")
-    return raw not in _FALSE
+    return env_flag(FLUSH_ON_SIGTERM_ENV, default=True)
 
 
 def install(flush: Callable[[float], object], budget: float) -> bool:

@@ -32,8 +32,7 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
     """A ``ThreadPoolExecutor`` whose tasks run in a copy of the submitter's context."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        ctx = contextvars.copy_context()
-        return super().submit(ctx.run, fn, *args, **kwargs)
+        return submit_with_context(super(), fn, *args, **kwargs)
 
     def map(
         self,
