@@ -118,7 +118,6 @@ class RequestLoggerCallbackHandler(RunTracker):
         return attr.truncate(attr.to_json(value), self.max_content_length)
 
     def run_started(self, run: RunInfo) -> None:
-        run.state = 0  # streamed tokens
         record = self._base(f"{run.kind}_start", run.run_id, run)
         if self.log_content:
             key, value = _START_CONTENT[run.kind](run.inputs)
@@ -149,7 +148,7 @@ class RequestLoggerCallbackHandler(RunTracker):
         record, label = self._finish(run, "end")
         key, value, extra = _END_CONTENT[run.kind](output)
         if run.kind in ("llm", "chat_model") and run.start_ns is not None:
-            record["streamed_tokens"] = run.state
+            record["streamed_tokens"] = run.tokens
         record.update(extra)
         if self.log_content:
             record[key] = self._content(value)
@@ -219,13 +218,7 @@ class RequestLoggerCallbackHandler(RunTracker):
 
     # -- events inside runs ------------------------------------------------------------
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        with self._lock:
-            run = self._runs.get(run_id)
-            if run is not None:
-                run.state += 1
-                index = run.state - 1
-            else:
-                index = -1
+        index = self.count_token(run_id)
         if self.log_tokens:
             fields: dict[str, Any] = {"token_index": index}
             if self.log_content:

@@ -47,6 +47,8 @@ class RunInfo:
     end_ns: int | None = None
     #: Per-run state of the tracker subclass.
     state: Any = field(default=None, repr=False)
+    #: Streamed tokens counted by :meth:`RunTracker.count_token`.
+    tokens: int = 0
 
     @property
     def duration_ms(self) -> float | None:
@@ -96,6 +98,17 @@ class RunTracker(BaseCallbackHandler):
     def active_runs(self) -> list[RunInfo]:
         with self._lock:
             return list(self._runs.values())
+
+    def count_token(self, run_id: UUID) -> int:
+        """Count a streamed token of the active run ``run_id`` in its :attr:`RunInfo.tokens`
+        (call it from ``on_llm_new_token``): the token's index, ``-1`` if the run is not
+        active."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return -1
+            run.tokens += 1
+            return run.tokens - 1
 
     # -- the lifecycle events -------------------------------------------------------------
     def _track_start(
