@@ -51,7 +51,7 @@ from typing import Any
 from uuid import UUID
 
 from spanhook.callbacks._ws_transport import WebSocketTransport, connection_sender
-from spanhook.callbacks.logger import render_error
+from spanhook.callbacks.logger import render_error, retry_fields
 from spanhook.callbacks.tracker import RunInfo, RunTracker
 
 _internal = logging.getLogger("spanhook.callbacks")
@@ -223,15 +223,7 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
         self._send({"type": "final_answer", "answer": answer, "run_id": str(run_id)})
 
     def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        error = getattr(retry_state, "outcome_error", None)
-        self._send(
-            {
-                "type": "retry",
-                "attempt": int(getattr(retry_state, "attempt_number", 0)),
-                "error_type": type(error).__qualname__ if error is not None else None,
-                "run_id": str(run_id),
-            }
-        )
+        self._send({"type": "retry", **retry_fields(retry_state), "run_id": str(run_id)})
 
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._send({"type": "custom", "name": name, "data": data, "run_id": str(run_id)})
