@@ -151,12 +151,6 @@ class RunTracker(BaseCallbackHandler):
         info.end_ns = time.perf_counter_ns()
         return info
 
-    def _track_end(self, event: str, output: Any, kwargs: dict[str, Any]) -> None:
-        self.run_ended(self._untrack(event, kwargs), output, kwargs)
-
-    def _track_error(self, event: str, error: BaseException, kwargs: dict[str, Any]) -> None:
-        self.run_failed(self._untrack(event, kwargs), error, kwargs)
-
 
 def _lifecycle_method(event: str) -> Any:
     role = EVENTS[event].role
@@ -169,13 +163,13 @@ def _lifecycle_method(event: str) -> Any:
     elif role == "end":
 
         def end(self: RunTracker, output: Any, /, **kwargs: Any) -> None:
-            self._track_end(event, output, kwargs)
+            self.run_ended(self._untrack(event, kwargs), output, kwargs)
 
         method = end
     else:
 
         def error(self: RunTracker, error: BaseException, /, **kwargs: Any) -> None:
-            self._track_error(event, error, kwargs)
+            self.run_failed(self._untrack(event, kwargs), error, kwargs)
 
         method = error
     method.__name__ = method.__qualname__ = event
