@@ -7,7 +7,6 @@ Every call is a tool run (span ``execute_tool {name}``) delivering ``on_tool_sta
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
@@ -158,10 +157,7 @@ class Tool(Primitive):
             return await self.coroutine(*args, **kw)
         func = self.func
         assert func is not None
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(func, *args, **kw)
-        )
+        return await asyncio.to_thread(func, *args, **kw)
 
     def run(
         self,
