@@ -9,7 +9,8 @@ well as ``chain``), name and span ids are the run's own; a start event from else
 handler called directly, by langchain-core) falls back to what the event says.
 
 Hooks are called outside the tracker's lock; a subclass may take ``self._lock`` for state
-of its own. Events inside a run (tokens, text, agent actions) stay ordinary handler methods.
+of its own. Events inside a run (tokens, text, agent actions) stay ordinary handler methods;
+``on_llm_new_token`` may call :meth:`RunTracker.count_token` to count a run's tokens.
 """
 
 from __future__ import annotations
