@@ -93,10 +93,6 @@ def _render_output(value: Any) -> str | None:
     return None
 
 
-#: The start payload sent with each run kind's start message.
-_START_EXTRA = {"tool": "input"}
-
-
 class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
     """Streams one request's events as JSON messages to a WebSocket connection.
 
@@ -168,8 +164,8 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
             "run_id": str(run.run_id),
             "parent_run_id": str(parent) if parent else None,
         }
-        if run.kind in _START_EXTRA:
-            message[_START_EXTRA[run.kind]] = run.inputs
+        if run.kind == "tool":
+            message["input"] = run.inputs
         self._send(message)
 
     def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
