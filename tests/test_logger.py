@@ -16,7 +16,7 @@ from helpers import Recorder
 from spanhook.callbacks import RequestLogger, RequestLoggerCallbackHandler
 from spanhook.chains import LLMChain
 from spanhook.demo import build_agent
-from spanhook.llms import FakeListLLM, OfflineLLM
+from spanhook.llms import LLM, FakeListLLM, OfflineLLM
 from spanhook.prompts import PromptTemplate
 from spanhook.tools import Tool
 
@@ -222,3 +222,25 @@ def test_streamed_chat_model_with_content(captured: Any) -> None:
     assert json.loads(end.spanhook["generations"]) == [["".join(tokens)]]  # type: ignore[attr-defined]
     assert end.spanhook["streamed_tokens"] == len(tokens) > 0  # type: ignore[attr-defined]
     assert end.spanhook["completion_tokens"] == len(tokens)  # type: ignore[attr-defined]
+
+
+class FlakyLLM(LLM):
+    """Fails its first call with a ``ConnectionError``, then answers ``ok``."""
+
+    calls = 0
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("flaky")
+        return "ok"
+
+
+def test_a_retry_is_logged_with_its_attempt_and_error_type(captured: Any) -> None:
+    logger, cap = captured
+    assert FlakyLLM(max_retries=1).invoke("q", callbacks=[RequestLogger(logger)]) == "ok"
+    assert events(cap) == ["llm_start", "retry", "llm_end"]
+    retry = cap.records[1]
+    assert retry.getMessage().startswith("retrying after attempt 1")
+    assert (retry.spanhook["attempt"], retry.error_type) == (1, "ConnectionError")  # type: ignore[attr-defined]
+    assert retry.run_id == cap.records[0].run_id  # type: ignore[attr-defined]

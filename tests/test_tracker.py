@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanhook.agents import AgentExecutor, calculator_tool
 from spanhook.callbacks import RunInfo, RunTracker
-from spanhook.llms import OfflineLLM
+from spanhook.llms import FakeListLLM, OfflineLLM
 from spanhook.tools import Tool
 
 
@@ -84,3 +84,22 @@ def test_an_end_without_a_seen_start_is_reported_with_what_the_event_says() -> N
     # a start from outside spanhook's runtime (no run passed): the event's name and kind
     t.on_tool_start({"name": "calc"}, "1 + 1", run_id=uuid.uuid4(), parent_run_id=None, tags=[])
     assert (t.log[-1][1].kind, t.log[-1][1].name, t.log[-1][1].trace_id) == ("tool", "calc", None)
+
+
+def test_count_token_numbers_the_streamed_tokens_of_each_active_run() -> None:
+    import uuid
+
+    class Tokens(Log):
+        def __init__(self) -> None:
+            super().__init__()
+            self.indexes: list[int] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.indexes.append(self.count_token(kwargs["run_id"]))
+
+    t = Tokens()
+    list(FakeListLLM(responses=["one two three"]).stream("q", config={"callbacks": [t]}))
+    ((_, run, _),) = [entry for entry in t.log if entry[0] == "end"]
+    assert run.tokens == len(t.indexes) > 1
+    assert t.indexes == list(range(run.tokens))
+    assert t.count_token(uuid.uuid4()) == -1  # not an active run

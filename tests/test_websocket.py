@@ -24,6 +24,7 @@ from spanhook.demo import build_agent
 from spanhook.llms import OfflineLLM
 from spanhook.llms.offline import tokenize
 from spanhook.tools import Tool
+from test_logger import FlakyLLM
 
 QUESTION = "What is 12 * (3 + 4)?"
 WAIT = 20.0  # generous bound for slow CI; never reached when things work
@@ -508,3 +509,18 @@ def test_a_langgraph_agent_request_ends_with_its_answer_as_output(server: Collec
     assert "84" in answer
     done = msgs[-1]
     assert (done["type"], done["ok"], done["output"]) == ("done", True, answer)
+
+
+def test_a_retry_is_sent_with_its_attempt_and_error_type(server: CollectServer) -> None:
+    with sconnect(server.uri) as ws:
+        answer = FlakyLLM(max_retries=1).invoke("q", callbacks=[WebSocketHandler(ws)])
+        msgs = server.wait_done()
+    assert answer == "ok"
+    assert [m["type"] for m in msgs] == ["start", "retry", "end", "done"]
+    assert msgs[1] == {
+        "type": "retry",
+        "attempt": 1,
+        "error_type": "ConnectionError",
+        "run_id": msgs[0]["run_id"],
+        "seq": 1,
+    }

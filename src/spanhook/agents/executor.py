@@ -145,22 +145,9 @@ class AgentExecutor(Chain):
         return {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_AGENT_NAME: self.get_name()}
 
     # -- no-I/O steps -----------------------------------------------------------------------
-    def _prompt(self, question: str, scratchpad: str) -> Any:
-        text = self.prompt.format(
-            tools="\n".join(f"{t.name}: {t.description}" for t in self.tools),
-            tool_names=", ".join(t.name for t in self.tools),
-            input=question,
-            agent_scratchpad=scratchpad,
-        )
-        return [("human", text)] if isinstance(self.llm, BaseChatModel) else text
-
     @staticmethod
     def _scratchpad(steps: Steps) -> str:
         return "".join(f"{a.log}\nObservation: {o}\nThought:" for a, o in steps)
-
-    @staticmethod
-    def _text(output: Any) -> str:
-        return output.content if hasattr(output, "content") else str(output)
 
     def _step(self, text: str) -> AgentAction | AgentFinish:
         try:
@@ -185,14 +172,25 @@ class AgentExecutor(Chain):
         return f"{action.tool} is not a valid tool, try one of [{', '.join(self._by_name)}]."
 
     # -- the loop: one algorithm, driven by _call (calls) and _acall (awaits) ----------------
+    def _ask(self, question: str, scratchpad: str) -> Flow[str]:
+        """One model call with the agent's prompt: the text of its answer."""
+        text = self.prompt.format(
+            tools="\n".join(f"{t.name}: {t.description}" for t in self.tools),
+            tool_names=", ".join(t.name for t in self.tools),
+            input=question,
+            agent_scratchpad=scratchpad,
+        )
+        prompt = [("human", text)] if isinstance(self.llm, BaseChatModel) else text
+        output = yield Call(self.llm, "invoke", prompt, stop=_STOP)
+        return output.content if hasattr(output, "content") else str(output)
+
     def _flow(self, inputs: dict[str, Any], run: Run) -> Flow[dict[str, Any]]:
         question = str(inputs["input"])
         steps: Steps = []
         started = time.monotonic()
         iterations = 0
         while self._should_continue(iterations, time.monotonic() - started):
-            prompt = self._prompt(question, self._scratchpad(steps))
-            step = self._step(self._text((yield Call(self.llm, "invoke", prompt, stop=_STOP))))
+            step = self._step((yield from self._ask(question, self._scratchpad(steps))))
             if isinstance(step, AgentFinish):
                 return (yield from self._return(run, step, steps))
             yield Call(run, "on_agent_action", step, color="green")
@@ -222,8 +220,7 @@ class AgentExecutor(Chain):
         """LangChain's ``return_stopped_response``: the stop message, or one last pass."""
         if self.early_stopping_method == "force":
             return AgentFinish(return_values={"output": STOPPED}, log="")
-        prompt = self._prompt(question, self._scratchpad(steps) + _FINAL_PASS)
-        text = self._text((yield Call(self.llm, "invoke", prompt, stop=_STOP)))
+        text = yield from self._ask(question, self._scratchpad(steps) + _FINAL_PASS)
         try:
             parsed = parse(text)
         except OutputParserError:

@@ -100,44 +100,32 @@ class ConsoleCallbackHandler(RunTracker):
             f"{label}/start", "green", rec, f"Entering {title} run with input:", shown(run.inputs)
         )
 
-    def _ended(self, run: RunInfo, error: BaseException | None) -> tuple[_Rec, float] | None:
-        rec: _Rec | None = run.state
-        if rec is None or run.duration_ms is None:
-            return None  # its start was not seen
-        elapsed = run.duration_ms / 1e3
-        rec.node.duration_ns = int(elapsed * 1e9)
-        if error is not None:
-            rec.node.ok, rec.node.error = False, f"{type(error).__name__}: {error}"
-        return rec, elapsed
-
     def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
-        done = self._ended(run, None)
-        if done is None:
-            return
-        rec, elapsed = done
-        label, title, _, shown = _SHOWN[run.kind]
-        if label == "llm":
-            usage = (getattr(output, "llm_output", None) or {}).get("token_usage") or {}
-            rec.node.input_tokens = usage.get("prompt_tokens")
-            rec.node.output_tokens = usage.get("completion_tokens")
-        self._print(
-            f"{label}/end", "blue", rec, f"Exiting {title} run with output:", shown(output), elapsed
-        )
-        self._maybe_tree(rec)
+        self._ended(run, output, None)
 
     def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
-        done = self._ended(run, error)
-        if done is None:
-            return
-        rec, elapsed = done
-        label, title, _, _ = _SHOWN[run.kind]
-        self._print(
-            f"{label}/error", "red", rec, f"{title} run errored with error:", repr(error), elapsed
-        )
-        self._maybe_tree(rec)
+        self._ended(run, None, error)
 
-    def _maybe_tree(self, rec: _Rec) -> None:
-        if self.tree and rec.parent is None:
+    def _ended(self, run: RunInfo, output: Any, error: BaseException | None) -> None:
+        rec: _Rec | None = run.state
+        if rec is None or run.duration_ms is None:
+            return  # its start was not seen
+        elapsed = run.duration_ms / 1e3
+        rec.node.duration_ns = int(elapsed * 1e9)
+        label, title, _, shown = _SHOWN[run.kind]
+        if error is not None:
+            rec.node.ok, rec.node.error = False, f"{type(error).__name__}: {error}"
+            tag, color, text = "error", "red", f"{title} run errored with error:"
+            payload: Any = repr(error)
+        else:
+            if label == "llm":
+                usage = (getattr(output, "llm_output", None) or {}).get("token_usage") or {}
+                rec.node.input_tokens = usage.get("prompt_tokens")
+                rec.node.output_tokens = usage.get("completion_tokens")
+            tag, color, text = "end", "blue", f"Exiting {title} run with output:"
+            payload = shown(output)
+        self._print(f"{label}/{tag}", color, rec, text, payload, elapsed)
+        if self.tree and rec.parent is None:  # a top-level run: its tree
             print(
                 render([rec.node], color_enabled(self._out()), "\nRun tree:"),
                 file=self._out(),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import IO, Any
 from uuid import UUID
@@ -37,6 +38,15 @@ DEFAULT_LOGGER = "spanhook.requests"
 
 def render_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def retry_fields(retry_state: Any) -> dict[str, Any]:
+    """The attempt number and the error type an ``on_retry`` event reports."""
+    error = getattr(retry_state, "outcome_error", None)
+    return {
+        "attempt": int(getattr(retry_state, "attempt_number", 0)),
+        "error_type": type(error).__qualname__ if error is not None else None,
+    }
 
 
 class RequestLoggerCallbackHandler(RunTracker):
@@ -118,7 +128,6 @@ class RequestLoggerCallbackHandler(RunTracker):
         return attr.truncate(attr.to_json(value), self.max_content_length)
 
     def run_started(self, run: RunInfo) -> None:
-        run.state = 0  # streamed tokens
         record = self._base(f"{run.kind}_start", run.run_id, run)
         if self.log_content:
             key, value = _START_CONTENT[run.kind](run.inputs)
@@ -126,16 +135,16 @@ class RequestLoggerCallbackHandler(RunTracker):
         self._emit(self.level, f"{run.kind} {run.name!r} started", record)
 
     def _base(self, event: str, run_id: UUID, run: RunInfo | None) -> dict[str, Any]:
-        seen = run is not None and run.start_ns is not None
+        seen = run if run is not None and run.start_ns is not None else None
         return {
             "event": event,
             "run_id": str(run_id),
-            "parent_run_id": str(run.parent_run_id) if seen and run.parent_run_id else None,  # type: ignore[union-attr]
-            "trace_id": run.trace_id if seen else None,  # type: ignore[union-attr]
-            "span_id": run.span_id if seen else None,  # type: ignore[union-attr]
+            "parent_run_id": str(seen.parent_run_id) if seen and seen.parent_run_id else None,
+            "trace_id": seen.trace_id if seen else None,
+            "span_id": seen.span_id if seen else None,
             "run_kind": run.kind if run is not None else None,
-            "run_name": run.name if seen else None,  # type: ignore[union-attr]
-            "tags": run.tags if seen else [],  # type: ignore[union-attr]
+            "run_name": seen.name if seen else None,
+            "tags": seen.tags if seen else [],
         }
 
     def _finish(self, run: RunInfo, outcome: str) -> tuple[dict[str, Any], str]:
@@ -149,7 +158,7 @@ class RequestLoggerCallbackHandler(RunTracker):
         record, label = self._finish(run, "end")
         key, value, extra = _END_CONTENT[run.kind](output)
         if run.kind in ("llm", "chat_model") and run.start_ns is not None:
-            record["streamed_tokens"] = run.state
+            record["streamed_tokens"] = run.tokens
         record.update(extra)
         if self.log_content:
             record[key] = self._content(value)
@@ -219,13 +228,7 @@ class RequestLoggerCallbackHandler(RunTracker):
 
     # -- events inside runs ------------------------------------------------------------
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        with self._lock:
-            run = self._runs.get(run_id)
-            if run is not None:
-                run.state += 1
-                index = run.state - 1
-            else:
-                index = -1
+        index = self.count_token(run_id)
         if self.log_tokens:
             fields: dict[str, Any] = {"token_index": index}
             if self.log_content:
@@ -254,11 +257,7 @@ class RequestLoggerCallbackHandler(RunTracker):
         self._event(self.level, "agent_finish", "agent finished", run_id, fields)
 
     def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        error = getattr(retry_state, "outcome_error", None)
-        fields = {
-            "attempt": int(getattr(retry_state, "attempt_number", 0)),
-            "error_type": type(error).__qualname__ if error is not None else None,
-        }
+        fields = retry_fields(retry_state)
         self._event(
             self.level, "retry", f"retrying after attempt {fields['attempt']}", run_id, fields
         )
@@ -275,14 +274,8 @@ def _chat_messages(messages: Any) -> list[list[dict[str, Any]]]:
 
 
 def _llm_end(response: Any) -> tuple[str, Any, dict[str, Any]]:
-    extra: dict[str, Any] = {}
     usage = usage_from_result(response)
-    if usage is not None:
-        extra.update(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        )
+    extra: dict[str, Any] = asdict(usage) if usage is not None else {}
     texts = [[g.text for g in gens] for gens in getattr(response, "generations", None) or []]
     return "generations", texts, extra
 
@@ -311,4 +304,4 @@ _END_CONTENT: dict[str, Callable[[Any], tuple[str, Any, dict[str, Any]]]] = {
     "retriever": _retriever_end,
 }
 
-__all__ = ["RequestLogger", "RequestLoggerCallbackHandler", "render_error"]
+__all__ = ["RequestLogger", "RequestLoggerCallbackHandler", "render_error", "retry_fields"]

@@ -22,7 +22,7 @@ import sys
 import time
 import tracemalloc
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -239,12 +239,13 @@ class MonitorCallbackHandler(RunTracker):
 
     def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
         usage = usage_from_result(output) if run.kind in ("llm", "chat_model") else None
-        self._finish(run, None, usage)
+        self._finish(run, None, asdict(usage) if usage is not None else {})
 
     def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
-        self._finish(run, error, None)
+        self._finish(run, error, {})
 
-    def _finish(self, run: RunInfo, error: BaseException | None, usage: Any) -> None:
+    def _finish(self, run: RunInfo, error: BaseException | None, tokens: dict[str, int]) -> None:
+        """Record the run; ``tokens``: its token counts (``RunRecord`` fields)."""
         rss = process_rss_bytes() if self.track_rss else None
         m: _Measures | None = run.state
         if m is None or run.start_ns is None or run.end_ns is None:
@@ -261,11 +262,8 @@ class MonitorCallbackHandler(RunTracker):
                 error_type=type(error).__qualname__ if error is not None else None,
                 rss_start_bytes=m.rss_start,
                 rss_end_bytes=rss,
+                **tokens,
             )
-            if usage is not None:
-                record.prompt_tokens = usage.prompt_tokens
-                record.completion_tokens = usage.completion_tokens
-                record.total_tokens = usage.total_tokens
             if self.trace_memory:
                 record.peak_alloc_bytes = max(0, m.mem_peak - m.mem_base)
                 record.net_alloc_bytes = current - m.mem_base
@@ -288,12 +286,8 @@ class MonitorCallbackHandler(RunTracker):
     def report(self) -> MonitorReport:
         with self._lock:
             keys = sorted(self._stats, key=lambda k: self._order.get(k, len(self._order)))
-            stats = [
-                RunStats(
-                    **{**self._stats[k].__dict__, "error_types": dict(self._stats[k].error_types)}
-                )
-                for k in keys
-            ]
+            ordered = (self._stats[k] for k in keys)
+            stats = [replace(s, error_types=dict(s.error_types)) for s in ordered]
             return MonitorReport(stats, len(self._runs), self._finished, self.trace_memory)
 
     def reset(self) -> None:

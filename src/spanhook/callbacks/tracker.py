@@ -9,7 +9,8 @@ well as ``chain``), name and span ids are the run's own; a start event from else
 handler called directly, by langchain-core) falls back to what the event says.
 
 Hooks are called outside the tracker's lock; a subclass may take ``self._lock`` for state
-of its own. Events inside a run (tokens, text, agent actions) stay ordinary handler methods.
+of its own. Events inside a run (tokens, text, agent actions) stay ordinary handler methods;
+``on_llm_new_token`` may call :meth:`RunTracker.count_token` to count a run's tokens.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class RunInfo:
     end_ns: int | None = None
     #: Per-run state of the tracker subclass.
     state: Any = field(default=None, repr=False)
+    #: Streamed tokens counted by :meth:`RunTracker.count_token`.
+    tokens: int = 0
 
     @property
     def duration_ms(self) -> float | None:
@@ -97,6 +100,17 @@ class RunTracker(BaseCallbackHandler):
         with self._lock:
             return list(self._runs.values())
 
+    def count_token(self, run_id: UUID) -> int:
+        """Count a streamed token of the active run ``run_id`` in its :attr:`RunInfo.tokens`
+        (call it from ``on_llm_new_token``): the token's index, ``-1`` if the run is not
+        active."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return -1
+            run.tokens += 1
+            return run.tokens - 1
+
     # -- the lifecycle events -------------------------------------------------------------
     def _track_start(
         self, event: str, serialized: Any, inputs: Any, kwargs: dict[str, Any]
@@ -138,12 +152,6 @@ class RunTracker(BaseCallbackHandler):
         info.end_ns = time.perf_counter_ns()
         return info
 
-    def _track_end(self, event: str, output: Any, kwargs: dict[str, Any]) -> None:
-        self.run_ended(self._untrack(event, kwargs), output, kwargs)
-
-    def _track_error(self, event: str, error: BaseException, kwargs: dict[str, Any]) -> None:
-        self.run_failed(self._untrack(event, kwargs), error, kwargs)
-
 
 def _lifecycle_method(event: str) -> Any:
     role = EVENTS[event].role
@@ -156,13 +164,13 @@ def _lifecycle_method(event: str) -> Any:
     elif role == "end":
 
         def end(self: RunTracker, output: Any, /, **kwargs: Any) -> None:
-            self._track_end(event, output, kwargs)
+            self.run_ended(self._untrack(event, kwargs), output, kwargs)
 
         method = end
     else:
 
         def error(self: RunTracker, error: BaseException, /, **kwargs: Any) -> None:
-            self._track_error(event, error, kwargs)
+            self.run_failed(self._untrack(event, kwargs), error, kwargs)
 
         method = error
     method.__name__ = method.__qualname__ = event

@@ -51,7 +51,7 @@ from typing import Any
 from uuid import UUID
 
 from spanhook.callbacks._ws_transport import WebSocketTransport, connection_sender
-from spanhook.callbacks.logger import render_error
+from spanhook.callbacks.logger import render_error, retry_fields
 from spanhook.callbacks.tracker import RunInfo, RunTracker
 
 _internal = logging.getLogger("spanhook.callbacks")
@@ -91,19 +91,6 @@ def _render_output(value: Any) -> str | None:
     if isinstance(gens, list):
         return "".join(g.text for per_prompt in gens for g in per_prompt)
     return None
-
-
-class _Stream:
-    """Per run: whether it is the request's outermost run, and the tokens it streamed."""
-
-    __slots__ = ("root", "tokens")
-
-    def __init__(self, root: bool) -> None:
-        self.root, self.tokens = root, 0
-
-
-#: The start payload sent with each run kind's start message.
-_START_EXTRA = {"tool": "input"}
 
 
 class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
@@ -167,8 +154,9 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
     # -- events -----------------------------------------------------------------------------
     def run_started(self, run: RunInfo) -> None:
         parent = run.parent_run_id
-        # the outermost run of the request: no parent, or a parent outside our scope
-        run.state = _Stream(parent is None or self.active(parent) is None)
+        # the state: whether this is the outermost run of the request (no parent, or a parent
+        # outside our scope)
+        run.state = parent is None or self.active(parent) is None
         message = {
             "type": "start",
             "kind": run.kind,
@@ -176,14 +164,14 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
             "run_id": str(run.run_id),
             "parent_run_id": str(parent) if parent else None,
         }
-        if run.kind in _START_EXTRA:
-            message[_START_EXTRA[run.kind]] = run.inputs
+        if run.kind == "tool":
+            message["input"] = run.inputs
         self._send(message)
 
     def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
         extra: dict[str, Any] = {}
         if run.kind in ("llm", "chat_model"):
-            if run.state is None or not run.state.tokens:
+            if not run.tokens:
                 extra["text"] = _render_output(output)
         elif run.kind == "tool":
             # a tool called with a ToolCall (LangGraph's ToolNode) returns a ToolMessage
@@ -191,44 +179,27 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
             extra["output"] = content if isinstance(content, str) else str(output)
         elif run.kind == "retriever":
             extra["documents"] = [getattr(d, "page_content", d) for d in output or []]
-        self._finish(run, output, None, extra)
+        done = {"output": _render_output(output)} if run.state else {}
+        self._finish(run, "end", extra, done)
 
     def run_failed(self, run: RunInfo, error: BaseException, kwargs: dict[str, Any]) -> None:
-        self._finish(run, None, error, {})
+        failure = {"error_type": type(error).__qualname__, "error": render_error(error)}
+        self._finish(run, "error", failure, failure)
 
     def _finish(
-        self, run: RunInfo, result: Any, error: BaseException | None, extra: dict[str, Any]
+        self, run: RunInfo, outcome: str, fields: dict[str, Any], done: dict[str, Any]
     ) -> None:
+        """Send the run's ``end`` or ``error`` message with ``fields``, then, after the
+        outermost run, ``done`` with ``done``."""
         seen = run.state is not None
         kind, name = (run.kind, run.name) if seen else (None, None)
         run_id = str(run.run_id)
-        if error is None:
-            self._send({"type": "end", "kind": kind, "name": name, "run_id": run_id, **extra})
-        else:
-            self._send(
-                {
-                    "type": "error",
-                    "kind": kind,
-                    "name": name,
-                    "run_id": run_id,
-                    "error_type": type(error).__qualname__,
-                    "error": render_error(error),
-                }
-            )
-        if seen and run.state.root:
-            done: dict[str, Any] = {"type": "done", "ok": error is None, "run_id": run_id}
-            if error is None:
-                done["output"] = _render_output(result)
-            else:
-                done["error_type"] = type(error).__qualname__
-                done["error"] = render_error(error)
-            self._send(done)
+        self._send({"type": outcome, "kind": kind, "name": name, "run_id": run_id, **fields})
+        if run.state:  # the outermost run
+            self._send({"type": "done", "ok": outcome == "end", "run_id": run_id, **done})
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        with self._lock:
-            run = self._runs.get(run_id)
-            if run is not None and run.state is not None:
-                run.state.tokens += 1
+        self.count_token(run_id)
         self._send({"type": "token", "token": token, "run_id": str(run_id)})
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -248,15 +219,7 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
         self._send({"type": "final_answer", "answer": answer, "run_id": str(run_id)})
 
     def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        error = getattr(retry_state, "outcome_error", None)
-        self._send(
-            {
-                "type": "retry",
-                "attempt": int(getattr(retry_state, "attempt_number", 0)),
-                "error_type": type(error).__qualname__ if error is not None else None,
-                "run_id": str(run_id),
-            }
-        )
+        self._send({"type": "retry", **retry_fields(retry_state), "run_id": str(run_id)})
 
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._send({"type": "custom", "name": name, "data": data, "run_id": str(run_id)})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,10 +34,7 @@ class BaseRetriever(Primitive):
         )
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: Run) -> list[Document]:
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._fetch, query, run_manager)
-        )
+        return await asyncio.to_thread(self._fetch, query, run_manager)
 
     def _fetch(self, query: str, run: Run) -> list[Document]:
         return call_hook(self._get_relevant_documents, run, query)

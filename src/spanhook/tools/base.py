@@ -7,7 +7,6 @@ Every call is a tool run (span ``execute_tool {name}``) delivering ``on_tool_sta
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
@@ -55,13 +54,13 @@ class Tool(Primitive):
         self.return_direct = return_direct
         target = func if func is not None else coroutine
         assert target is not None
+        params = inspect.signature(target).parameters
         self._params = [
             p.name
-            for p in inspect.signature(target).parameters.values()
+            for p in params.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             and p.name not in ("run_manager", "callbacks")
         ]
-        params = inspect.signature(target).parameters
         self._wants_run = "run_manager" in params
         self._wants_callbacks = "callbacks" in params
 
@@ -94,14 +93,20 @@ class Tool(Primitive):
             f"tool {self.name!r} input must be a str or a dict, got {type(tool_input).__name__}"
         )
 
-    def _start(
+    def _begin(
         self,
         tool_input: str | Mapping[str, Any],
-        request: Request,
-        color: str | None,
+        start_color: str | None,
         tool_call_id: str | None,
-        extra: dict[str, Any],
-    ) -> Run:
+        callbacks: Any,
+        tags: Any,
+        metadata: Any,
+        run_name: str | None,
+    ) -> tuple[Run, tuple[Any, ...], dict[str, Any]]:
+        """The run of a call and the function's arguments (with ``run_manager`` and the
+        child ``callbacks`` if the function declares them, as langchain-core passes them)."""
+        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
+        args, kw = self._arguments(tool_input)
         input_str = tool_input if isinstance(tool_input, str) else attr.safe_str(dict(tool_input))
         # langchain-core: ``inputs`` is the dict of a dict input, ``None`` for a string input
         inputs = dict(tool_input) if isinstance(tool_input, Mapping) else None
@@ -123,15 +128,18 @@ class Tool(Primitive):
             start_kwargs={
                 "inputs": inputs,
                 "name": request.run_name,
-                "color": color,
+                "color": start_color,
                 "tool_call_id": tool_call_id,
-                **extra,
             },
             attributes=attributes,
         )
         run.record_content(attr.GEN_AI_TOOL_CALL_ARGUMENTS, tool_input)
         run.error_kwargs["tool_call_id"] = tool_call_id
-        return run
+        if self._wants_run:
+            kw["run_manager"] = run
+        if self._wants_callbacks:
+            kw["callbacks"] = run.get_child()
+        return run, args, kw
 
     def _finish(
         self,
@@ -144,36 +152,12 @@ class Tool(Primitive):
         run.record_content(attr.GEN_AI_TOOL_CALL_RESULT, output)
         run.set_result(output, color=color, name=self.name, tool_call_id=tool_call_id, **extra)
 
-    def _begin(
-        self,
-        tool_input: str | Mapping[str, Any],
-        start_color: str | None,
-        tool_call_id: str | None,
-        callbacks: Any,
-        tags: Any,
-        metadata: Any,
-        run_name: str | None,
-    ) -> tuple[Run, tuple[Any, ...], dict[str, Any]]:
-        """The run of a call and the function's arguments (with ``run_manager`` and the
-        child ``callbacks`` if the function declares them, as langchain-core passes them)."""
-        request = Request(callbacks, tags, metadata, run_name=run_name, where=self._request_label)
-        args, kw = self._arguments(tool_input)
-        run = self._start(tool_input, request, start_color, tool_call_id, {})
-        if self._wants_run:
-            kw["run_manager"] = run
-        if self._wants_callbacks:
-            kw["callbacks"] = run.get_child()
-        return run, args, kw
-
     async def _acall_func(self, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         if self.coroutine is not None:
             return await self.coroutine(*args, **kw)
         func = self.func
         assert func is not None
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(func, *args, **kw)
-        )
+        return await asyncio.to_thread(func, *args, **kw)
 
     def run(
         self,
