@@ -10,26 +10,22 @@ below, never the runtime's internals.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
 
-from spanhook.runtime import content, spans
+from spanhook.runtime import spans, start
 from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.runtime.run import _ACTIVE, _DONE, Run
 from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope, _new_scope
-from spanhook.runtime.spans import RUN_KEY, SPAN_KEY, light_span
-from spanhook.tracing import attributes as attr
+from spanhook.runtime.spans import RUN_KEY
 from spanhook.tracing.console import SpanTreePrinter
 from spanhook.tracing.consumers import classify, merge
-from spanhook.tracing.provider import get_tracer, recording_tracer
 from spanhook.tracing.settings import content_capture_enabled
 
 __all__ = [
@@ -52,9 +48,8 @@ __all__ = [
 
 _Context = otel_context.Context
 _start_span = spans.start_span
-_new_run = Run.__new__
-_span_name = attr.span_name
-_monotonic_ns = time.monotonic_ns
+_new_run = start.new_run
+_run_span = start.run_span
 _get_current = spans.get_current  # (bench_langchain app chain)
 attach = spans.attach
 detach = otel_context.detach
@@ -94,56 +89,31 @@ def open_run(
     else:
         ctx = parent._ctx
     base = parent.inherited if parent is not None else ROOT
-    processors = base.processors
-    if verbose and not base.verbose:
-        inherited_processors = (*inherited_processors, SpanTreePrinter())
-    if inherited_processors:
-        processors = merge(processors, inherited_processors)
-    child_processors = processors
-    if own_processors:
-        processors = merge(processors, own_processors)
     run_tags = list(tags) if tags else []
     run_metadata = dict(metadata) if metadata else {}
-    tracer = recording_tracer()
-    if tracer is None and not processors:
-        span: trace.Span = light_span(ctx)
-    else:
-        span_attrs = content.span_attributes(kind, str(run_id), run_tags, run_metadata, attributes)
-        span = _start_span(
-            tracer or get_tracer(), _span_name(span_name), ctx, span_kind, span_attrs
-        )
-    is_verbose = verbose or base.verbose
-    run = _new_run(Run)
-    run.kind = kind
-    run.name = name
-    run.run_id = run_id
-    run.parent_run_id = parent.run_id if parent is not None else None
-    run.span = span
+    if verbose or inherited_processors or own_processors:
+        child_processors = base.processors
+        if verbose and not base.verbose:
+            inherited_processors = (*inherited_processors, SpanTreePrinter())
+        if inherited_processors:
+            child_processors = merge(child_processors, inherited_processors)
+        is_verbose = verbose or base.verbose
+        inherited = _new_scope(Scope, (base.handlers, child_processors, [], {}, is_verbose))
+        processors = merge(child_processors, own_processors)
+    else:  # nested runs inherit the parent's inherited scope, shared (bench_langchain)
+        inherited, processors, is_verbose = base, base.processors, base.verbose
+        if base.tags or base.metadata:
+            inherited = _new_scope(Scope, (base.handlers, processors, [], {}, is_verbose))
     # langchain-core's callback manager delivers the classic handlers: the run has none.
-    # Scopes as plain tuples: Scope's __new__ is a Python call (bench_langchain app chain).
-    run.scope = _new_scope(Scope, ((), processors, run_tags, run_metadata, is_verbose))
-    if (
-        child_processors is base.processors
-        and is_verbose == base.verbose
-        and not base.tags
-        and not base.metadata
-    ):  # nested runs inherit the parent's inherited scope, shared (bench_langchain app chain)
-        run.inherited = base
-    else:
-        run.inherited = _new_scope(Scope, (base.handlers, child_processors, [], {}, is_verbose))
-    run.start_args = ()
-    run.start_kwargs = {}
-    run.end_kwargs = {}
-    run.error_kwargs = {}
-    run._end_args = (None,)
+    scope = _new_scope(Scope, ((), processors, run_tags, run_metadata, is_verbose))
+    span = _run_span(
+        kind, run_id, span_name, ctx, span_kind, run_tags, run_metadata, attributes, scope
+    )
+    run = _new_run(kind, name, run_id, parent, span, scope, inherited, ctx)
     run._state = _ACTIVE
-    run._token = None
-    run.stream = None
-    run.start_ns = _monotonic_ns()
-    run._ctx = _Context({**ctx, SPAN_KEY: span, RUN_KEY: run})
     for p in processors:  # (empty for most runs)
         try:
-            p.on_start(span, parent_context=run._ctx)  # type: ignore[arg-type]
+            p.on_start(span, parent_context=run._ctx)
         except Exception:
             logger.exception("span processor %r failed in on_start", p)
     return run
