@@ -9,6 +9,7 @@ import contextvars
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Callable,
     Generator,
     Iterator,
     Mapping,
@@ -41,8 +42,16 @@ if TYPE_CHECKING:
 In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
 Chunk = TypeVar("Chunk")
 Out = TypeVar("Out")
+R = TypeVar("R")
 
-_NOT_STREAMING = object()
+
+async def in_worker(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """``fn(*args, **kwargs)`` in a worker thread that carries the current context (and so
+    the current run): the default async twin of a model's sync hook."""
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        None, lambda: ctx.run(fn, *args, **kwargs)
+    )
 
 
 class ModelOptions(PrimitiveOptions, total=False):
@@ -100,10 +109,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     async def _agenerate_one(
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._generate_one, prepared, stop, run, **kwargs)
-        )
+        return await in_worker(self._generate_one, prepared, stop, run, **kwargs)
 
     def _stream_one(
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any

@@ -8,12 +8,12 @@ subclass ``SimpleChatModel`` and implement ``_call(messages) -> str``) and optio
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
+import operator
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from functools import reduce
 from typing import Any
 
-from spanhook.language_models import BaseLanguageModel
+from spanhook.language_models import BaseLanguageModel, in_worker
 from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
@@ -100,11 +100,8 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        ctx = contextvars.copy_context()
         run = run_manager.get_sync() if run_manager is not None else None
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_generate, messages, stop, run, kwargs)
-        )
+        return await in_worker(self._invoke_generate, messages, stop, run, kwargs)
 
     def _stream(
         self,
@@ -200,9 +197,7 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         )
 
     def _result_from_chunks(self, chunks: list[ChatGenerationChunk]) -> LLMResult:
-        total = chunks[0]
-        for c in chunks[1:]:
-            total = total + c
+        total = reduce(operator.add, chunks)
         msg = total.message
         tool_calls = list(getattr(msg, "tool_calls", None) or [])
         if not tool_calls and getattr(msg, "tool_call_chunks", None):
