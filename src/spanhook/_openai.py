@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
+from spanhook.language_models import usage_metadata as usage_metadata
 from spanhook.primitive import PrimitiveOptions, check_options
 from spanhook.tracing import attributes as attr
 
@@ -159,17 +160,6 @@ def usage_dict(usage: Any) -> dict[str, int] | None:
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     total = int(getattr(usage, "total_tokens", 0) or (prompt + completion))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
-
-
-def usage_metadata(usage: dict[str, int] | None) -> dict[str, int] | None:
-    """langchain-core's ``usage_metadata`` shape of a ``token_usage`` dict."""
-    if usage is None:
-        return None
-    return {
-        "input_tokens": usage["prompt_tokens"],
-        "output_tokens": usage["completion_tokens"],
-        "total_tokens": usage["total_tokens"],
-    }
 
 
 def request_params(

@@ -399,5 +399,16 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         raise NotImplementedError
 
 
+def usage_metadata(usage: Mapping[str, int] | None) -> dict[str, int] | None:
+    """langchain-core's ``usage_metadata`` shape of a ``token_usage`` dict."""
+    if usage is None:
+        return None
+    return {
+        "input_tokens": usage["prompt_tokens"],
+        "output_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
+
+
 def _output_messages(generations: list[Any]) -> list[dict[str, Any]]:
     return [output_message(g) for g in generations]

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
-from spanhook.language_models import BaseLanguageModel, in_worker
+from spanhook.language_models import BaseLanguageModel, in_worker, usage_metadata
 from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
@@ -266,11 +266,8 @@ class SimpleChatModel(BaseChatModel):
         usage = self._usage(messages, text)
         meta = None
         if usage:
-            meta = {
-                "input_tokens": usage["prompt_tokens"],
-                "output_tokens": usage["completion_tokens"],
-                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-            }
+            total = usage["prompt_tokens"] + usage["completion_tokens"]
+            meta = usage_metadata({**usage, "total_tokens": total})
         msg = AIMessage(content=text, usage_metadata=meta)
         return ChatResult(
             generations=[ChatGeneration(message=msg, generation_info={"finish_reason": "stop"})]
