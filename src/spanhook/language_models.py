@@ -28,7 +28,7 @@ from spanhook.model_streaming import (
     open_stream,
     stream_model,
 )
-from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
+from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch, serialized_for
 from spanhook.runtime.run import Run, RunKind
 from spanhook.runtime.scope import Request
 from spanhook.runtime.start import start_run
@@ -96,9 +96,6 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
 
     # -- what subclasses provide ----------------------------------------------------------
     def _prepare(self, input: Any) -> In:
-        raise NotImplementedError
-
-    def _start_args(self, prepared: In) -> tuple[Any, ...]:
         raise NotImplementedError
 
     def _generate_one(
@@ -183,7 +180,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             request,
             name=self.get_name(),
             span_name=f"{self._operation} {model}",
-            start_args=self._start_args(prepared),
+            start_args=(serialized_for(self, kwargs=self._identifying_params()), [prepared]),
             start_kwargs={
                 "invocation_params": params,
                 "options": {"stop": stop},

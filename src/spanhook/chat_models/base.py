@@ -14,7 +14,7 @@ from functools import reduce
 from typing import Any
 
 from spanhook.language_models import BaseLanguageModel, in_worker, usage_metadata
-from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
+from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
 from spanhook.schema import (
@@ -130,9 +130,6 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
 
     def _prepare(self, input: Any) -> Messages:
         return to_messages(input, f"{type(self).__name__}")
-
-    def _start_args(self, prepared: Messages) -> tuple[Any, ...]:
-        return (serialized_for(self, kwargs=self._identifying_params()), [prepared])
 
     def _content_messages(self, prepared: Messages) -> list[dict[str, Any]]:
         return [input_message(m) for m in prepared]

@@ -93,14 +93,6 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
             f"{type(self).__name__} takes a prompt string or PromptValue, got {type(input).__name__}"
         )
 
-    def _start_args(self, prepared: str) -> tuple[Any, ...]:
-        return (self._serialized(), [prepared])
-
-    def _serialized(self) -> dict[str, Any]:
-        from spanhook.primitive import serialized_for
-
-        return serialized_for(self, kwargs=self._identifying_params())
-
     def _content_messages(self, prepared: str) -> list[dict[str, Any]]:
         return [text_message("user", prepared)]
 
