@@ -4,12 +4,9 @@ token usage and GenAI attributes on the span, sync and async request methods."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
-    Callable,
     Generator,
     Iterator,
     Mapping,
@@ -19,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow, to_async
+from spanhook.flow import CLOCK, Call, Flow, arun_flow, in_worker, run_flow, to_async
 from spanhook.model_streaming import (
     adrive_model,
     aopen_stream,
@@ -42,16 +39,6 @@ if TYPE_CHECKING:
 In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
 Chunk = TypeVar("Chunk")
 Out = TypeVar("Out")
-R = TypeVar("R")
-
-
-async def in_worker(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-    """``fn(*args, **kwargs)`` in a worker thread that carries the current context (and so
-    the current run): the default async twin of a model's sync hook."""
-    ctx = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(
-        None, lambda: ctx.run(fn, *args, **kwargs)
-    )
 
 
 class ModelOptions(PrimitiveOptions, total=False):

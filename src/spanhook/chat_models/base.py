@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
-from spanhook.language_models import BaseLanguageModel, in_worker, usage_metadata
+from spanhook.flow import in_worker
+from spanhook.language_models import BaseLanguageModel, usage_metadata
 from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run

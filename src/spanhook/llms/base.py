@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
-from spanhook.language_models import BaseLanguageModel, in_worker
+from spanhook.flow import in_worker
+from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
