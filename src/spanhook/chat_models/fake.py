@@ -38,9 +38,6 @@ class FakeListChatModel(SimpleChatModel):
         self.responses = self._cycle.responses
         self.sleep = sleep
 
-    def _next(self) -> str:
-        return self._cycle.next()
-
     def _call(
         self,
         messages: Messages,
@@ -50,7 +47,7 @@ class FakeListChatModel(SimpleChatModel):
     ) -> str:
         if self.sleep:
             time.sleep(self.sleep)
-        return self._next()
+        return self._cycle.next()
 
     def _stream(
         self,
@@ -71,7 +68,7 @@ class FakeListChatModel(SimpleChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         if self.sleep:
             await asyncio.sleep(self.sleep)
-        for ch in self._next():
+        for ch in self._cycle.next():
             yield ChatGenerationChunk(message=AIMessageChunk(content=ch))
 
 
