@@ -43,25 +43,28 @@ def test_in_worker_raises_the_calls_exception() -> None:
         asyncio.run(in_worker(boom))
 
 
+MAIN = threading.get_ident()
+
+
+def _reply(text: str, run_manager: Run | None) -> str:
+    """``text``, and whether it was made off the main thread, inside the model's run."""
+    run = spanhook.current_run()
+    assert run is not None and run is run_manager
+    return f"{text}:{threading.get_ident() != MAIN}"
+
+
 class _SyncOnlyLLM(LLM):
     def _call(
         self, prompt: str, stop: list[str] | None = None, run_manager: Run | None = None, **_: Any
     ) -> str:
-        run = spanhook.current_run()
-        assert run is not None and run is run_manager
-        return f"{prompt}:{threading.get_ident() != MAIN}"
+        return _reply(prompt, run_manager)
 
 
 class _SyncOnlyChat(SimpleChatModel):
     def _call(
         self, messages: Any, stop: list[str] | None = None, run_manager: Run | None = None, **_: Any
     ) -> str:
-        run = spanhook.current_run()
-        assert run is not None and run is run_manager
-        return f"{messages[0].content}:{threading.get_ident() != MAIN}"
-
-
-MAIN = threading.get_ident()
+        return _reply(messages[0].content, run_manager)
 
 
 @pytest.mark.parametrize("model", [_SyncOnlyLLM(), _SyncOnlyChat()], ids=["llm", "chat"])
