@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
+from spanhook.language_models import usage_metadata as usage_metadata
 from spanhook.primitive import PrimitiveOptions, check_options
 from spanhook.tracing import attributes as attr
 
@@ -161,38 +162,6 @@ def usage_dict(usage: Any) -> dict[str, int] | None:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
 
 
-def usage_metadata(usage: dict[str, int] | None) -> dict[str, int] | None:
-    """langchain-core's ``usage_metadata`` shape of a ``token_usage`` dict."""
-    if usage is None:
-        return None
-    return {
-        "input_tokens": usage["prompt_tokens"],
-        "output_tokens": usage["completion_tokens"],
-        "total_tokens": usage["total_tokens"],
-    }
-
-
-def request_params(
-    model: str,
-    temperature: float | None,
-    max_tokens: int | None,
-    model_kwargs: Mapping[str, Any],
-    stop: list[str] | None,
-    kwargs: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The request body's parameters besides the messages or prompt (``None`` left out)."""
-    params: dict[str, Any] = {"model": model}
-    if temperature is not None:
-        params["temperature"] = temperature
-    if max_tokens is not None:
-        params["max_tokens"] = max_tokens
-    params.update(model_kwargs)
-    if stop:
-        params["stop"] = stop
-    params.update(kwargs)
-    return params
-
-
 def check_sampling(where: str, temperature: float | None, max_tokens: int | None) -> None:
     if temperature is not None and (
         isinstance(temperature, bool)
@@ -281,9 +250,17 @@ class OpenAICompatible:
     def _request_body(
         self, stop: list[str] | None, kwargs: Mapping[str, Any], stream: bool
     ) -> dict[str, Any]:
-        body = request_params(
-            self.model_name, self.temperature, self.max_tokens, self.model_kwargs, stop, kwargs
-        )
+        """The request body besides the messages or prompt (unset sampling options left out;
+        the call's keyword arguments win over ``model_kwargs``)."""
+        body: dict[str, Any] = {"model": self.model_name}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        body.update(self.model_kwargs)
+        if stop:
+            body["stop"] = stop
+        body.update(kwargs)
         if stream:
             body["stream"] = True
             if self.stream_usage:

@@ -6,7 +6,8 @@ its exception thrown in). :func:`run_flow` performs the steps with plain calls,
 :func:`arun_flow` with awaits of the async twin of the same method (``invoke`` ->
 ``ainvoke``, ``on_text`` -> ``aon_text``, ``_generate_one`` -> ``_agenerate_one``). Every
 decision lives in the generator, so the sync and async paths cannot drift (the style of
-httpx's ``Auth.auth_flow``). :func:`to_async` drives a sync iterator from async code.
+httpx's ``Auth.auth_flow``). :func:`to_async` drives a sync iterator from async code,
+:func:`in_worker` a sync call.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 R = TypeVar("R")
@@ -96,6 +97,15 @@ async def arun_flow(flow: Flow[R]) -> R:
             result = await method(*step.args, **step.kwargs)
         except BaseException as e:
             error = e
+
+
+async def in_worker(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """``fn(*args, **kwargs)`` in a worker thread that carries the current context (and so
+    the current run): the async twin of a sync call that would block the event loop."""
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        None, lambda: ctx.run(fn, *args, **kwargs)
+    )
 
 
 def failing(error: Exception) -> Iterator[Any]:

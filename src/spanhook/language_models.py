@@ -4,8 +4,6 @@ token usage and GenAI attributes on the span, sync and async request methods."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from spanhook.flow import CLOCK, Call, Flow, arun_flow, run_flow, to_async
+from spanhook.flow import CLOCK, Call, Flow, arun_flow, in_worker, run_flow, to_async
 from spanhook.model_streaming import (
     adrive_model,
     aopen_stream,
@@ -27,7 +25,7 @@ from spanhook.model_streaming import (
     open_stream,
     stream_model,
 )
-from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch
+from spanhook.primitive import Primitive, PrimitiveOptions, arun_batch, run_batch, serialized_for
 from spanhook.runtime.run import Run, RunKind
 from spanhook.runtime.scope import Request
 from spanhook.runtime.start import start_run
@@ -41,8 +39,6 @@ if TYPE_CHECKING:
 In = TypeVar("In")  # what one model call consumes: a prompt string or a message list
 Chunk = TypeVar("Chunk")
 Out = TypeVar("Out")
-
-_NOT_STREAMING = object()
 
 
 class ModelOptions(PrimitiveOptions, total=False):
@@ -89,9 +85,6 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     def _prepare(self, input: Any) -> In:
         raise NotImplementedError
 
-    def _start_args(self, prepared: In) -> tuple[Any, ...]:
-        raise NotImplementedError
-
     def _generate_one(
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
@@ -100,10 +93,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
     async def _agenerate_one(
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._generate_one, prepared, stop, run, **kwargs)
-        )
+        return await in_worker(self._generate_one, prepared, stop, run, **kwargs)
 
     def _stream_one(
         self, prepared: In, stop: list[str] | None, run: Run, **kwargs: Any
@@ -177,7 +167,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             request,
             name=self.get_name(),
             span_name=f"{self._operation} {model}",
-            start_args=self._start_args(prepared),
+            start_args=(serialized_for(self, kwargs=self._identifying_params()), [prepared]),
             start_kwargs={
                 "invocation_params": params,
                 "options": {"stop": stop},
@@ -391,6 +381,17 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
         self, prepared: In, stop: list[str] | None, run: Run, kwargs: dict[str, Any]
     ) -> Iterator[Chunk]:
         raise NotImplementedError
+
+
+def usage_metadata(usage: Mapping[str, int] | None) -> dict[str, int] | None:
+    """langchain-core's ``usage_metadata`` shape of a ``token_usage`` dict."""
+    if usage is None:
+        return None
+    return {
+        "input_tokens": usage["prompt_tokens"],
+        "output_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
 
 
 def _output_messages(generations: list[Any]) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ subclass ``SimpleChatModel`` and implement ``_call(messages) -> str``) and optio
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
+import operator
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from functools import reduce
 from typing import Any
 
-from spanhook.language_models import BaseLanguageModel
-from spanhook.primitive import AsyncRunManager, call_hook, serialized_for
+from spanhook.flow import in_worker
+from spanhook.language_models import BaseLanguageModel, usage_metadata
+from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
 from spanhook.schema import (
@@ -100,11 +101,8 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        ctx = contextvars.copy_context()
         run = run_manager.get_sync() if run_manager is not None else None
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_generate, messages, stop, run, kwargs)
-        )
+        return await in_worker(self._invoke_generate, messages, stop, run, kwargs)
 
     def _stream(
         self,
@@ -133,9 +131,6 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
 
     def _prepare(self, input: Any) -> Messages:
         return to_messages(input, f"{type(self).__name__}")
-
-    def _start_args(self, prepared: Messages) -> tuple[Any, ...]:
-        return (serialized_for(self, kwargs=self._identifying_params()), [prepared])
 
     def _content_messages(self, prepared: Messages) -> list[dict[str, Any]]:
         return [input_message(m) for m in prepared]
@@ -200,9 +195,7 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         )
 
     def _result_from_chunks(self, chunks: list[ChatGenerationChunk]) -> LLMResult:
-        total = chunks[0]
-        for c in chunks[1:]:
-            total = total + c
+        total = reduce(operator.add, chunks)
         msg = total.message
         tool_calls = list(getattr(msg, "tool_calls", None) or [])
         if not tool_calls and getattr(msg, "tool_call_chunks", None):
@@ -271,11 +264,8 @@ class SimpleChatModel(BaseChatModel):
         usage = self._usage(messages, text)
         meta = None
         if usage:
-            meta = {
-                "input_tokens": usage["prompt_tokens"],
-                "output_tokens": usage["completion_tokens"],
-                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-            }
+            total = usage["prompt_tokens"] + usage["completion_tokens"]
+            meta = usage_metadata({**usage, "total_tokens": total})
         msg = AIMessage(content=text, usage_metadata=meta)
         return ChatResult(
             generations=[ChatGeneration(message=msg, generation_info={"finish_reason": "stop"})]

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import SpanKind
 
 from spanhook.chat_models.base import Messages, SimpleChatModel
-from spanhook.language_models import ModelOptions
+from spanhook.language_models import ModelOptions, usage_metadata
 from spanhook.llms.fake import ResponseCycle
-from spanhook.llms.offline import MODEL_NAME, count_tokens, respond, tokenize
+from spanhook.llms.offline import MODEL_NAME, answer, apaced, paced, token_usage, tokenize
 from spanhook.runtime.run import Run
 from spanhook.schema import AIMessageChunk, ChatGenerationChunk, get_buffer_string
 
@@ -38,9 +38,6 @@ class FakeListChatModel(SimpleChatModel):
         self.responses = self._cycle.responses
         self.sleep = sleep
 
-    def _next(self) -> str:
-        return self._cycle.next()
-
     def _call(
         self,
         messages: Messages,
@@ -50,7 +47,7 @@ class FakeListChatModel(SimpleChatModel):
     ) -> str:
         if self.sleep:
             time.sleep(self.sleep)
-        return self._next()
+        return self._cycle.next()
 
     def _stream(
         self,
@@ -71,7 +68,7 @@ class FakeListChatModel(SimpleChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         if self.sleep:
             await asyncio.sleep(self.sleep)
-        for ch in self._next():
+        for ch in self._cycle.next():
             yield ChatGenerationChunk(message=AIMessageChunk(content=ch))
 
 
@@ -94,17 +91,10 @@ class OfflineChatModel(SimpleChatModel):
         return {"model_name": self.model_name, "temperature": 0.0}
 
     def _text(self, messages: Messages, stop: list[str] | None) -> str:
-        text = respond(get_buffer_string(messages))
-        for s in stop or []:
-            if s in text:
-                text = text[: text.index(s)]
-        return text
+        return answer(get_buffer_string(messages), stop)
 
     def _usage(self, messages: Messages, text: str) -> dict[str, int]:
-        return {
-            "prompt_tokens": count_tokens(get_buffer_string(messages)),
-            "completion_tokens": count_tokens(text),
-        }
+        return token_usage(get_buffer_string(messages), text)
 
     def _call(
         self,
@@ -119,14 +109,9 @@ class OfflineChatModel(SimpleChatModel):
         text = self._text(messages, stop)
         chunks = [ChatGenerationChunk(message=AIMessageChunk(content=t)) for t in tokenize(text)]
         if chunks:
-            u = self._usage(messages, text)
             last = chunks[-1].message
             if isinstance(last, AIMessageChunk):
-                last.usage_metadata = {
-                    "input_tokens": u["prompt_tokens"],
-                    "output_tokens": u["completion_tokens"],
-                    "total_tokens": u["prompt_tokens"] + u["completion_tokens"],
-                }
+                last.usage_metadata = usage_metadata(self._usage(messages, text))
             chunks[-1].generation_info = {"finish_reason": "stop"}
         return chunks
 
@@ -137,10 +122,7 @@ class OfflineChatModel(SimpleChatModel):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for c in self._chunks(messages, stop):
-            if self.delay:
-                time.sleep(self.delay)
-            yield c
+        yield from paced(self._chunks(messages, stop), self.delay)
 
     async def _astream(
         self,
@@ -149,7 +131,5 @@ class OfflineChatModel(SimpleChatModel):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for c in self._chunks(messages, stop):
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            yield c
+        async for chunk in apaced(self._chunks(messages, stop), self.delay):
+            yield chunk

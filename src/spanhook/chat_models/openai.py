@@ -126,12 +126,8 @@ class ChatOpenAI(OpenAICompatible, BaseChatModel):
     def _result_from_chunks(self, chunks: list[ChatGenerationChunk]) -> LLMResult:
         result = super()._result_from_chunks(chunks)
         meta = result.generations[0][0].message.response_metadata  # type: ignore[attr-defined]
-        out = dict(result.llm_output or {})
-        if meta.get("model_name"):
-            out["model_name"] = meta["model_name"]
-        if meta.get("id"):
-            out["id"] = meta["id"]
-        result.llm_output = out
+        found = {key: meta[key] for key in ("model_name", "id") if meta.get(key)}
+        result.llm_output = {**(result.llm_output or {}), **found}
         return result
 
 

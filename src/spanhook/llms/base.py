@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import operator
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from functools import reduce
 from typing import Any
 
+from spanhook.flow import in_worker
 from spanhook.language_models import BaseLanguageModel
 from spanhook.primitive import AsyncRunManager, call_hook
 from spanhook.prompts.base import PromptValue
@@ -51,12 +53,8 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
-        ctx = contextvars.copy_context()
         run = run_manager.get_sync() if run_manager is not None else None
-        return await asyncio.get_running_loop().run_in_executor(
-            None,
-            lambda: ctx.run(self._invoke_call, prompt, stop, run, kwargs),
-        )
+        return await in_worker(self._invoke_call, prompt, stop, run, kwargs)
 
     def _stream(
         self,
@@ -96,32 +94,26 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
             f"{type(self).__name__} takes a prompt string or PromptValue, got {type(input).__name__}"
         )
 
-    def _start_args(self, prepared: str) -> tuple[Any, ...]:
-        return (self._serialized(), [prepared])
-
-    def _serialized(self) -> dict[str, Any]:
-        from spanhook.primitive import serialized_for
-
-        return serialized_for(self, kwargs=self._identifying_params())
-
     def _content_messages(self, prepared: str) -> list[dict[str, Any]]:
         return [text_message("user", prepared)]
 
-    def _result(self, prompt: str, text: str, info: dict[str, Any] | None = None) -> LLMResult:
+    def _result(self, prompt: str, text: str) -> LLMResult:
         usage = self._usage(prompt, text)
-        out: dict[str, Any] = {"model_name": self.get_model_name()}
         if usage:
-            usage = {
-                **usage,
-                "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-            }
+            total = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+            usage = {**usage, "total_tokens": total}
+        return self._llm_result(text, None, usage or None)
+
+    def _llm_result(
+        self, text: str, info: dict[str, Any] | None, usage: dict[str, Any] | None
+    ) -> LLMResult:
+        """One generation of ``text`` (``finish_reason`` "stop" unless ``info`` says more),
+        with ``token_usage`` in ``llm_output`` when ``usage`` is given."""
+        out: dict[str, Any] = {"model_name": self.get_model_name()}
+        if usage is not None:
             out["token_usage"] = usage
-        return LLMResult(
-            generations=[
-                [Generation(text=text, generation_info=info or {"finish_reason": "stop"})]
-            ],
-            llm_output=out,
-        )
+        gen = Generation(text=text, generation_info=info or {"finish_reason": "stop"})
+        return LLMResult(generations=[[gen]], llm_output=out)
 
     def _generate_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
@@ -164,21 +156,10 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         yield GenerationChunk(text=gen.text, generation_info=gen.generation_info)
 
     def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:
-        total = chunks[0]
-        for c in chunks[1:]:
-            total = total + c
-        text = total.text
-        usage_info = total.generation_info or {}
-        result = LLMResult(
-            generations=[
-                [Generation(text=text, generation_info=usage_info or {"finish_reason": "stop"})]
-            ],
-            llm_output={"model_name": self.get_model_name()},
-        )
-        usage = usage_info.get("token_usage")
-        if isinstance(usage, dict):
-            result.llm_output = {**(result.llm_output or {}), "token_usage": usage}
-        return result
+        total = reduce(operator.add, chunks)
+        info = total.generation_info or {}
+        usage = info.get("token_usage")
+        return self._llm_result(total.text, info, usage if isinstance(usage, dict) else None)
 
     def _batch_sizes(self, n: int, limit: int | None) -> list[int]:
         """An LLM's batch is a ``generate()`` over its prompts (in groups of

@@ -63,9 +63,6 @@ class FakeListLLM(LLM):
         self.responses = self._cycle.responses
         self.sleep = sleep
 
-    def _next(self) -> str:
-        return self._cycle.next()
-
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "responses": self.responses}
 
@@ -78,7 +75,7 @@ class FakeListLLM(LLM):
     ) -> str:
         if self.sleep:
             time.sleep(self.sleep)
-        return self._next()
+        return self._cycle.next()
 
     async def _acall(
         self,
@@ -89,7 +86,7 @@ class FakeListLLM(LLM):
     ) -> str:
         if self.sleep:
             await asyncio.sleep(self.sleep)
-        return self._next()
+        return self._cycle.next()
 
     def _stream(
         self,

@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import operator
 import re
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.trace import SpanKind
 
 from spanhook.language_models import ModelOptions
-from spanhook.llms.base import LLM
+from spanhook.llms.base import LLM, areporting, reporting
 from spanhook.primitive import AsyncRunManager
 from spanhook.runtime.run import Run
 from spanhook.schema import GenerationChunk
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+C = TypeVar("C")
 
 MODEL_NAME = "spanhook-offline-1"
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -154,6 +157,51 @@ def respond(prompt: str) -> str:
     return f"You said: {last}" if last else "Hello from spanhook's offline model."
 
 
+def answer(prompt: str, stop: list[str] | None) -> str:
+    """:func:`respond`'s answer, cut before the first stop sequence in it."""
+    text = respond(prompt)
+    for s in stop or []:
+        if s in text:
+            text = text[: text.index(s)]
+    return text
+
+
+def token_usage(prompt: str, text: str) -> dict[str, int]:
+    """The ``token_usage`` of answering ``prompt`` with ``text``."""
+    prompt_tokens, completion_tokens = count_tokens(prompt), count_tokens(text)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _check_fail(i: int, fail_after: int | None) -> None:
+    if fail_after is not None and i >= fail_after:
+        raise RuntimeError(f"offline model failed after {fail_after} tokens (fail_after)")
+
+
+def paced(chunks: Iterable[C], delay: float, fail_after: int | None = None) -> Iterator[C]:
+    """``chunks`` one by one, each ``delay`` seconds after the last; with ``fail_after``,
+    the stream fails in place of chunk number ``fail_after`` (counting from 0)."""
+    for i, chunk in enumerate(chunks):
+        _check_fail(i, fail_after)
+        if delay:
+            time.sleep(delay)
+        yield chunk
+
+
+async def apaced(
+    chunks: Iterable[C], delay: float, fail_after: int | None = None
+) -> AsyncIterator[C]:
+    """The async twin of :func:`paced`."""
+    for i, chunk in enumerate(chunks):
+        _check_fail(i, fail_after)
+        if delay:
+            await asyncio.sleep(delay)
+        yield chunk
+
+
 class OfflineLLM(LLM):
     """The built-in deterministic model (the default of the demo and the tests).
 
@@ -179,14 +227,7 @@ class OfflineLLM(LLM):
         return {"model_name": self.model_name, "temperature": 0.0}
 
     def _usage(self, prompt: str, text: str) -> dict[str, int]:
-        return {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(text)}
-
-    def _answer(self, prompt: str, stop: list[str] | None) -> str:
-        text = respond(prompt)
-        for s in stop or []:
-            if s in text:
-                text = text[: text.index(s)]
-        return text
+        return token_usage(prompt, text)
 
     def _call(
         self,
@@ -195,7 +236,7 @@ class OfflineLLM(LLM):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> str:
-        return self._answer(prompt, stop)
+        return answer(prompt, stop)
 
     async def _acall(
         self,
@@ -204,26 +245,17 @@ class OfflineLLM(LLM):
         run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> str:
-        return self._answer(prompt, stop)
+        return answer(prompt, stop)
 
     def _chunks(self, prompt: str, stop: list[str] | None) -> list[GenerationChunk]:
-        text = self._answer(prompt, stop)
-        tokens = tokenize(text)
-        chunks = [GenerationChunk(text=t) for t in tokens]
+        text = answer(prompt, stop)
+        chunks = [GenerationChunk(text=t) for t in tokenize(text)]
         if chunks:
             chunks[-1].generation_info = {
                 "finish_reason": "stop",
-                "token_usage": {
-                    "prompt_tokens": count_tokens(prompt),
-                    "completion_tokens": count_tokens(text),
-                    "total_tokens": count_tokens(prompt) + count_tokens(text),
-                },
+                "token_usage": token_usage(prompt, text),
             }
         return chunks
-
-    def _check_fail(self, i: int) -> None:
-        if self.fail_after is not None and i >= self.fail_after:
-            raise RuntimeError(f"offline model failed after {self.fail_after} tokens (fail_after)")
 
     def _stream(
         self,
@@ -232,15 +264,8 @@ class OfflineLLM(LLM):
         run_manager: Run | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        import time
-
-        for i, chunk in enumerate(self._chunks(prompt, stop)):
-            self._check_fail(i)
-            if self.delay:
-                time.sleep(self.delay)
-            if run_manager is not None:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        chunks = paced(self._chunks(prompt, stop), self.delay, self.fail_after)
+        yield from reporting(chunks, run_manager)
 
     async def _astream(
         self,
@@ -249,10 +274,6 @@ class OfflineLLM(LLM):
         run_manager: AsyncRunManager | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        for i, chunk in enumerate(self._chunks(prompt, stop)):
-            self._check_fail(i)
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        chunks = apaced(self._chunks(prompt, stop), self.delay, self.fail_after)
+        async for chunk in areporting(chunks, run_manager):
             yield chunk

@@ -5,7 +5,9 @@ official ``openai`` SDK (``pip install 'spanhook[openai]'``). The drop-in for th
 
 from __future__ import annotations
 
+import operator
 from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
@@ -94,16 +96,13 @@ class OpenAI(OpenAICompatible, LLM):
             yield chunk
 
     def _result_from_chunks(self, chunks: list[GenerationChunk]) -> LLMResult:
-        total = chunks[0]
-        for c in chunks[1:]:
-            total = total + c
+        total = reduce(operator.add, chunks)
         info = dict(total.generation_info or {})
-        out: dict[str, Any] = {"model_name": self.model_name}
-        for key in _RESPONSE_KEYS:
-            if key in info:
-                out[key] = info.pop(key)
+        response = {key: info.pop(key) for key in _RESPONSE_KEYS if key in info}
         gen = Generation(text=total.text, generation_info=info or {"finish_reason": "stop"})
-        return LLMResult(generations=[[gen]], llm_output=out)
+        return LLMResult(
+            generations=[[gen]], llm_output={"model_name": self.model_name, **response}
+        )
 
 
 def _completion_result(response: Any) -> LLMResult:
