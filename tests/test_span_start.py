@@ -152,3 +152,34 @@ def test_a_sampled_out_run_still_works() -> None:
     provider_with(exporter, sampler=ParentBased(TraceIdRatioBased(0.0)))
     assert Echo().invoke({"x": 1}) == {"x": 1, "y": 1}
     assert exporter.get_finished_spans() == ()
+
+
+def test_attributes_set_during_a_run_come_out_as_the_sdk_makes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exporter = InMemorySpanExporter()
+    tp = provider_with(exporter)
+    tracer = tp.get_tracer("t")
+    span = tracer.start_span("s")
+    spans.set_attributes(span, {"a": "x", "n": 2, "f": 0.5, "b": False, "l": ["p", "q"]})
+    spans.set_attributes(span, {"n": 3})
+    span.end()
+    spans.set_attributes(span, {"late": "x"})  # an ended span takes nothing more
+    attrs = dict(only_span(exporter).attributes or {})
+    assert attrs == {"a": "x", "n": 3, "f": 0.5, "b": False, "l": ("p", "q")}
+
+    # values that are not plain, and the limits, go the SDK's way
+    reset()
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    exporter = InMemorySpanExporter()
+    tracer = provider_with(exporter).get_tracer("t")
+    ours, sdk = tracer.start_span("ours"), tracer.start_span("sdk")
+    for batch in ({"a": "1", "b": "2"}, {"c": "3", "d": {"not": "plain"}}):
+        spans.set_attributes(ours, batch)
+        sdk.set_attributes(batch)
+    ours.end()
+    sdk.end()
+    limited = {s.name: s for s in exporter.get_finished_spans()}
+    assert dict(limited["ours"].attributes or {}) == dict(limited["sdk"].attributes or {})
+    assert len(limited["ours"].attributes or {}) == 2
+    assert limited["ours"].dropped_attributes == limited["sdk"].dropped_attributes == 2

@@ -66,7 +66,6 @@ def open_run(
     name: str,
     run_id: uuid.UUID,
     parent: Run | None,
-    *,
     span_name: str,
     span_kind: SpanKind,
     attributes: dict[str, Any],

@@ -31,11 +31,10 @@ _runs = TRACER.runs
 def wrap_set_config_context(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _set_config_context(config: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original(config, *args, **kwargs)
-        callbacks = config.get("callbacks") if config else None
-        parent_run_id = getattr(callbacks, "parent_run_id", None)
-        if parent_run_id is not None:
-            run = _runs.get(parent_run_id)
+        result = original(config, *args, **kwargs) if args or kwargs else original(config)
+        if config:
+            parent_run_id = getattr(config.get("callbacks"), "parent_run_id", None)
+            run = _runs.get(parent_run_id) if parent_run_id is not None else None
             if run is not None:  # we are in the body's own, freshly copied context
                 rt.attach_run(run)
         return result

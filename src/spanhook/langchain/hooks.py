@@ -48,6 +48,10 @@ def prepare_manager(manager: Any) -> None:
     handlers: list[Any] = manager.handlers
     inheritable: list[Any] = manager.inheritable_handlers
     scoped = rt.scoped_handlers()
+    if not scoped and not handlers and not inheritable:  # a root run with no callbacks
+        handlers.append(TRACER)
+        inheritable.append(TRACER)
+        return
     if (
         not scoped
         and len(handlers) == 1

@@ -115,20 +115,23 @@ class SpanhookTracer(BaseCallbackHandler):
             metadata = {k: v for k, v in metadata.items() if k not in _TRACING_KEYS}
         if tags:
             # positional tags langchain-core and LangGraph add to every step ("seq:step:2")
-            tags = [t for t in tags if not t.startswith(_STEP_TAGS)]
+            if len(tags) == 1:  # (bench_langchain app chain: a step's one tag, no list)
+                tags = None if tags[0].startswith(_STEP_TAGS) else tags
+            else:
+                tags = [t for t in tags if not t.startswith(_STEP_TAGS)]
         run = rt.open_run(
             kind,
             name,
             run_id,
             parent,
-            span_name=span_name,
-            span_kind=span_kind,
-            attributes=attributes,
-            tags=tags,
-            metadata=metadata,
-            own_processors=own,
-            inherited_processors=inherited,
-            verbose=verbose,
+            span_name,
+            span_kind,
+            attributes,
+            tags,
+            metadata,
+            own,
+            inherited,
+            verbose,
         )
         self.runs[run_id] = run
         slot = STREAM_SLOT.get()

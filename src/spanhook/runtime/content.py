@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry import trace
 
 from spanhook.events import SpanRecipe
+from spanhook.runtime import spans
 from spanhook.schema.outputs import LLMResult
 from spanhook.tracing import attributes as attr
 from spanhook.tracing import viewers
@@ -48,7 +49,7 @@ def record_content(span: trace.Span, key: str, value: Any, has_parent: bool) -> 
     if content_capture_enabled() and span.is_recording():
         recorded = content_attribute(span, key, value)
         if recorded is not None:
-            span.set_attributes(viewers.content_attributes(has_parent, key, recorded))
+            spans.set_attributes(span, viewers.content_attributes(has_parent, key, recorded))
 
 
 def span_attributes(

@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 from spanhook._state import STATE
 from spanhook.events import EVENTS, STANDARD
-from spanhook.runtime import content
+from spanhook.runtime import content, spans
 from spanhook.runtime.dispatch import adispatch, deliver_planned, dispatch, token_plan
 from spanhook.runtime.tokens import UNRESOLVED, TokenStream
 from spanhook.tracing import attributes as attr
@@ -188,7 +188,7 @@ class RunManager:
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.span.is_recording():
             limit = get_settings().max_content_length
-            self.span.set_attributes(attr.bounded_attributes(attributes, limit))
+            spans.set_attributes(self.span, attr.bounded_attributes(attributes, limit))
 
     def capturing(self) -> bool:
         """Whether content put on this run's span would be recorded (capture on, span

@@ -7,13 +7,14 @@ opentelemetry-api/sdk 1.45; ``benchmarks/bench_overhead.py`` measures what they 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from random import getrandbits
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import ReadableSpan, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -114,6 +115,34 @@ def start_span(
                     return span
         bounded._dict.update(attributes)
     return span
+
+
+def set_attributes(span: trace.Span, attributes: Mapping[str, Any]) -> None:
+    """``span.set_attributes(attributes)`` for values a run built clean (strings, numbers,
+    booleans, lists of strings): written straight into an SDK span's attribute map
+    (SDK-private ``_attributes``, ``_lock``, ``_end_time``) when no value limit applies and
+    they fit in the count limit; otherwise, or on an ended span, the SDK's own way."""
+    bounded = getattr(span, "_attributes", None)
+    if type(bounded) is BoundedAttributes and bounded.max_value_len is None:
+        clean = {}
+        for key, value in attributes.items():
+            kind = type(value)
+            if kind in _PLAIN:
+                clean[key] = value
+            elif kind is list and all(type(v) is str for v in value):
+                clean[key] = tuple(value)  # as the SDK stores a sequence
+            else:
+                break
+        else:
+            most = bounded.maxlen
+            with span._lock:  # type: ignore[attr-defined]
+                store = bounded._dict
+                if span._end_time is None and (  # type: ignore[attr-defined]
+                    most is None or len(store) + len(clean) <= most
+                ):
+                    store.update(clean)
+                    return
+    span.set_attributes(attributes)
 
 
 def _open_gate(tracer: trace.Tracer) -> tuple[Any, Any, Any, int]:
