@@ -45,6 +45,7 @@ STREAM_SLOT: contextvars.ContextVar[StreamSlot | None] = contextvars.ContextVar(
     "spanhook_langchain_stream_slot", default=None
 )
 _PENDING_LIMIT = 100_000
+_NO_ATTRIBUTES: dict[str, Any] = {}  # (never changed)
 _STEP_TAGS = ("seq:step:", "graph:step:", "langsmith:")
 #: Metadata langchain-core and LangGraph add for LangSmith's bookkeeping: the model's
 #: parameters (already gen_ai.* attributes), package versions, the integration's name.
@@ -158,7 +159,7 @@ class SpanhookTracer(BaseCallbackHandler):
             kind, span_name = "agent", f"invoke_agent {name}"
             attributes = {attr.GEN_AI_OPERATION_NAME: "invoke_agent", attr.GEN_AI_AGENT_NAME: name}
         else:
-            kind, span_name, attributes = "chain", name, {}
+            kind, span_name, attributes = "chain", name, _NO_ATTRIBUTES
         run = self._open(
             kind,
             name,
