@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from typing import Any
 
@@ -56,9 +56,9 @@ detach = otel_context.detach
 logger = logging.getLogger("spanhook.langchain")
 
 
-def scoped_handlers() -> tuple[Any, ...]:
-    """Handlers added to every run of this context (``get_usage_callback()`` and friends)."""
-    return SCOPED_HANDLERS.get()
+#: Handlers added to every run of this context (``get_usage_callback()`` and friends): the
+#: context variable's own getter, no Python call (every callback manager asks).
+scoped_handlers: Callable[[], tuple[Any, ...]] = SCOPED_HANDLERS.get
 
 
 def open_run(
