@@ -177,7 +177,7 @@ class BaseLanguageModel(Primitive, Generic[In, Chunk, Out]):
             span_kind=self.span_kind,
             attributes=attributes,
         )
-        run.error_kwargs["response"] = LLMResult(generations=[])
+        run.error_kwargs = {**run.error_kwargs, "response": LLMResult(generations=[])}
         if run.capturing():
             run.record_content(
                 attr.GEN_AI_INPUT_MESSAGES, attr.built_content(self._content_messages, prepared)

@@ -55,7 +55,7 @@ def _hooks(
 
     def fail(collected: list[Any]) -> None:
         partial = model._result_from_chunks(collected) if collected else LLMResult(generations=[])
-        run.error_kwargs["response"] = partial
+        run.error_kwargs = {**run.error_kwargs, "response": partial}
 
     return {
         "finish": finish,

@@ -91,7 +91,15 @@ def _wrap_configure(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _configure(*args: Any, **kwargs: Any) -> Any:
         manager = original(*args, **kwargs)
-        prepare_manager(manager)
+        handlers = manager.handlers
+        if not (  # a nested run's manager, already prepared: no call (bench_langchain)
+            len(handlers) == 1
+            and handlers[0] is TRACER
+            and len(inheritable := manager.inheritable_handlers) == 1
+            and inheritable[0] is TRACER
+            and not rt.scoped_handlers()
+        ):
+            prepare_manager(manager)
         return manager
 
     return _configure

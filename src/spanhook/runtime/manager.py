@@ -178,7 +178,7 @@ class RunManager:
         """What ``on_<kind>_end`` receives (positional arguments plus extra keywords)."""
         self._end_args = args  # type: ignore[misc]  # a slot of Run
         if extra:
-            self.end_kwargs.update(extra)
+            self.end_kwargs = {**self.end_kwargs, **extra}  # type: ignore[misc]  # a slot of Run
 
     @property
     def result(self) -> Any:

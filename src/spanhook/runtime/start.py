@@ -29,7 +29,8 @@ _MAX_NAME = attr.MAX_NAME_LENGTH
 _RUN_KIND, _RUN_ID, _SPAN_KIND = attr.RUN_KIND, attr.RUN_ID, viewers.SPAN_KIND
 _SPAN_KINDS = viewers.SPAN_KINDS
 _monotonic_ns = time.monotonic_ns
-_NO_KWARGS: dict[str, Any] = {}  # never changed: start_kwargs are replaced, not updated
+#: A run's empty start/end/error keywords, shared: they are replaced, never updated in place.
+_NO_KWARGS: dict[str, Any] = {}
 
 
 def start_run(
@@ -126,8 +127,7 @@ def new_run(
     run.inherited = inherited
     run.start_args = start_args
     run.start_kwargs = start_kwargs
-    run.end_kwargs = {}
-    run.error_kwargs = {}
+    run.end_kwargs = run.error_kwargs = _NO_KWARGS  # replaced, never updated in place
     run._end_args = (None,)
     run._state = _NEW
     run._token = None

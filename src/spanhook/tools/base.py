@@ -134,7 +134,7 @@ class Tool(Primitive):
             attributes=attributes,
         )
         run.record_content(attr.GEN_AI_TOOL_CALL_ARGUMENTS, tool_input)
-        run.error_kwargs["tool_call_id"] = tool_call_id
+        run.error_kwargs = {**run.error_kwargs, "tool_call_id": tool_call_id}
         if self._wants_run:
             kw["run_manager"] = run
         if self._wants_callbacks:
