@@ -9,11 +9,11 @@ the run's start and result) is made once, in shared steps; the twins only call o
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from spanhook.chains.streaming import astream_chain, stream_chain
+from spanhook.flow import in_worker
 from spanhook.primitive import (
     NamedTagging,
     Primitive,
@@ -76,10 +76,7 @@ class Chain(Primitive):
     async def _acall(
         self, inputs: dict[str, Any], run_manager: Run | None = None
     ) -> dict[str, Any]:
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ctx.run(self._invoke_call, inputs, run_manager)
-        )
+        return await in_worker(self._invoke_call, inputs, run_manager)
 
     def _stream_call(self, inputs: dict[str, Any], run: Run) -> Iterator[Any] | None:
         """Chunks of the output while the chain runs, or ``None`` (the default: the chain

@@ -44,21 +44,14 @@ def prepare_manager(manager: Any) -> None:
     """Put spanhook into a callback manager langchain-core just configured: OTel consumers
     become :class:`ConsumerHandler` entries (scoped by langchain-core's own rules), handlers
     scoped with spanhook (``get_usage_callback()``) join as inheritable ones, and the tracer
-    comes last, after the consumers that hand it their processors."""
+    comes last, after the consumers that hand it their processors. (A nested run's manager,
+    already prepared, is passed over by the ``_configure`` hook.)"""
     handlers: list[Any] = manager.handlers
     inheritable: list[Any] = manager.inheritable_handlers
     scoped = rt.scoped_handlers()
     if not scoped and not handlers and not inheritable:  # a root run with no callbacks
         handlers.append(TRACER)
         inheritable.append(TRACER)
-        return
-    if (
-        not scoped
-        and len(handlers) == 1
-        and handlers[0] is TRACER
-        and len(inheritable) == 1
-        and inheritable[0] is TRACER
-    ):  # a nested run's manager, already prepared (bench_langchain app chain)
         return
     for i, h in enumerate(handlers):
         kind = _kind(h)
