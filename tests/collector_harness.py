@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -87,12 +88,48 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- ports / waiting
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; a common default
+    elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+# Ports handed out by this process: never handed out twice, even before anything binds them.
+_HANDED_OUT: set[int] = set()
+_PORT_RANDOM = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that is free now and that the kernel will not give
+    to an outgoing connection.
+
+    A port from ``bind(0)`` comes from the ephemeral range, the same range every outgoing
+    connection's local port comes from: between picking it and a child process binding it
+    (or rebinding it after a restart), a connection from any process can take it, and the
+    child fails with "address already in use". Ports are therefore drawn from below that
+    range (10000 up to its start), at random, never twice in one process, and checked by
+    binding without ``SO_REUSEADDR`` (so a port still in TIME_WAIT is not taken either).
+    """
+    low, high = 10000, _EPHEMERAL[0]
+    if high - low < 1000:  # an unusual kernel setting: use the range above it instead
+        low, high = _EPHEMERAL[1] + 1, 65536
+    for _ in range(200):
+        port = _PORT_RANDOM.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    raise RuntimeError(f"no free 127.0.0.1 port in {low}..{high - 1} after 200 tries")
 
 
 def wait_for_port(
