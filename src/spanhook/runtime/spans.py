@@ -16,7 +16,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.sdk.trace import ReadableSpan, sampling
+from opentelemetry.sdk import version as sdk_version
+from opentelemetry.sdk.trace import ReadableSpan, _Span, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
@@ -77,8 +78,8 @@ class _NoProcessors:
 
 
 #: (tracer, its multi-processor, that one's processors tuple, max attributes or -1 when
-#: attributes must go the SDK's way)
-_gate: tuple[Any, Any, Any, int] = (None, _NoProcessors, None, -1)
+#: attributes must go the SDK's way, which parents the lean start serves: _ROOT | _CHILD)
+_gate: tuple[Any, Any, Any, int, int] = (None, _NoProcessors, None, -1, 0)
 
 
 def start_span(
@@ -105,7 +106,9 @@ def start_span(
         gate = _open_gate(tracer)
     if gate[3] < len(attributes):
         return tracer.start_span(name, ctx, kind, attributes)
-    span = tracer.start_span(name, ctx, kind)
+    span = _lean_start(tracer, name, ctx, kind, gate[4]) if gate[4] else None
+    if span is None:
+        span = tracer.start_span(name, ctx, kind)
     bounded = getattr(span, "_attributes", None)
     if bounded is not None:  # (a sampled-out span has none)
         if not plain:
@@ -145,7 +148,7 @@ def set_attributes(span: trace.Span, attributes: Mapping[str, Any]) -> None:
     span.set_attributes(attributes)
 
 
-def _open_gate(tracer: trace.Tracer) -> tuple[Any, Any, Any, int]:
+def _open_gate(tracer: trace.Tracer) -> tuple[Any, Any, Any, int, int]:
     global _gate
     multi = getattr(tracer, "span_processor", None)
     processors = getattr(multi, "_span_processors", None)
@@ -161,7 +164,8 @@ def _open_gate(tracer: trace.Tracer) -> tuple[Any, Any, Any, int]:
     ):
         most = limits.max_span_attributes
         limit = 1 << 30 if most is None else most
-    _gate = (tracer, multi if processors is not None else _NoProcessors, processors, limit)
+    lean = _lean_parents(getattr(tracer, "sampler", None)) if limit >= 0 and LEAN_SDK else 0
+    _gate = (tracer, multi if processors is not None else _NoProcessors, processors, limit, lean)
     return _gate
 
 
@@ -189,6 +193,84 @@ def _blind(sampler: object) -> bool:
 
 
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
+_RECORD_AND_SAMPLE = sampling.Decision.RECORD_AND_SAMPLE
+_SpanContext = trace.SpanContext
+
+#: SDK releases whose ``Tracer.start_span`` :func:`_lean_start` follows step for step (read
+#: side by side: 1.44 and 1.45 differ only in formatting; 1.43 and older differ in how
+#: they set the random-trace-id flag and count spans). Any other release: the SDK's own.
+LEAN_SDK = tuple(int(p) for p in sdk_version.__version__.split(".")[:2]) in {(1, 44), (1, 45)}
+_ROOT, _CHILD = 1, 2
+
+
+def _lean_parents(sampler: object) -> int:
+    """Which runs :func:`_lean_start` serves under ``sampler``: roots (``_ROOT``) when a
+    parentless span is always recorded and sampled, children of a local sampled span
+    (``_CHILD``) when they always are. The SDK's ``ParentBased`` (the default sampler) with
+    its default delegates serves both; ``ParentBasedTraceIdRatio`` serves children."""
+    if _always(sampler):
+        return _ROOT | _CHILD
+    if not isinstance(sampler, sampling.ParentBased) or type(sampler) not in (
+        sampling.ParentBased,
+        sampling.ParentBasedTraceIdRatio,
+    ):
+        return 0
+    root = _ROOT if _always(getattr(sampler, "_root", None)) else 0
+    return root | (_CHILD if _always(getattr(sampler, "_local_parent_sampled", None)) else 0)
+
+
+def _always(sampler: object) -> bool:
+    return (
+        type(sampler) is sampling.StaticSampler
+        and getattr(sampler, "_decision", None) is _RECORD_AND_SAMPLE
+    )
+
+
+def _lean_start(
+    tracer: Any, name: str, ctx: otel_context.Context, kind: trace.SpanKind, serves: int
+) -> trace.Span | None:
+    """The SDK's ``tracer.start_span(name, ctx, kind)`` for a span its sampler always
+    records and samples (``serves``, from :func:`_lean_parents`), in a third of the calls:
+    the same ids, flags, trace state, limits, processors and span metrics, without asking
+    the sampler (whose answer is known) or building its result. ``None`` for any other
+    span (a remote or unsampled parent, a disabled tracer): the caller asks the SDK."""
+    if not tracer._tracer_config.is_enabled:
+        return None
+    parent = ctx.get(SPAN_KEY)
+    parent_sc = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
+    ids = tracer.id_generator
+    if parent_sc is None or (type(parent_sc) is _SpanContext and not parent_sc.is_valid):
+        if not serves & _ROOT:
+            return None
+        parent_sc = None
+        trace_id = ids.generate_trace_id()
+        flags = _SAMPLED_RANDOM if ids.is_trace_id_random() else _SAMPLED
+        state = None
+    elif type(parent_sc) is _SpanContext and not parent_sc.is_remote and serves & _CHILD:
+        parent_flags = parent_sc.trace_flags
+        if not parent_flags.sampled:
+            return None
+        trace_id = parent_sc.trace_id
+        flags = _SAMPLED_RANDOM if parent_flags.random_trace_id else _SAMPLED
+        state = parent_sc.trace_state  # what the sampler would return
+    else:
+        return None
+    span = _Span(
+        name=name,
+        context=_SpanContext(trace_id, ids.generate_span_id(), False, flags, state),
+        parent=parent_sc,
+        sampler=tracer.sampler,
+        resource=tracer.resource,
+        span_processor=tracer.span_processor,
+        kind=kind,
+        instrumentation_info=tracer.instrumentation_info,
+        limits=tracer._span_limits,
+        instrumentation_scope=tracer._instrumentation_scope,
+        record_end_metrics=tracer._tracer_metrics.start_span(parent_sc, _RECORD_AND_SAMPLE),
+    )
+    span.start(None, ctx)
+    return span
 
 
 def light_span(ctx: otel_context.Context) -> trace.Span:
