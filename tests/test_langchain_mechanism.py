@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import pytest
@@ -305,3 +306,31 @@ def test_runnable_lambda_body_current_and_building_makes_no_span(
     lam.invoke(1)
     lam.batch([1, 2, 3])
     assert seen == ["RunnableLambda"] * 4
+
+
+BODY_MARK: ContextVar[str] = ContextVar("body_mark", default="unset")
+
+
+class MarkingModel(ScriptedToolChatModel):
+    """Sets a context variable of the application's inside its body, as some model
+    clients do (a request id, a retry budget)."""
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        BODY_MARK.set(getattr(trace.get_current_span(), "name", "no span"))
+        return super()._generate(*args, **kwargs)
+
+
+def test_a_model_body_runs_under_its_span_and_its_own_context_changes_stay_as_untraced(
+    memory_exporter: InMemorySpanExporter, model: ScriptedToolChatModel
+) -> None:
+    marking = MarkingModel(server_url=model.server_url)
+    spanhook.langchain.uninstrument()
+    marking.invoke("hi")
+    untraced = BODY_MARK.get()  # what langchain-core does alone: the body's change stays
+    BODY_MARK.set("unset")
+    spanhook.langchain.instrument()
+    with trace.get_tracer("app").start_as_current_span("caller") as caller:
+        marking.invoke("hi")
+        assert trace.get_current_span() is caller
+    assert untraced == "no span"
+    assert BODY_MARK.get() == "chat scripted-fake-1"  # set under the model's span, kept

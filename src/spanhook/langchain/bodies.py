@@ -6,8 +6,9 @@ own context.
   the parent run of the config's callback manager current *in that copy*, which is thrown
   away with the body: the caller's context is never touched, nothing is ever detached.
 - Chat-model and LLM bodies (``_generate_with_cache``, ``_generate_helper``) run in the
-  caller's context: the sync wrapper runs them in a copy that holds the model run; the async
-  one attaches and detaches around the awaited body in the same frame and task.
+  caller's context: the wrappers attach the model run around the (awaited) body and reset
+  it in the same frame, so whatever else the body sets in its context stays, as without
+  spanhook.
 - A sync stream (a model's ``stream``, a runnable's ``_transform_stream_with_config``) is
   driven step by step inside a context the stream owns; an async model stream attaches its
   run around each step only, never across a ``yield``. So an open, closed-early or abandoned
@@ -42,11 +43,6 @@ def wrap_set_config_context(original: Callable[..., Any]) -> Callable[..., Any]:
     return _set_config_context
 
 
-def _call_in(run: rt.Run, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    rt.attach_run(run)
-    return fn(*args, **kwargs)
-
-
 def wrap_generate(original: Callable[..., Any], manager_at: int, many: bool) -> Callable[..., Any]:
     """A model body taking its run manager (``run_manager=`` or ``run_managers=``, or
     positional argument ``manager_at``)."""
@@ -64,7 +60,11 @@ def wrap_generate(original: Callable[..., Any], manager_at: int, many: bool) -> 
         run = _runs.get(manager.run_id) if manager is not None else None
         if run is None:
             return original(self, *args, **kwargs)
-        return contextvars.copy_context().run(_call_in, run, original, (self, *args), kwargs)
+        token = rt.attach_run(run)  # a plain call: attached and reset in this frame
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            rt.reset(token)
 
     return body
 
