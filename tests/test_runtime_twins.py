@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from spanhook.chat_models import BaseChatModel
 from spanhook.llms import LLM
+from spanhook.schema import ChatResult
 from test_async import TWINS
 
 #: Attributes whose values legitimately differ between two runs (ids, timing).
@@ -88,3 +90,64 @@ def test_a_retry_records_its_attempt_and_error_in_both_twins(
     for r in retries:
         assert r["spanhook.retry.attempt"] == 1
         assert "ConnectionError" in str(r["spanhook.retry.error"])
+
+
+class NumberLLM(LLM):
+    """A custom model whose ``_call`` returns the wrong type."""
+
+    def _call(
+        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kw: Any
+    ) -> str:
+        return 42  # type: ignore[return-value]
+
+
+class AsyncNumberLLM(NumberLLM):
+    async def _acall(
+        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kw: Any
+    ) -> str:
+        return 42  # type: ignore[return-value]
+
+
+class DictChat(BaseChatModel):
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return {"text": "not a ChatResult"}  # type: ignore[return-value]
+
+
+class AsyncDictChat(DictChat):
+    async def _agenerate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return {"text": "not a ChatResult"}  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (NumberLLM(), "NumberLLM._call must return a str, got int"),
+        (AsyncNumberLLM(), "AsyncNumberLLM.{} must return a str, got int"),
+        (DictChat(), "DictChat._generate must return a ChatResult, got dict"),
+        (AsyncDictChat(), "AsyncDictChat.{} must return a ChatResult, got dict"),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str) else "",
+)
+def test_a_custom_model_returning_the_wrong_type_fails_its_run_the_same_way_in_both_twins(
+    model: Any, message: str, memory_exporter: InMemorySpanExporter
+) -> None:
+    """The check lives once: the sync and the async twin both end the run in error with a
+    message naming the hook the model implements."""
+    own_async = isinstance(model, (AsyncNumberLLM, AsyncDictChat))
+    sync_hook, async_hook = (
+        ("_call", "_acall") if isinstance(model, LLM) else ("_generate", "_agenerate")
+    )
+    with pytest.raises(TypeError) as sync_error:
+        model.invoke("hi")
+    with pytest.raises(TypeError) as async_error:
+        asyncio.run(model.ainvoke("hi"))
+    assert str(sync_error.value) == message.format(sync_hook)
+    assert str(async_error.value) == message.format(async_hook if own_async else sync_hook)
+    failed = memory_exporter.get_finished_spans()
+    assert len(failed) == 2
+    assert all(s.status.status_code.name == "ERROR" for s in failed)
+    assert {s.attributes["error.type"] for s in failed} == {"TypeError"}  # type: ignore[index]

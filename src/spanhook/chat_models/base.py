@@ -152,18 +152,23 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         result = self._invoke_generate(prepared, stop, run, kwargs)
-        if not isinstance(result, ChatResult):
-            raise TypeError(
-                f"{type(self).__name__}._generate must return a ChatResult, got {type(result).__name__}"
-            )
-        return self._to_llm_result(result)
+        return self._to_llm_result(self._checked(result, "_generate"))
 
     async def _agenerate_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         agenerate = self._agenerate
         result = await call_hook(agenerate, AsyncRunManager(run), prepared, stop=stop, **kwargs)
-        return self._to_llm_result(result)
+        hook = "_agenerate" if self._implements("_agenerate") else "_generate"
+        return self._to_llm_result(self._checked(result, hook))
+
+    def _checked(self, result: Any, hook: str) -> ChatResult:
+        """What the model's ``hook`` returned, if it is the ``ChatResult`` it must return."""
+        if not isinstance(result, ChatResult):
+            raise TypeError(
+                f"{type(self).__name__}.{hook} must return a ChatResult, got {type(result).__name__}"
+            )
+        return result
 
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(BaseChatModel, name)

@@ -119,17 +119,22 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         text = self._invoke_call(prepared, stop, run, kwargs)
-        if not isinstance(text, str):
-            raise TypeError(
-                f"{type(self).__name__}._call must return a str, got {type(text).__name__}"
-            )
-        return self._result(prepared, text)
+        return self._result(prepared, self._checked(text, "_call"))
 
     async def _agenerate_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         text = await call_hook(self._acall, AsyncRunManager(run), prepared, stop=stop, **kwargs)
-        return self._result(prepared, text)
+        hook = "_acall" if self._implements("_acall") else "_call"
+        return self._result(prepared, self._checked(text, hook))
+
+    def _checked(self, text: Any, hook: str) -> str:
+        """What the model's ``hook`` returned, if it is the text it must return."""
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{type(self).__name__}.{hook} must return a str, got {type(text).__name__}"
+            )
+        return text
 
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(LLM, name)
