@@ -182,4 +182,5 @@ def test_attributes_set_during_a_run_come_out_as_the_sdk_makes_them(
     limited = {s.name: s for s in exporter.get_finished_spans()}
     assert dict(limited["ours"].attributes or {}) == dict(limited["sdk"].attributes or {})
     assert len(limited["ours"].attributes or {}) == 2
-    assert limited["ours"].dropped_attributes == limited["sdk"].dropped_attributes == 2
+    # (SDK 1.45 keeps the mapping value and drops the oldest key for it; 1.44 rejects it)
+    assert limited["ours"].dropped_attributes == limited["sdk"].dropped_attributes >= 1
