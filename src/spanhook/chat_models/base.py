@@ -159,16 +159,18 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
     ) -> LLMResult:
         agenerate = self._agenerate
         result = await call_hook(agenerate, AsyncRunManager(run), prepared, stop=stop, **kwargs)
-        hook = "_agenerate" if self._implements("_agenerate") else "_generate"
-        return self._to_llm_result(self._checked(result, hook))
+        return self._to_llm_result(self._checked(result, "_agenerate"))
 
     def _checked(self, result: Any, hook: str) -> ChatResult:
-        """What the model's ``hook`` returned, if it is the ``ChatResult`` it must return."""
-        if not isinstance(result, ChatResult):
-            raise TypeError(
-                f"{type(self).__name__}.{hook} must return a ChatResult, got {type(result).__name__}"
-            )
-        return result
+        """What the model's ``hook`` returned, if it is the ``ChatResult`` it must return (the
+        async twin's default runs the sync hook: the message names the one implemented)."""
+        if isinstance(result, ChatResult):
+            return result
+        if hook == "_agenerate" and not self._implements(hook):
+            hook = "_generate"
+        raise TypeError(
+            f"{type(self).__name__}.{hook} must return a ChatResult, got {type(result).__name__}"
+        )
 
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(BaseChatModel, name)

@@ -125,16 +125,18 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         text = await call_hook(self._acall, AsyncRunManager(run), prepared, stop=stop, **kwargs)
-        hook = "_acall" if self._implements("_acall") else "_call"
-        return self._result(prepared, self._checked(text, hook))
+        return self._result(prepared, self._checked(text, "_acall"))
 
     def _checked(self, text: Any, hook: str) -> str:
-        """What the model's ``hook`` returned, if it is the text it must return."""
-        if not isinstance(text, str):
-            raise TypeError(
-                f"{type(self).__name__}.{hook} must return a str, got {type(text).__name__}"
-            )
-        return text
+        """What the model's ``hook`` returned, if it is the text it must return (the
+        async twin's default runs the sync hook: the message names the one implemented)."""
+        if isinstance(text, str):
+            return text
+        if hook == "_acall" and not self._implements(hook):
+            hook = "_call"
+        raise TypeError(
+            f"{type(self).__name__}.{hook} must return a str, got {type(text).__name__}"
+        )
 
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(LLM, name)
