@@ -66,6 +66,19 @@ def call_hook(fn: Callable[..., R], manager: Any, *args: Any, **kwargs: Any) -> 
     return fn(*args, **kwargs)
 
 
+def hook_result(
+    owner: Any, value: Any, kind: type[R], what: str, hook: str, default_runs: str = ""
+) -> R:
+    """``value``, what ``owner``'s user hook ``hook`` returned, if it is a ``kind``; else a
+    ``TypeError`` saying the hook must return ``what``. ``default_runs``: the hook the base
+    class's ``hook`` runs when ``owner`` does not implement ``hook`` (the error names it)."""
+    if isinstance(value, kind):
+        return value
+    if default_runs and not owner._implements(hook):
+        hook = default_runs
+    raise TypeError(f"{type(owner).__name__}.{hook} must return {what}, got {type(value).__name__}")
+
+
 def pick(options: Mapping[str, Any], typed: Any) -> dict[str, Any]:
     """The entries of ``options`` that the TypedDict ``typed`` declares."""
     keys = typed.__required_keys__ | typed.__optional_keys__

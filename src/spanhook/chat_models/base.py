@@ -15,7 +15,7 @@ from typing import Any
 
 from spanhook.flow import in_worker
 from spanhook.language_models import BaseLanguageModel, usage_metadata
-from spanhook.primitive import AsyncRunManager, call_hook
+from spanhook.primitive import AsyncRunManager, call_hook, hook_result
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
 from spanhook.schema import (
@@ -152,24 +152,17 @@ class BaseChatModel(BaseLanguageModel[Messages, ChatGenerationChunk, BaseMessage
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         result = self._invoke_generate(prepared, stop, run, kwargs)
-        return self._to_llm_result(self._checked(result, "_generate"))
+        return self._to_llm_result(
+            hook_result(self, result, ChatResult, "a ChatResult", "_generate")
+        )
 
     async def _agenerate_one(
         self, prepared: Messages, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         agenerate = self._agenerate
         result = await call_hook(agenerate, AsyncRunManager(run), prepared, stop=stop, **kwargs)
-        return self._to_llm_result(self._checked(result, "_agenerate"))
-
-    def _checked(self, result: Any, hook: str) -> ChatResult:
-        """What the model's ``hook`` returned, if it is the ``ChatResult`` it must return (the
-        async twin's default runs the sync hook: the message names the one implemented)."""
-        if isinstance(result, ChatResult):
-            return result
-        if hook == "_agenerate" and not self._implements(hook):
-            hook = "_generate"
-        raise TypeError(
-            f"{type(self).__name__}.{hook} must return a ChatResult, got {type(result).__name__}"
+        return self._to_llm_result(
+            hook_result(self, result, ChatResult, "a ChatResult", "_agenerate", "_generate")
         )
 
     def _implements(self, name: str) -> bool:

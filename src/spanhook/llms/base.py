@@ -11,7 +11,7 @@ from typing import Any
 
 from spanhook.flow import in_worker
 from spanhook.language_models import BaseLanguageModel
-from spanhook.primitive import AsyncRunManager, call_hook
+from spanhook.primitive import AsyncRunManager, call_hook, hook_result
 from spanhook.prompts.base import PromptValue
 from spanhook.runtime.run import Run
 from spanhook.runtime.scope import Request
@@ -119,24 +119,13 @@ class LLM(BaseLanguageModel[str, GenerationChunk, str]):
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         text = self._invoke_call(prepared, stop, run, kwargs)
-        return self._result(prepared, self._checked(text, "_call"))
+        return self._result(prepared, hook_result(self, text, str, "a str", "_call"))
 
     async def _agenerate_one(
         self, prepared: str, stop: list[str] | None, run: Run, **kwargs: Any
     ) -> LLMResult:
         text = await call_hook(self._acall, AsyncRunManager(run), prepared, stop=stop, **kwargs)
-        return self._result(prepared, self._checked(text, "_acall"))
-
-    def _checked(self, text: Any, hook: str) -> str:
-        """What the model's ``hook`` returned, if it is the text it must return (the
-        async twin's default runs the sync hook: the message names the one implemented)."""
-        if isinstance(text, str):
-            return text
-        if hook == "_acall" and not self._implements(hook):
-            hook = "_call"
-        raise TypeError(
-            f"{type(self).__name__}.{hook} must return a str, got {type(text).__name__}"
-        )
+        return self._result(prepared, hook_result(self, text, str, "a str", "_acall", "_call"))
 
     def _implements(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(LLM, name)
