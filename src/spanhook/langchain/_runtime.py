@@ -41,7 +41,6 @@ __all__ = [
     "is_classic_handler",
     "note_chunk",
     "open_run",
-    "reset",
     "run_context",
     "scoped_handlers",
     "streamed",
@@ -54,15 +53,6 @@ _run_span = start.run_span
 _get_current = spans.get_current  # (bench_langchain app chain)
 attach = spans.attach
 detach = otel_context.detach
-
-
-def reset(token: Token[otel_context.Context]) -> None:
-    """Undo :func:`attach_run` in the frame that attached (OTel's ``detach`` when the fast
-    reset cannot: it logs why)."""
-    try:
-        spans.reset(token)
-    except Exception:
-        detach(token)
 
 
 logger = logging.getLogger("spanhook.langchain")

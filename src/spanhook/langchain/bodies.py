@@ -60,11 +60,11 @@ def wrap_generate(original: Callable[..., Any], manager_at: int, many: bool) -> 
         run = _runs.get(manager.run_id) if manager is not None else None
         if run is None:
             return original(self, *args, **kwargs)
-        token = rt.attach_run(run)  # a plain call: attached and reset in this frame
+        token = rt.attach_run(run)  # a plain call: attached and detached in this frame
         try:
             return original(self, *args, **kwargs)
         finally:
-            rt.reset(token)
+            rt.detach(token)
 
     return body
 

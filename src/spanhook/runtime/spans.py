@@ -212,10 +212,7 @@ def _lean_parents(sampler: object) -> int:
     its default delegates serves both; ``ParentBasedTraceIdRatio`` serves children."""
     if _always(sampler):
         return _ROOT | _CHILD
-    if not isinstance(sampler, sampling.ParentBased) or type(sampler) not in (
-        sampling.ParentBased,
-        sampling.ParentBasedTraceIdRatio,
-    ):
+    if type(sampler) not in (sampling.ParentBased, sampling.ParentBasedTraceIdRatio):
         return 0
     root = _ROOT if _always(getattr(sampler, "_root", None)) else 0
     return root | (_CHILD if _always(getattr(sampler, "_local_parent_sampled", None)) else 0)
