@@ -244,3 +244,14 @@ def test_a_retry_is_logged_with_its_attempt_and_error_type(captured: Any) -> Non
     assert retry.getMessage().startswith("retrying after attempt 1")
     assert (retry.spanhook["attempt"], retry.error_type) == (1, "ConnectionError")  # type: ignore[attr-defined]
     assert retry.run_id == cap.records[0].run_id  # type: ignore[attr-defined]
+
+
+def test_a_tenacity_retry_state_is_logged_with_its_error_type() -> None:
+    import tenacity
+
+    from spanhook.callbacks.logger import retry_fields
+
+    state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+    assert retry_fields(state) == {"attempt": 1, "error_type": None}
+    state.set_exception((TimeoutError, TimeoutError("slow"), None))
+    assert retry_fields(state) == {"attempt": 1, "error_type": "TimeoutError"}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from spanhook.schema.agent import retry_error
 from spanhook.tracing import attributes as attr
 
 Role = Literal["start", "end", "error", "in_run"]
@@ -50,9 +51,10 @@ class EventSpec:
 
 def _retry_plain(args: tuple[Any, ...]) -> Mapping[str, Any]:
     state = args[0]
+    error = retry_error(state)
     return {
         "spanhook.retry.attempt": int(getattr(state, "attempt_number", 0)),
-        "spanhook.retry.error": attr.safe_repr(getattr(state, "outcome_error", None)),
+        "spanhook.retry.error": None if error is None else attr.safe_repr(error),
     }
 
 

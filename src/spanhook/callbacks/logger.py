@@ -29,6 +29,7 @@ from uuid import UUID
 
 from spanhook.callbacks.tracker import RunInfo, RunTracker
 from spanhook.callbacks.usage import usage_from_result
+from spanhook.schema.agent import retry_error
 from spanhook.tracing import attributes as attr
 
 _internal = logging.getLogger("spanhook.callbacks")
@@ -42,7 +43,7 @@ def render_error(error: BaseException) -> str:
 
 def retry_fields(retry_state: Any) -> dict[str, Any]:
     """The attempt number and the error type an ``on_retry`` event reports."""
-    error = getattr(retry_state, "outcome_error", None)
+    error = retry_error(retry_state)
     return {
         "attempt": int(getattr(retry_state, "attempt_number", 0)),
         "error_type": type(error).__qualname__ if error is not None else None,
