@@ -27,7 +27,7 @@ from openai_server import OpenAIServer, Text, ToolCall
 from spanhook.agents import calculator_tool
 from spanhook.chat_models import ChatOpenAI, FakeListChatModel
 from spanhook.llms import OfflineLLM
-from spanhook.schema import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from spanhook.schema import AIMessage, HumanMessage, SystemMessage, ToolMessage, genai
 from spanhook.tracing import attributes as attr
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -161,6 +161,45 @@ def test_text_completion_messages_follow_the_conventions(captured: InMemorySpanE
     assert outputs == [
         {"role": "assistant", "parts": [{"type": "text", "content": "4"}], "finish_reason": "stop"}
     ]
+
+
+def test_langchain_core_messages_follow_the_conventions(captured: InMemorySpanExporter) -> None:
+    """A langchain-core model under ``spanhook.langchain`` records the same shapes: roles of
+    the conventions, a tool round trip part by part, content blocks as parts."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel as LcChat
+    from langchain_core.messages import AIMessage as LcAI
+    from langchain_core.messages import HumanMessage as LcHuman
+    from langchain_core.messages import ToolMessage as LcTool
+
+    import spanhook.langchain
+
+    blocks: list[Any] = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
+    spanhook.langchain.instrument()
+    try:
+        LcChat(responses=["5"]).invoke(
+            [LcHuman(blocks), LcAI("", tool_calls=[CALL]), LcTool("5", tool_call_id="call_7")]
+        )
+    finally:
+        spanhook.langchain.uninstrument()
+    inputs, outputs = _messages(captured)
+    assert [m["role"] for m in inputs] == ["user", "assistant", "tool"]
+    assert inputs[0]["parts"] == [
+        {"type": "text", "content": "what is this?"},
+        blocks[1],
+    ]
+    assert inputs[1]["parts"] == [
+        {"type": "tool_call", "id": "call_7", "name": "calculator", "arguments": CALL["args"]}
+    ]
+    assert inputs[2]["parts"] == [{"type": "tool_call_response", "id": "call_7", "response": "5"}]
+    assert outputs == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "5"}], "finish_reason": "stop"}
+    ]
+    untyped = genai.input_message(LcHuman([{"no": "type"}]))  # a block naming no type is text
+    assert untyped["parts"] == [{"type": "text", "content": {"no": "type"}}]
+    jsonschema.validate([untyped], INPUT_SCHEMA)
 
 
 def test_the_schemas_reject_what_the_conventions_do_not_allow() -> None:

@@ -214,3 +214,76 @@ def test_websocket_handler_streams_a_langgraph_request(
     assert {m["run_id"] for m in messages if m["type"] == "start"} == {
         s.attributes["spanhook.run_id"] for s in traced.get_finished_spans() if s.name != "GET"
     }
+
+
+def _messages_of(exporter: InMemorySpanExporter, prefix: str) -> list[tuple[Any, Any]]:
+    import json
+
+    return [
+        (
+            json.loads(str(s.attributes["gen_ai.input.messages"])),
+            json.loads(str(s.attributes["gen_ai.output.messages"])),
+        )
+        for s in exporter.get_finished_spans()
+        if s.name.startswith(prefix) and s.attributes
+    ]
+
+
+def test_agent_messages_are_recorded_in_the_genai_shape(
+    traced: InMemorySpanExporter, model: ScriptedToolChatModel, tools: list[Any]
+) -> None:
+    with spanhook.capture_content(True):
+        _agent_request(model, tools)
+    (first_in, first_out), (second_in, second_out) = _messages_of(traced, "chat ")
+    call = {"type": "tool_call", "id": "call_1", "name": "fetch_data"}
+    call["arguments"] = {"item": "widgets"}  # type: ignore[assignment]
+    user = {"role": "user", "parts": [{"type": "text", "content": "widgets"}]}
+    assert first_in == [user]
+    assert first_out == [{"role": "assistant", "parts": [call], "finish_reason": "tool_call"}]
+    assert [m["role"] for m in second_in] == ["user", "assistant", "tool"]
+    assert second_in[1]["parts"] == [call]
+    (response,) = second_in[2]["parts"]
+    assert (response["type"], response["id"]) == ("tool_call_response", "call_1")
+    assert "stock" in str(response["response"])
+    assert second_out[0]["finish_reason"] == "stop"
+
+
+def test_messages_are_recorded_alike_for_native_and_langchain_core_models(
+    traced: InMemorySpanExporter,
+) -> None:
+    from langchain_core.language_models.fake import FakeListLLM as LcLLM
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel as LcChat
+    from langchain_core.messages import AIMessage as LcAI
+    from langchain_core.messages import HumanMessage as LcHuman
+    from langchain_core.messages import SystemMessage as LcSystem
+    from langchain_core.messages import ToolMessage as LcTool
+
+    from spanhook.chat_models import FakeListChatModel
+    from spanhook.llms import FakeListLLM
+    from spanhook.schema import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    call = {"name": "lookup", "args": {"q": "widgets"}, "id": "c1"}
+    native = [
+        SystemMessage(content="be brief"),
+        HumanMessage(content="widgets?"),
+        AIMessage(content="", tool_calls=[call]),
+        ToolMessage(content="12 in stock", tool_call_id="c1"),
+    ]
+    lc = [
+        LcSystem("be brief"),
+        LcHuman("widgets?"),
+        LcAI("", tool_calls=[call]),
+        LcTool("12 in stock", tool_call_id="c1"),
+    ]
+    with spanhook.capture_content(True):
+        LcChat(responses=["12"]).invoke(lc)
+        LcLLM(responses=["12"]).invoke("widgets?")
+        spanhook.langchain.uninstrument()
+        FakeListChatModel(responses=["12"]).invoke(native)
+        FakeListLLM(responses=["12"]).invoke("widgets?")
+    chats = _messages_of(traced, "chat ")
+    completions = _messages_of(traced, "text_completion ")
+    assert len(chats) == len(completions) == 2
+    assert chats[0] == chats[1]
+    assert completions[0] == completions[1]
+    assert [m["role"] for m in chats[0][0]] == ["system", "user", "assistant", "tool"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spanhook.schema import genai
 from spanhook.tracing import attributes as attr
 
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "repo_id")
@@ -118,12 +119,11 @@ def result_attributes(response: Any, streamed: bool) -> dict[str, Any]:
     response_model = llm_output.get("model_name") or llm_output.get("model")
     reasons: list[str] = []
     for g in gens:
-        info = getattr(g, "generation_info", None) or {}
+        reason = genai.finish_reason(g)
+        if reason:
+            reasons.append(reason)
         message = getattr(g, "message", None)
         meta = getattr(message, "response_metadata", None) or {}
-        reason = info.get("finish_reason") or meta.get("finish_reason") or meta.get("stop_reason")
-        if reason:
-            reasons.append(str(reason))
         usage_md = getattr(message, "usage_metadata", None)
         if usage_md and input_tokens is None:
             input_tokens = usage_md.get("input_tokens")
@@ -144,20 +144,12 @@ def result_attributes(response: Any, streamed: bool) -> dict[str, Any]:
 
 def output_messages(response: Any) -> list[dict[str, Any]]:
     generations = getattr(response, "generations", None) or []
-    return [
-        {"role": "assistant", "parts": [{"type": "text", "content": getattr(g, "text", "")}]}
-        for g in (generations[0] if generations else [])
-    ]
+    return [genai.output_message(g) for g in (generations[0] if generations else [])]
 
 
 def input_messages(messages: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for batch in messages or []:
-        for m in batch:
-            out.append(
-                {
-                    "role": str(getattr(m, "type", "user")),
-                    "parts": [{"type": "text", "content": getattr(m, "content", m)}],
-                }
-            )
-    return out
+    return [genai.input_message(m) for batch in messages or [] for m in batch]
+
+
+def prompt_messages(prompts: Any) -> list[dict[str, Any]]:
+    return [genai.text_message("user", p) for p in prompts or []]

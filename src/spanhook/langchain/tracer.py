@@ -231,7 +231,7 @@ class SpanhookTracer(BaseCallbackHandler):
             "llm", "text_completion", serialized, run_id, parent_run_id, tags, metadata, kwargs
         )
         if rt.content_capture_enabled():
-            run.record_content(attr.GEN_AI_INPUT_MESSAGES, prompts)
+            run.record_content(attr.GEN_AI_INPUT_MESSAGES, naming.prompt_messages(prompts))
 
     def on_tool_start(
         self,

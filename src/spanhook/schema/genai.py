@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from spanhook.schema.messages import BaseMessage
 from spanhook.schema.outputs import LLMResult
 from spanhook.tracing import attributes as attr
 
@@ -23,22 +22,52 @@ def text_message(role: str, text: str) -> dict[str, Any]:
     return {"role": role, "parts": [{"type": "text", "content": text}]}
 
 
-def input_message(message: BaseMessage) -> dict[str, Any]:
-    """One chat message as an input message of the conventions."""
-    role = _ROLES.get(message.type) or getattr(message, "role", None) or message.type
-    if message.type == "tool":
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    """A message's content as parts: a string is one text part; a list of content blocks
+    (langchain-core's multimodal and provider messages) gives a text part per text block,
+    keeps every other block that names its ``type`` as it is, and makes the rest text."""
+    if not isinstance(content, list):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append({"type": "text", "content": block})
+        elif isinstance(block, dict) and block.get("type") == "text" and "text" in block:
+            parts.append({"type": "text", "content": block["text"]})
+        elif isinstance(block, dict) and isinstance(block.get("type"), str):
+            parts.append(block)
+        else:
+            parts.append({"type": "text", "content": block})
+    return parts
+
+
+def input_message(message: Any) -> dict[str, Any]:
+    """One chat message (spanhook's or langchain-core's) as an input message."""
+    kind = getattr(message, "type", None)
+    role = _ROLES.get(kind) if isinstance(kind, str) else None
+    role = role or getattr(message, "role", None) or kind or "user"
+    content = getattr(message, "content", message)
+    if kind == "tool":
         call_id = getattr(message, "tool_call_id", None)
-        part = {"type": "tool_call_response", "id": call_id, "response": message.content}
+        part = {"type": "tool_call_response", "id": call_id, "response": content}
         return {"role": role, "parts": [part]}
     calls = getattr(message, "tool_calls", None) or []
-    parts: list[dict[str, Any]] = []
-    if message.content or not calls:
-        parts.append({"type": "text", "content": message.content})
+    parts = _content_parts(content) if content or not calls else []
     parts.extend(
         {"type": "tool_call", "id": c.get("id"), "name": c.get("name"), "arguments": c.get("args")}
         for c in calls
+        if isinstance(c, dict)
     )
     return {"role": role, "parts": parts}
+
+
+def finish_reason(generation: Any) -> str | None:
+    """The provider's finish reason of a generation: ``generation_info``, else the message's
+    ``response_metadata`` (``finish_reason``, or Anthropic's ``stop_reason``)."""
+    info = getattr(generation, "generation_info", None) or {}
+    meta = getattr(getattr(generation, "message", None), "response_metadata", None) or {}
+    reason = info.get("finish_reason") or meta.get("finish_reason") or meta.get("stop_reason")
+    return str(reason) if reason else None
 
 
 def output_message(generation: Any) -> dict[str, Any]:
@@ -46,11 +75,12 @@ def output_message(generation: Any) -> dict[str, Any]:
     message = getattr(generation, "message", None)
     out = (
         input_message(message)
-        if isinstance(message, BaseMessage)
-        else text_message("assistant", generation.text)
+        if message is not None
+        else text_message("assistant", getattr(generation, "text", ""))
     )
     out["role"] = "assistant"
-    reason = str((generation.generation_info or {}).get("finish_reason") or "stop")
+    calls = any(p.get("type") == "tool_call" for p in out["parts"])
+    reason = finish_reason(generation) or ("tool_calls" if calls else "stop")
     out["finish_reason"] = _FINISH_REASONS.get(reason, reason)
     return out
 
