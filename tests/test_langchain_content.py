@@ -287,3 +287,38 @@ def test_messages_are_recorded_alike_for_native_and_langchain_core_models(
     assert chats[0] == chats[1]
     assert completions[0] == completions[1]
     assert [m["role"] for m in chats[0][0]] == ["system", "user", "assistant", "tool"]
+
+
+def test_retriever_documents_are_recorded_as_for_a_native_retriever(
+    traced: InMemorySpanExporter,
+) -> None:
+    """A langchain-core retriever's span carries the document entries viewers read
+    (``retrieval.documents.N.document.*``), the same as a native retriever's."""
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document as LcDocument
+    from langchain_core.retrievers import BaseRetriever as LcRetriever
+
+    from spanhook.retrievers import InMemoryRetriever
+    from spanhook.schema import Document
+
+    meta = {"source": "stock.txt", "score": 0.75}
+
+    class Stock(LcRetriever):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[LcDocument]:
+            return [LcDocument(page_content="12 widgets", metadata=meta, id="d1")]
+
+    with spanhook.capture_content(True):
+        Stock().invoke("widgets")
+        spanhook.langchain.uninstrument()
+        InMemoryRetriever([Document(page_content="12 widgets", metadata=meta, id="d1")]).invoke(
+            "widgets"
+        )
+    lc, native = (
+        {k: v for k, v in (s.attributes or {}).items() if "run_id" not in k and k != "metadata"}
+        for s in traced.get_finished_spans()
+    )
+    assert lc.pop("spanhook.metadata.ls_retriever_name") == "stock"
+    assert lc == native
+    assert native["retrieval.documents.0.document.score"] == 0.75

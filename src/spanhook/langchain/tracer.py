@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from spanhook.langchain import _runtime as rt
 from spanhook.langchain import naming
 from spanhook.tracing import attributes as attr
+from spanhook.tracing.viewers import record_documents
 
 
 class StreamSlot:
@@ -365,9 +366,12 @@ class SpanhookTracer(BaseCallbackHandler):
 
     def on_retriever_end(self, documents: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         run = self.runs.get(run_id)
-        if run is not None:
-            run.set_attributes({"spanhook.retriever.documents": len(documents or [])})
-        self._end(run_id, attr.OUTPUT, [getattr(d, "page_content", d) for d in documents or []])
+        if run is not None:  # as a native retriever records them (viewers read the entries)
+            run.set_attributes(
+                {"spanhook.retriever.documents": attr.documents_content(documents)[0]}
+            )
+            record_documents(run, documents)
+        self._end(run_id, None, None)
 
     def on_retriever_error(self, error: BaseException, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         self._error(run_id, error)
