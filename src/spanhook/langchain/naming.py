@@ -117,6 +117,7 @@ def result_attributes(response: Any, streamed: bool) -> dict[str, Any]:
     input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
     output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
     response_model = llm_output.get("model_name") or llm_output.get("model")
+    response_id = llm_output.get("id")
     reasons: list[str] = []
     for g in gens:
         reason = genai.finish_reason(g)
@@ -130,6 +131,8 @@ def result_attributes(response: Any, streamed: bool) -> dict[str, Any]:
             output_tokens = usage_md.get("output_tokens")
         if not response_model:
             response_model = meta.get("model_name") or meta.get("model")
+        if not response_id:  # the provider's id (not the message id langchain-core makes up)
+            response_id = meta.get("id")
     attrs: dict[str, Any] = {attr.GEN_AI_REQUEST_STREAM: streamed}
     if isinstance(input_tokens, int):
         attrs[attr.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
@@ -137,6 +140,8 @@ def result_attributes(response: Any, streamed: bool) -> dict[str, Any]:
         attrs[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
     if isinstance(response_model, str) and response_model:
         attrs[attr.GEN_AI_RESPONSE_MODEL] = response_model
+    if isinstance(response_id, str) and response_id:
+        attrs[attr.GEN_AI_RESPONSE_ID] = response_id
     if reasons:
         attrs[attr.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     return attrs
