@@ -524,3 +524,39 @@ def test_a_retry_is_sent_with_its_attempt_and_error_type(server: CollectServer) 
         "run_id": msgs[0]["run_id"],
         "seq": 1,
     }
+
+
+def test_a_langgraph_interrupt_is_sent_as_a_stopped_run_not_an_error(
+    server: CollectServer,
+) -> None:
+    """``interrupt()`` pauses the graph: the node's run ends with its ``signal``, no error."""
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, StateGraph
+    from langgraph.types import interrupt
+
+    import spanhook.langchain
+
+    class State(TypedDict):
+        answer: str
+
+    def ask(state: State) -> dict[str, str]:
+        return {"answer": str(interrupt("approve?"))}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask)
+    graph.add_edge(START, "ask")
+    spanhook.langchain.instrument()
+    try:
+        app = graph.compile(checkpointer=InMemorySaver())
+        with sconnect(server.uri) as ws:
+            handler = WebSocketHandler(ws)
+            app.invoke({"answer": ""}, {"configurable": {"thread_id": "t"}, "callbacks": [handler]})
+            msgs = server.wait_done()
+    finally:
+        spanhook.langchain.uninstrument()
+    assert "error" not in [m["type"] for m in msgs]
+    (ask_end,) = [m for m in msgs if m["type"] == "end" and m["name"] == "ask"]
+    assert ask_end["signal"] == "GraphInterrupt"
+    assert msgs[-1]["type"] == "done" and msgs[-1]["ok"] is True

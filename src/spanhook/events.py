@@ -150,6 +150,47 @@ _SPECS: tuple[EventSpec, ...] = (
     ),
 )
 
+# -- LangGraph's control flow: raised through runs, not a failure --------------------------
+
+
+def _interrupts(error: BaseException) -> list[Any]:
+    first = error.args[0] if error.args else ()
+    return list(first) if isinstance(first, (list, tuple)) else []
+
+
+def _interrupt_ids(args: tuple[Any, ...]) -> Mapping[str, Any]:
+    ids = [str(i.id) for i in _interrupts(args[0]) if getattr(i, "id", None)]
+    return {"spanhook.graph.signal": type(args[0]).__name__, "spanhook.graph.interrupt.ids": ids}
+
+
+GRAPH_INTERRUPT = SpanRecipe(
+    "spanhook.graph.interrupt",
+    plain=_interrupt_ids,
+    content=lambda a: {
+        "spanhook.graph.interrupt.values": [getattr(i, "value", i) for i in _interrupts(a[0])]
+    },
+)
+GRAPH_BUBBLE_UP = SpanRecipe(
+    "spanhook.graph.bubble_up", plain=lambda a: {"spanhook.graph.signal": type(a[0]).__name__}
+)
+
+
+def graph_signal(error: BaseException) -> SpanRecipe | None:
+    """How a run records LangGraph's control flow, or ``None`` for a real error.
+
+    LangGraph raises ``GraphBubbleUp`` exceptions through the runs of a graph to pause it for
+    a human (``interrupt()``: ``GraphInterrupt``) or to hand a ``Command`` to the parent graph
+    (``ParentCommand``). A run they pass through did not fail: its span records the signal as
+    an event and keeps an unset status."""
+    for cls in type(error).__mro__:
+        if cls.__module__ == "langgraph.errors":
+            if cls.__name__ == "GraphInterrupt":
+                return GRAPH_INTERRUPT
+            if cls.__name__ == "GraphBubbleUp":
+                return GRAPH_BUBBLE_UP
+    return None
+
+
 #: Every event, by name.
 EVENTS: Mapping[str, EventSpec] = {s.name: s for s in _SPECS}
 #: The ``ignore_*`` flag that silences each event (``None``: no flag, as in langchain-core).

@@ -117,6 +117,9 @@ class ConsoleCallbackHandler(RunTracker):
             rec.node.ok, rec.node.error = False, f"{type(error).__name__}: {error}"
             tag, color, text = "error", "red", f"{title} run errored with error:"
             payload: Any = repr(error)
+        elif run.signal is not None:  # paused or redirected by LangGraph
+            tag, color, text = "end", "blue", f"Exiting {title} run stopped by:"
+            payload = run.signal
         else:
             if label == "llm":
                 usage = (getattr(output, "llm_output", None) or {}).get("token_usage") or {}

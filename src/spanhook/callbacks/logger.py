@@ -157,6 +157,11 @@ class RequestLoggerCallbackHandler(RunTracker):
 
     def run_ended(self, run: RunInfo, output: Any, kwargs: dict[str, Any]) -> None:
         record, label = self._finish(run, "end")
+        if run.signal is not None:  # paused or redirected by LangGraph: no output
+            record["signal"] = run.signal
+            took = f" after {record['duration_ms']:.1f} ms" if "duration_ms" in record else ""
+            self._emit(self.level, f"{label} stopped by {run.signal}{took}", record)
+            return
         key, value, extra = _END_CONTENT[run.kind](output)
         if run.kind in ("llm", "chat_model") and run.start_ns is not None:
             record["streamed_tokens"] = run.tokens

@@ -8,6 +8,10 @@ lock. The runtime passes each run to the tracker at its start, so the kind (``ag
 well as ``chain``), name and span ids are the run's own; a start event from elsewhere (a
 handler called directly, by langchain-core) falls back to what the event says.
 
+An error event carrying LangGraph's control flow (``interrupt()``'s ``GraphInterrupt``, a
+``ParentCommand``) is no failure: it reaches :meth:`RunTracker.run_ended` with output
+``None`` and :attr:`RunInfo.signal` set.
+
 Hooks are called outside the tracker's lock; a subclass may take ``self._lock`` for state
 of its own. Events inside a run (tokens, text, agent actions) stay ordinary handler methods;
 ``on_llm_new_token`` may call :meth:`RunTracker.count_token` to count a run's tokens.
@@ -23,7 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from spanhook.callbacks.base import BaseCallbackHandler
-from spanhook.events import EVENTS, LIFECYCLE_EVENTS, START_KINDS
+from spanhook.events import EVENTS, LIFECYCLE_EVENTS, START_KINDS, graph_signal
 from spanhook.runtime.dispatch import RUN_KWARG
 
 
@@ -50,6 +54,9 @@ class RunInfo:
     state: Any = field(default=None, repr=False)
     #: Streamed tokens counted by :meth:`RunTracker.count_token`.
     tokens: int = 0
+    #: The LangGraph control-flow signal the run ended with instead of an output
+    #: (``GraphInterrupt``: paused for a human; ``ParentCommand``), else ``None``.
+    signal: str | None = None
 
     @property
     def duration_ms(self) -> float | None:
@@ -170,7 +177,12 @@ def _lifecycle_method(event: str) -> Any:
     else:
 
         def error(self: RunTracker, error: BaseException, /, **kwargs: Any) -> None:
-            self.run_failed(self._untrack(event, kwargs), error, kwargs)
+            info = self._untrack(event, kwargs)
+            if graph_signal(error) is None:
+                self.run_failed(info, error, kwargs)
+            else:  # LangGraph's control flow passing through: the run did not fail
+                info.signal = type(error).__name__
+                self.run_ended(info, None, kwargs)
 
         method = error
     method.__name__ = method.__qualname__ = event

@@ -179,6 +179,8 @@ class WebSocketCallbackHandler(RunTracker, WebSocketTransport):
             extra["output"] = content if isinstance(content, str) else str(output)
         elif run.kind == "retriever":
             extra["documents"] = [getattr(d, "page_content", d) for d in output or []]
+        if run.signal is not None:  # paused or redirected by LangGraph: no output
+            extra = {"signal": run.signal}
         done = {"output": _render_output(output)} if run.state else {}
         self._finish(run, "end", extra, done)
 

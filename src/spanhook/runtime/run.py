@@ -25,7 +25,7 @@ from typing import Any, Literal
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from spanhook.events import KIND_EVENTS
+from spanhook.events import KIND_EVENTS, graph_signal
 from spanhook.runtime import content, spans
 from spanhook.runtime.dispatch import adispatch, dispatch
 from spanhook.runtime.manager import Delivery, RunManager
@@ -153,7 +153,11 @@ class Run(RunManager):
     def _error_status(self, error: BaseException) -> None:
         span = self.span
         if span.is_recording():
-            attr.record_error(span, error, get_settings().max_content_length)
+            signal = graph_signal(error)
+            if signal is not None:  # LangGraph's control flow: an event, no error status
+                content.record_event(span, signal, (error,))
+            else:
+                attr.record_error(span, error, get_settings().max_content_length)
 
     def _close(self) -> None:
         """End the span, hand it to scoped processors, detach the context (once)."""

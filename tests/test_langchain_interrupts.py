@@ -1,0 +1,160 @@
+"""LangGraph's control flow is not a failure. ``interrupt()`` pauses a graph for a human by
+raising ``GraphInterrupt`` through the node's run, and a subgraph node hands a ``Command`` to
+its parent graph by raising ``ParentCommand``; langchain-core reports both as run errors.
+spanhook records them as span events with an unset status, and its built-in handlers see a
+stopped run, not a failed one. A real error in the same graph is still an error."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from typing import Any, TypedDict
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+import spanhook
+from spanhook.callbacks import (
+    ConsoleCallbackHandler,
+    MonitorCallbackHandler,
+    RequestLoggerCallbackHandler,
+)
+
+pytest_plugins = ["lc_fixtures"]
+pytestmark = pytest.mark.usefixtures("stop_request_exporters")
+
+
+class State(TypedDict):
+    item: str
+    answer: str
+
+
+def _approval_graph(fail: bool = False) -> Any:
+    def ask(state: State) -> dict[str, str]:
+        if fail:
+            raise ValueError("approval service down")
+        approved = interrupt({"question": f"refund {state['item']}?"})
+        return {"answer": f"approved={approved}"}
+
+    def finish(state: State) -> dict[str, str]:
+        return {"answer": state["answer"] + "!"}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "ask")
+    graph.add_edge("ask", "finish")
+    graph.add_edge("finish", END)
+    return graph.compile(checkpointer=InMemorySaver())
+
+
+def _span(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == name]
+    return span
+
+
+def _statuses(exporter: InMemorySpanExporter) -> set[StatusCode]:
+    return {s.status.status_code for s in exporter.get_finished_spans()}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_interrupt_pauses_the_graph_without_an_error(
+    traced: InMemorySpanExporter, mode: str
+) -> None:
+    app = _approval_graph()
+    config: Any = {"configurable": {"thread_id": f"refund-{mode}"}}
+
+    def run(value: Any) -> Any:
+        if mode == "sync":
+            return app.invoke(value, config)
+        return asyncio.run(app.ainvoke(value, config))
+
+    with spanhook.capture_content(True):
+        paused = run({"item": "order 7", "answer": ""})
+    (pending,) = paused["__interrupt__"]
+    assert _statuses(traced) == {StatusCode.UNSET}
+    ask = _span(traced, "ask")
+    (event,) = ask.events
+    assert event.name == "spanhook.graph.interrupt"
+    assert (event.attributes or {})["spanhook.graph.signal"] == "GraphInterrupt"
+    assert (event.attributes or {})["spanhook.graph.interrupt.ids"] == (pending.id,)
+    values = json.loads(str((event.attributes or {})["spanhook.graph.interrupt.values"]))
+    assert values == [{"question": "refund order 7?"}]
+    assert "error.type" not in (ask.attributes or {})
+
+    traced.clear()
+    assert run(Command(resume="yes")) == {"item": "order 7", "answer": "approved=yes!"}
+    assert {s.name for s in traced.get_finished_spans()} == {
+        "ask",
+        "finish",
+        "invoke_agent LangGraph",
+    }
+    assert _statuses(traced) == {StatusCode.UNSET}
+
+
+def test_a_real_error_in_the_same_graph_is_still_an_error(traced: InMemorySpanExporter) -> None:
+    with pytest.raises(ValueError, match="approval service down"):
+        _approval_graph(fail=True).invoke(
+            {"item": "x", "answer": ""}, {"configurable": {"thread_id": "down"}}
+        )
+    ask = _span(traced, "ask")
+    assert ask.status.status_code == StatusCode.ERROR
+    assert (ask.attributes or {})["error.type"] == "ValueError"
+    assert [e.name for e in ask.events] == ["exception"]
+
+
+def test_a_command_to_the_parent_graph_is_not_an_error(traced: InMemorySpanExporter) -> None:
+    def escalate(state: State) -> Command[Any]:
+        return Command(graph=Command.PARENT, goto="human", update={"answer": "escalated"})
+
+    inner = StateGraph(State)
+    inner.add_node("escalate", escalate)
+    inner.add_edge(START, "escalate")
+
+    def human(state: State) -> dict[str, str]:
+        return {"answer": state["answer"] + " to a human"}
+
+    outer = StateGraph(State)
+    outer.add_node("triage", inner.compile())
+    outer.add_node("human", human)
+    outer.add_edge(START, "triage")
+    outer.add_edge("human", END)
+    out = outer.compile().invoke({"item": "x", "answer": ""})
+    assert out["answer"] == "escalated to a human"
+    assert _statuses(traced) == {StatusCode.UNSET}
+    signals = [
+        (e.name, (e.attributes or {})["spanhook.graph.signal"])
+        for s in traced.get_finished_spans()
+        for e in s.events
+    ]
+    assert signals and set(signals) == {("spanhook.graph.bubble_up", "ParentCommand")}
+
+
+def test_built_in_handlers_see_a_stopped_run_not_a_failure(
+    traced: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = MonitorCallbackHandler()
+    console_out = io.StringIO()
+    console = ConsoleCallbackHandler(stream=console_out, tree=False)
+    caplog.set_level(logging.INFO, logger="spanhook.requests")
+    handlers = [monitor, console, RequestLoggerCallbackHandler()]
+    _approval_graph().invoke(
+        {"item": "y", "answer": ""},
+        {"configurable": {"thread_id": "handlers"}, "callbacks": handlers},
+    )
+    records = {r.name: r for r in monitor.records()}
+    assert records["ask"].ok and records["ask"].error_type is None
+    assert all(r.ok for r in monitor.records())
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == []
+    stopped = [r for r in caplog.records if "stopped by GraphInterrupt" in r.getMessage()]
+    assert [r.spanhook["signal"] for r in stopped] == ["GraphInterrupt"]  # type: ignore[attr-defined]
+    printed = console_out.getvalue()
+    assert "stopped by" in printed and "GraphInterrupt" in printed
+    assert "errored" not in printed
