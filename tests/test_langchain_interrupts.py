@@ -158,3 +158,74 @@ def test_built_in_handlers_see_a_stopped_run_not_a_failure(
     printed = console_out.getvalue()
     assert "stopped by" in printed and "GraphInterrupt" in printed
     assert "errored" not in printed
+
+
+# -- the graph's lifecycle: paused, resumed, and linked ----------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_resumed_graph_links_to_the_run_it_resumes(
+    traced: InMemorySpanExporter, mode: str
+) -> None:
+    """An ``interrupt()`` and an ``interrupt_before`` breakpoint pause the graph; each
+    resumed run records where it resumed from and links to the paused run's span."""
+    from langgraph.callbacks import GraphCallbackHandler
+
+    class Mine(GraphCallbackHandler):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def on_interrupt(self, event: Any) -> None:
+            self.seen.append(f"interrupt:{event.status}")
+
+        def on_resume(self, event: Any) -> None:
+            self.seen.append(f"resume:{event.status}")
+
+    mine = Mine()
+    graph = _approval_graph().builder.compile(
+        checkpointer=InMemorySaver(), interrupt_before=["finish"]
+    )
+    config: Any = {"configurable": {"thread_id": f"links-{mode}"}, "callbacks": [mine]}
+    for value in ({"item": "z", "answer": ""}, Command(resume="ok"), None):
+        if mode == "sync":
+            graph.invoke(value, config)
+        else:
+            asyncio.run(graph.ainvoke(value, config))
+    roots = [s for s in traced.get_finished_spans() if s.name == "invoke_agent LangGraph"]
+    assert len(roots) == 3
+    events = [[(e.name, dict(e.attributes or {})) for e in r.events] for r in roots]
+    (paused1,), (resumed2, paused2), (resumed3,) = events
+    assert paused1[0] == paused2[0] == "spanhook.graph.paused"
+    assert (paused1[1]["spanhook.graph.status"], paused2[1]["spanhook.graph.status"]) == (
+        "pending",
+        "interrupt_before",
+    )
+    assert len(paused1[1]["spanhook.graph.interrupt.ids"]) == 1
+    assert resumed2[0] == resumed3[0] == "spanhook.graph.resumed"
+    assert resumed2[1]["spanhook.graph.checkpoint_id"] == paused1[1]["spanhook.graph.checkpoint_id"]
+    assert resumed3[1]["spanhook.graph.checkpoint_id"] == paused2[1]["spanhook.graph.checkpoint_id"]
+    assert [[link.context.span_id for link in r.links] for r in roots] == [
+        [],
+        [roots[0].context.span_id],
+        [roots[1].context.span_id],
+    ]
+    assert mine.seen == [
+        "interrupt:pending",
+        "resume:pending",
+        "interrupt:interrupt_before",
+        "resume:pending",
+    ]
+
+
+def test_paused_runs_are_bounded() -> None:
+    from opentelemetry.trace import SpanContext
+
+    from spanhook.langchain.graph_events import PausedRuns
+
+    paused = PausedRuns(limit=2)
+    spans = [SpanContext(1, i + 1, False) for i in range(3)]
+    for i, span in enumerate(spans):
+        paused.remember(((), f"cp-{i}"), span)
+    assert len(paused) == 2
+    assert paused.find(((), "cp-0")) is None
+    assert paused.find(((), "cp-2")) is spans[2]

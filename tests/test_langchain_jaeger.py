@@ -78,3 +78,61 @@ def test_agent_request_reaches_jaeger_as_one_trace(service: str) -> None:
     parent = spans[get["references"][0]["spanID"]]
     assert parent["operationName"] == "execute_tool fetch_data"
     assert len(by_op["chat scripted-fake-1"]) == 2
+
+
+@pytest.mark.collector
+def test_a_resumed_graph_links_to_the_paused_trace_in_jaeger(service: str) -> None:
+    """A graph paused by ``interrupt()`` and resumed later: two traces in Jaeger, the
+    resumed one's root referring to the paused one's root."""
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, StateGraph
+    from langgraph.types import Command, interrupt
+
+    class State(TypedDict):
+        answer: str
+
+    def ask(state: State) -> dict[str, str]:
+        return {"answer": str(interrupt("approve?"))}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask)
+    graph.add_edge(START, "ask")
+    app = graph.compile(checkpointer=InMemorySaver(), name="approval")
+    collector_bin = require_binary(collector_binary(), "collector")
+    jaeger_bin = require_binary(jaeger_binary(), "jaeger")
+    with (
+        run_jaeger(binary=jaeger_bin) as jaeger,
+        run_collector(jaeger_endpoint=jaeger.otlp_grpc_endpoint, binary=collector_bin) as col,
+    ):
+        exporter = OTLPSpanExporter(endpoint=col.grpc_endpoint, insecure=True)
+        config: Any = {"configurable": {"thread_id": "t"}, "callbacks": [exporter]}
+        app.invoke({"answer": ""}, config)
+        assert app.invoke(Command(resume="yes"), config) == {"answer": "yes"}
+        assert spanhook.force_flush(timeout=10)
+
+        def both() -> list[dict[str, Any]] | None:
+            traces = jaeger_traces(jaeger.query_port, service)
+            return (
+                traces if len(traces) == 2 and all(len(t["spans"]) == 2 for t in traces) else None
+            )
+
+        traces = wait_until(both, timeout=30, interval=0.25, message="two traces in Jaeger")
+    assert traces is not None
+    roots = {
+        t["traceID"]: next(s for s in t["spans"] if s["operationName"] == "invoke_agent approval")
+        for t in traces
+    }
+    linked = [
+        (trace_id, ref)
+        for trace_id, root in roots.items()
+        for ref in root["references"]
+        if ref["traceID"] != trace_id
+    ]
+    assert len(linked) == 1
+    resumed_trace, ref = linked[0]
+    paused_trace = next(t for t in roots if t != resumed_trace)
+    assert (ref["traceID"], ref["spanID"]) == (paused_trace, roots[paused_trace]["spanID"])
+    tags = {t["key"]: t["value"] for log in roots[resumed_trace]["logs"] for t in log["fields"]}
+    assert tags["event"] == "spanhook.graph.resumed"

@@ -17,6 +17,7 @@ from langchain_core.runnables import base as lc_base
 from langchain_core.runnables import config as lc_config
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langgraph._internal import _runnable as lg_runnable
+from langgraph.pregel import main as lg_main
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -48,6 +49,8 @@ HOOKED = [
     (llms.BaseLLM, "stream"),
     (llms.BaseLLM, "astream"),
     (lc_base.Runnable, "_transform_stream_with_config"),
+    (lg_main, "get_sync_graph_callback_manager_for_config"),
+    (lg_main, "get_async_graph_callback_manager_for_config"),
 ]
 _MISSING = object()
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanhook.langchain import _runtime as rt
-from spanhook.langchain import bodies
+from spanhook.langchain import bodies, graph_events
 from spanhook.langchain.consumers import ConsumerHandler, is_otel_consumer
 from spanhook.langchain.tracer import TRACER
 
@@ -203,6 +203,19 @@ def _targets() -> list[tuple[str, str, str, Callable[[Any], Any]]]:
             "_transform_stream_with_config",
             lambda f: bodies.wrap_stream(f, attach=False),
         ),
+        # LangGraph 1.2+: graph pauses and resumes (graph_events.py)
+        (
+            "langgraph.pregel.main",
+            "",
+            "get_sync_graph_callback_manager_for_config",
+            graph_events.wrap_manager_factory,
+        ),
+        (
+            "langgraph.pregel.main",
+            "",
+            "get_async_graph_callback_manager_for_config",
+            graph_events.wrap_manager_factory,
+        ),
     ]
 
 
@@ -217,6 +230,8 @@ def install() -> None:
             except ImportError:  # LangGraph is optional
                 continue
             owner = getattr(module, owner_name) if owner_name else module
+            if module_name.startswith("langgraph") and not hasattr(owner, attribute):
+                continue  # a LangGraph release without this API
             previous = owner.__dict__.get(attribute, _MISSING)
             original = getattr(owner, attribute)
             setattr(owner, attribute, factory(original))
