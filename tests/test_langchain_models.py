@@ -79,3 +79,39 @@ def test_no_response_id_is_made_up(traced: InMemorySpanExporter) -> None:
     """langchain-core gives every message an id of its own; that is not the provider's."""
     GenericFakeChatModel(messages=iter([AIMessage("plain")])).invoke("hello")
     assert attr.GEN_AI_RESPONSE_ID not in _attrs(traced)
+
+
+# -- one LLM span per model call, next to a provider instrumentation ---------------------
+
+
+def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked() -> None:
+    """A langchain-core chat model calling the openai SDK, with OpenLLMetry's instrumentation
+    of the SDK in the same app (its own process): each model call, sync, streamed and async,
+    is one LLM span, spanhook's; the app's direct SDK call is still traced; with
+    ``instrument(suppress_provider_spans=False)`` the provider's span is kept, nested under
+    the model run's."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from openai_server import OpenAIServer
+
+    app = Path(__file__).with_name("instrumented_lc_openai_app.py")
+    with OpenAIServer() as server:
+        out = subprocess.run(
+            [sys.executable, str(app), server.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert len(server.requests) == 5
+    phases = json.loads(out.stdout.strip().splitlines()[-1])
+    names = [s["name"] for s in phases["suppressed"]]
+    assert names.count("chat test-model") == 3
+    assert len(names) == 4 and names[-1] != "chat test-model"  # the direct call's own span
+    provider_span, run_span = phases["kept"]
+    assert run_span["name"] == "chat test-model" and provider_span["name"] != run_span["name"]
+    assert provider_span["parent"] == run_span["id"]

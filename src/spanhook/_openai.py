@@ -30,6 +30,7 @@ from opentelemetry import propagate
 
 from spanhook.language_models import usage_metadata as usage_metadata
 from spanhook.primitive import PrimitiveOptions, check_options
+from spanhook.runtime.spans import SUPPRESS_PROVIDER_SPANS_KEY
 from spanhook.tracing import attributes as attr
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -37,7 +38,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 T = TypeVar("T")
 
 #: The context key OpenLLMetry's LLM instrumentations check before making a span of their own.
-SUPPRESS_PROVIDER_SPANS_KEY = "suppress_language_model_instrumentation"
 
 
 def load_openai() -> Any:

@@ -31,10 +31,14 @@ __all__ = [
 ]
 
 
-def instrument(*, verbose: bool = False) -> None:
+def instrument(*, verbose: bool = False, suppress_provider_spans: bool = True) -> None:
     """Trace every langchain-core run in this process (idempotent). ``verbose=True`` prints
-    the span tree of each finished request (as langchain-core's ``set_verbose(True)`` does)."""
+    the span tree of each finished request (as langchain-core's ``set_verbose(True)`` does).
+    ``suppress_provider_spans``: inside a model run, an LLM provider instrumentation (such as
+    OpenLLMetry's for the openai SDK) makes no second LLM span; ``False`` keeps its span,
+    nested under the model run's."""
     TRACER.verbose = verbose
+    TRACER.suppress_provider_spans = suppress_provider_spans
     hooks.install()
 
 
@@ -42,6 +46,7 @@ def uninstrument() -> None:
     """Remove every hook :func:`instrument` installed; runs still open end normally."""
     hooks.uninstall()
     TRACER.verbose = False
+    TRACER.suppress_provider_spans = True
 
 
 def is_instrumented() -> bool:

@@ -23,7 +23,7 @@ from spanhook.runtime import spans, start
 from spanhook.runtime.dispatch import is_classic_handler
 from spanhook.runtime.run import _ACTIVE, _DONE, Run
 from spanhook.runtime.scope import ROOT, SCOPED_HANDLERS, Scope, _new_scope
-from spanhook.runtime.spans import RUN_KEY
+from spanhook.runtime.spans import RUN_KEY, SUPPRESS_PROVIDER_SPANS_KEY
 from spanhook.tracing.console import SpanTreePrinter
 from spanhook.tracing.consumers import classify, merge
 from spanhook.tracing.settings import content_capture_enabled
@@ -129,6 +129,11 @@ def attach_run(run: Run) -> Token[otel_context.Context]:
     """Make ``run``'s context current (``attach(run_context(run))`` in one call: every
     runnable body does it, bench_langchain)."""
     return attach(run._ctx)
+
+
+def suppress_provider_spans(run: Run) -> None:
+    """Inside ``run`` (a model run), LLM provider instrumentations make no span of their own."""
+    run._ctx = otel_context.set_value(SUPPRESS_PROVIDER_SPANS_KEY, True, run._ctx)
 
 
 def note_chunk(run: Run) -> None:

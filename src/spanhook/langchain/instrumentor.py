@@ -13,7 +13,8 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 
 
 class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """``LangChainInstrumentor().instrument(verbose=False)`` / ``.uninstrument()``."""
+    """``LangChainInstrumentor().instrument(verbose=False, suppress_provider_spans=True)`` /
+    ``.uninstrument()``."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("langchain-core >= 0.3",)
@@ -21,7 +22,10 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         from spanhook.langchain import instrument
 
-        instrument(verbose=bool(kwargs.get("verbose", False)))
+        instrument(
+            verbose=bool(kwargs.get("verbose", False)),
+            suppress_provider_spans=bool(kwargs.get("suppress_provider_spans", True)),
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from spanhook.langchain import uninstrument

@@ -64,6 +64,9 @@ _TRACING_KEYS = frozenset(
 )
 
 
+_MODEL_KINDS = frozenset(("llm", "chat_model"))
+
+
 class SpanhookTracer(BaseCallbackHandler):
     """One span per langchain-core run."""
 
@@ -78,6 +81,8 @@ class SpanhookTracer(BaseCallbackHandler):
         self.pending: dict[uuid.UUID, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         #: runs whose stream the consumer closed before its end
         self.closed_early: set[uuid.UUID] = set()
+        #: LLM provider instrumentations make no second span inside a model run
+        self.suppress_provider_spans = True
         #: print the span tree of every request
         self.verbose = False
 
@@ -135,6 +140,8 @@ class SpanhookTracer(BaseCallbackHandler):
             inherited,
             verbose,
         )
+        if kind in _MODEL_KINDS and self.suppress_provider_spans:
+            rt.suppress_provider_spans(run)
         self.runs[run_id] = run
         slot = STREAM_SLOT.get()
         if slot is not None and slot.run is None:

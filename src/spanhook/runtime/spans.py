@@ -26,6 +26,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 SPAN_KEY = trace.propagation._SPAN_KEY
 #: The context key of the current run.
 RUN_KEY = otel_context.create_key("spanhook.run")
+#: The context key LLM provider instrumentations (OpenLLMetry's) check to make no span of
+#: their own: set inside a model run, so a model call is one LLM span.
+SUPPRESS_PROVIDER_SPANS_KEY = "suppress_language_model_instrumentation"
 
 #: The contextvar behind OTel's default runtime context (``_RUNTIME_CONTEXT`` and its
 #: ``_current_context`` are OTel-private): with it a run reads, attaches and detaches its
