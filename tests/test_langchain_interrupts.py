@@ -229,3 +229,34 @@ def test_paused_runs_are_bounded() -> None:
     assert len(paused) == 2
     assert paused.find(((), "cp-0")) is None
     assert paused.find(((), "cp-2")) is spans[2]
+
+
+def test_a_native_run_an_interrupt_passes_through_is_not_failed(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
+    """A native spanhook tool that calls ``interrupt()`` inside a LangGraph node: its span
+    records the interrupt, unset; classic handlers get ``on_tool_error`` as langchain-core
+    would deliver it, run-tracking handlers a stopped run."""
+    from langgraph.errors import GraphInterrupt
+    from langgraph.types import Interrupt
+
+    from spanhook.testing import Recorder
+    from spanhook.tools import tool
+
+    @tool
+    def approve(item: str) -> str:
+        """Ask a human."""
+        raise GraphInterrupt([Interrupt(value=f"approve {item}?", id="i-1")])
+
+    monitor = MonitorCallbackHandler()
+    recorder = Recorder()
+    with pytest.raises(GraphInterrupt):
+        approve.invoke("refund", callbacks=[recorder, monitor])
+    (span,) = memory_exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.UNSET
+    assert [
+        (e.name, (e.attributes or {})["spanhook.graph.interrupt.ids"]) for e in span.events
+    ] == [("spanhook.graph.interrupt", ("i-1",))]
+    assert recorder.names() == ["on_tool_start", "on_tool_error"]
+    (record,) = monitor.records()
+    assert record.ok and record.error_type is None

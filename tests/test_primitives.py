@@ -367,3 +367,28 @@ def test_constructor_and_request_options_are_checked() -> None:
         ["req"],
         {"r": 1},
     )
+
+
+def test_tool_invoke_merges_config_and_request_keywords_as_every_primitive(
+    memory_exporter: InMemorySpanExporter,
+) -> None:
+    """``tool.invoke(x, config, callbacks=..., tags=...)``: both sets of callbacks and tags,
+    metadata merged, the explicit run name first (it was a TypeError before)."""
+
+    @tool
+    def echo(text: str) -> str:
+        """Echo."""
+        return text
+
+    in_config, explicit = Recorder("config"), Recorder("explicit")
+    config = {"callbacks": [in_config], "tags": ["a"], "metadata": {"k": 1}, "run_name": "cfg"}
+    out = echo.invoke(
+        "hi", config, callbacks=[explicit], tags=["b"], metadata={"j": 2}, run_name="mine"
+    )
+    assert out == "hi"
+    assert in_config.names() == explicit.names() == ["on_tool_start", "on_tool_end"]
+    (span,) = memory_exporter.get_finished_spans()
+    attrs = span.attributes or {}
+    assert in_config.of("on_tool_start")[0].kwargs["name"] == "mine"
+    assert attrs["spanhook.tags"] == ("a", "b")
+    assert (attrs["spanhook.metadata.k"], attrs["spanhook.metadata.j"]) == (1, 2)

@@ -208,20 +208,32 @@ class Tool(Primitive):
         return output
 
     @staticmethod
-    def _config_kwargs(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _config_kwargs(config: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``run`` arguments from ``config`` and the request's keyword arguments, merged as
+        every primitive merges them: callbacks and tags added, metadata updated, an explicit
+        ``run_name`` first."""
         cfg = config or {}
-        keys = ("callbacks", "tags", "metadata", "run_name")
-        return {k: cfg.get(k) for k in keys}
+        cb = [*(cfg.get("callbacks") or ()), *(kwargs.pop("callbacks", None) or ())]
+        tags = [*(cfg.get("tags") or ()), *(kwargs.pop("tags", None) or ())]
+        metadata = {**(cfg.get("metadata") or {}), **(kwargs.pop("metadata", None) or {})}
+        run_name = kwargs.pop("run_name", None) or cfg.get("run_name")
+        return {
+            "callbacks": cb or None,
+            "tags": tags or None,
+            "metadata": metadata or None,
+            "run_name": run_name,
+            **kwargs,
+        }
 
     def invoke(
         self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> Any:
-        return self.run(input, **self._config_kwargs(config), **kwargs)
+        return self.run(input, **self._config_kwargs(config, kwargs))
 
     async def ainvoke(
         self, input: str | Mapping[str, Any], config: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> Any:
-        return await self.arun(input, **self._config_kwargs(config), **kwargs)
+        return await self.arun(input, **self._config_kwargs(config, kwargs))
 
     def __call__(
         self, tool_input: str | Mapping[str, Any], callbacks: Sequence[Any] | None = None
