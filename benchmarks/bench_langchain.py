@@ -18,8 +18,14 @@ exactly.
 ``memory``: a fresh process per variant: RSS growth over 100k traced ``RunnableLambda`` runs
 (after a warm-up), and over 10k abandoned ``chain.stream`` requests (one chunk, dropped).
 
-Run: ``python benchmarks/bench_langchain.py overhead [--rounds R]`` and
-``python benchmarks/bench_langchain.py memory``.
+``instructions``: instructions per request under callgrind (valgrind), untraced and with
+spanhook, with ``PYTHONHASHSEED=0`` after a warm-up and ``gc.freeze()``: the difference
+between runs of 0 and ``--calls`` requests. Steadier than wall time on a shared machine (it
+still moves by about 2% from run to run).
+
+Run: ``python benchmarks/bench_langchain.py overhead [--rounds R]``,
+``python benchmarks/bench_langchain.py memory`` and
+``python benchmarks/bench_langchain.py instructions [--calls N]``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
@@ -271,6 +278,54 @@ def memory() -> None:
             )
 
 
+def instructions_child(variant: str, workload: str, calls: int) -> None:
+    """``calls`` requests after a warm-up and ``gc.freeze()`` (run under callgrind)."""
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(CountingExporter(), max_queue_size=65_536))
+    trace.set_tracer_provider(provider)
+    if variant == "spanhook":
+        import spanhook.langchain
+
+        spanhook.langchain.instrument()
+    lam, chain, _ = build_workloads()
+    fn = lam if workload == "lambda" else chain
+    for _ in range(200):
+        fn()
+    gc.collect()
+    gc.freeze()
+    for _ in range(calls):
+        fn()
+
+
+def _callgrind(variant: str, workload: str, calls: int) -> int:
+    out = subprocess.run(
+        [
+            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable),
+            *(__file__, "instructions-child", variant, workload, str(calls)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    ).stderr
+    return int(out.split("Collected : ")[1].split()[0])
+
+
+def instructions(calls: int) -> None:
+    """Instructions per request (callgrind): the difference between 0 and ``calls``."""
+    print(f"instructions per request (callgrind, PYTHONHASHSEED=0, {calls} calls)")
+    for workload in ("lambda", "chain"):
+        per = {}
+        for variant in ("untraced", "spanhook"):
+            base = _callgrind(variant, workload, 0)
+            per[variant] = (_callgrind(variant, workload, calls) - base) // calls
+        added = per["spanhook"] - per["untraced"]
+        print(
+            f"  {workload:7s} untraced {per['untraced']:>10,}  spanhook {per['spanhook']:>10,}"
+            f"  added {added:>9,}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -282,11 +337,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     c = sub.add_parser("memory-child")
     c.add_argument("variant")
     c.add_argument("what")
+    i = sub.add_parser("instructions")
+    i.add_argument("--calls", type=int, default=500)
+    ic = sub.add_parser("instructions-child")
+    ic.add_argument("variant")
+    ic.add_argument("workload")
+    ic.add_argument("calls", type=int)
     args = parser.parse_args(argv)
     if args.cmd == "overhead":
         overhead(args.rounds, args.lambda_calls, args.chain_calls)
     elif args.cmd == "memory":
         memory()
+    elif args.cmd == "instructions":
+        instructions(args.calls)
+    elif args.cmd == "instructions-child":
+        instructions_child(args.variant, args.workload, args.calls)
     else:
         memory_child(args.variant, args.what)
 

@@ -148,6 +148,30 @@ def test_agent_ainvoke_tree_and_http_call_in_tool_nested(
     assert seen_names("tool") == ["execute_tool fetch_data"]
 
 
+def test_agent_astream_events_yields_what_it_yields_untraced_with_the_same_tree(
+    traced: InMemorySpanExporter, model: ScriptedToolChatModel, tools: list[Any]
+) -> None:
+    """``astream_events`` (v2), the API streaming front-ends read: the same events as
+    untraced, one span per run in langchain-core's tree, each body under its run's span."""
+    agent = build_agent(model, tools)
+
+    async def events(config: Any) -> list[tuple[str, str]]:
+        request = {"messages": [("human", "widgets")]}
+        stream = agent.astream_events(request, config, version="v2")
+        return [(e["event"], e["name"]) async for e in stream]
+
+    spanhook.langchain.uninstrument()
+    untraced = asyncio.run(events({}))
+    spanhook.langchain.instrument()
+    SEEN.clear()
+    traced.clear()  # the untraced request's own httpx span
+    collector = RunCollectorCallbackHandler()
+    assert asyncio.run(events({"callbacks": [collector]})) == untraced
+    _check_agent_request(traced.get_finished_spans(), collector)
+    assert seen_names("tool") == ["execute_tool fetch_data"]
+    assert set(seen_names("chat_model_stream")) == {"chat scripted-fake-1"}
+
+
 def test_batch_threads_each_request_its_own_trace(
     traced: InMemorySpanExporter, model: ScriptedToolChatModel, tools: list[Any]
 ) -> None:
