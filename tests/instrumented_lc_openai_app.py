@@ -23,11 +23,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from opentelemetry import trace
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spanhook.langchain
+from instrumented_openai_app import rows
 
 
 class SDKChat(BaseChatModel):
@@ -81,17 +82,6 @@ class SDKChat(BaseChatModel):
             if part.choices and part.choices[0].delta.content:
                 chunk = AIMessageChunk(content=part.choices[0].delta.content)
                 yield ChatGenerationChunk(message=chunk)
-
-
-def rows(spans: tuple[ReadableSpan, ...]) -> list[dict[str, object]]:
-    return [
-        {
-            "name": s.name,
-            "id": s.context.span_id if s.context else None,
-            "parent": s.parent.span_id if s.parent else None,
-        }
-        for s in spans
-    ]
 
 
 def main(base_url: str) -> None:

@@ -9,6 +9,8 @@
 - ``fetch_data`` tool: an httpx GET to a local ``ThreadingHTTPServer`` on 127.0.0.1.
 - ``build_chain``: ``RunnableLambda | ChatPromptTemplate | model | StrOutputParser`` (5 runs).
 - ``build_agent``: ``langgraph.prebuilt.create_react_agent``.
+- ``build_approval_graph``: a ``StateGraph`` whose ``ask`` node pauses for a human with
+  ``interrupt()`` (its answer becomes ``approved=<answer>``), then ``finish`` adds "!".
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -231,3 +233,33 @@ def build_agent(model: BaseChatModel, tools: list[BaseTool], name: str = "invent
     with warnings.catch_warnings():  # moved to `langchain.agents`, still LangGraph's own
         warnings.simplefilter("ignore", DeprecationWarning)
         return create_react_agent(model, tools, name=name)
+
+
+class ApprovalState(TypedDict):
+    item: str
+    answer: str
+
+
+def build_approval_graph(name: str = "LangGraph", fail: bool = False, **compile: Any) -> Any:
+    """See the module docstring (``fail``: ``ask`` raises instead); compiled with an
+    in-memory checkpointer and ``compile``'s other options (``interrupt_before=...``)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    def ask(state: ApprovalState) -> dict[str, str]:
+        if fail:
+            raise ValueError("approval service down")
+        approved = interrupt({"question": f"refund {state['item']}?"})
+        return {"answer": f"approved={approved}"}
+
+    def finish(state: ApprovalState) -> dict[str, str]:
+        return {"answer": state["answer"] + "!"}
+
+    graph = StateGraph(ApprovalState)
+    graph.add_node("ask", ask)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "ask")
+    graph.add_edge("ask", "finish")
+    graph.add_edge("finish", END)
+    return graph.compile(checkpointer=InMemorySaver(), name=name, **compile)

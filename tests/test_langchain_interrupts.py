@@ -10,17 +10,18 @@ import asyncio
 import io
 import json
 import logging
-from typing import Any, TypedDict
+from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 import spanhook
+from lc_app import ApprovalState as State
+from lc_app import build_approval_graph
 from spanhook.callbacks import (
     ConsoleCallbackHandler,
     MonitorCallbackHandler,
@@ -31,28 +32,8 @@ pytest_plugins = ["lc_fixtures"]
 pytestmark = pytest.mark.usefixtures("stop_request_exporters")
 
 
-class State(TypedDict):
-    item: str
-    answer: str
-
-
-def _approval_graph(fail: bool = False) -> Any:
-    def ask(state: State) -> dict[str, str]:
-        if fail:
-            raise ValueError("approval service down")
-        approved = interrupt({"question": f"refund {state['item']}?"})
-        return {"answer": f"approved={approved}"}
-
-    def finish(state: State) -> dict[str, str]:
-        return {"answer": state["answer"] + "!"}
-
-    graph = StateGraph(State)
-    graph.add_node("ask", ask)
-    graph.add_node("finish", finish)
-    graph.add_edge(START, "ask")
-    graph.add_edge("ask", "finish")
-    graph.add_edge("finish", END)
-    return graph.compile(checkpointer=InMemorySaver())
+def _approval_graph(fail: bool = False, **compile: Any) -> Any:
+    return build_approval_graph(fail=fail, **compile)
 
 
 def _span(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
@@ -182,9 +163,7 @@ def test_a_resumed_graph_links_to_the_run_it_resumes(
             self.seen.append(f"resume:{event.status}")
 
     mine = Mine()
-    graph = _approval_graph().builder.compile(
-        checkpointer=InMemorySaver(), interrupt_before=["finish"]
-    )
+    graph = _approval_graph(interrupt_before=["finish"])
     config: Any = {"configurable": {"thread_id": f"links-{mode}"}, "callbacks": [mine]}
     for value in ({"item": "z", "answer": ""}, Command(resume="ok"), None):
         if mode == "sync":

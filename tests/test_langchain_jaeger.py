@@ -26,7 +26,13 @@ from collector_harness import (
     run_jaeger,
     wait_until,
 )
-from lc_app import LocalServer, ScriptedToolChatModel, build_agent, make_tools
+from lc_app import (
+    LocalServer,
+    ScriptedToolChatModel,
+    build_agent,
+    build_approval_graph,
+    make_tools,
+)
 
 
 @pytest.fixture
@@ -84,22 +90,9 @@ def test_agent_request_reaches_jaeger_as_one_trace(service: str) -> None:
 def test_a_resumed_graph_links_to_the_paused_trace_in_jaeger(service: str) -> None:
     """A graph paused by ``interrupt()`` and resumed later: two traces in Jaeger, the
     resumed one's root referring to the paused one's root."""
-    from typing import TypedDict
+    from langgraph.types import Command
 
-    from langgraph.checkpoint.memory import InMemorySaver
-    from langgraph.graph import START, StateGraph
-    from langgraph.types import Command, interrupt
-
-    class State(TypedDict):
-        answer: str
-
-    def ask(state: State) -> dict[str, str]:
-        return {"answer": str(interrupt("approve?"))}
-
-    graph = StateGraph(State)
-    graph.add_node("ask", ask)
-    graph.add_edge(START, "ask")
-    app = graph.compile(checkpointer=InMemorySaver(), name="approval")
+    app = build_approval_graph(name="approval")
     collector_bin = require_binary(collector_binary(), "collector")
     jaeger_bin = require_binary(jaeger_binary(), "jaeger")
     with (
@@ -108,15 +101,15 @@ def test_a_resumed_graph_links_to_the_paused_trace_in_jaeger(service: str) -> No
     ):
         exporter = OTLPSpanExporter(endpoint=col.grpc_endpoint, insecure=True)
         config: Any = {"configurable": {"thread_id": "t"}, "callbacks": [exporter]}
-        app.invoke({"answer": ""}, config)
-        assert app.invoke(Command(resume="yes"), config) == {"answer": "yes"}
+        app.invoke({"item": "order 7", "answer": ""}, config)
+        resumed = app.invoke(Command(resume="yes"), config)
+        assert resumed == {"item": "order 7", "answer": "approved=yes!"}
         assert spanhook.force_flush(timeout=10)
 
         def both() -> list[dict[str, Any]] | None:
             traces = jaeger_traces(jaeger.query_port, service)
-            return (
-                traces if len(traces) == 2 and all(len(t["spans"]) == 2 for t in traces) else None
-            )
+            sizes = sorted(len(t["spans"]) for t in traces)
+            return traces if sizes == [2, 3] else None  # root + ask; root + ask + finish
 
         traces = wait_until(both, timeout=30, interval=0.25, message="two traces in Jaeger")
     assert traces is not None

@@ -530,29 +530,16 @@ def test_a_langgraph_interrupt_is_sent_as_a_stopped_run_not_an_error(
     server: CollectServer,
 ) -> None:
     """``interrupt()`` pauses the graph: the node's run ends with its ``signal``, no error."""
-    from typing import TypedDict
-
-    from langgraph.checkpoint.memory import InMemorySaver
-    from langgraph.graph import START, StateGraph
-    from langgraph.types import interrupt
-
     import spanhook.langchain
+    from lc_app import build_approval_graph
 
-    class State(TypedDict):
-        answer: str
-
-    def ask(state: State) -> dict[str, str]:
-        return {"answer": str(interrupt("approve?"))}
-
-    graph = StateGraph(State)
-    graph.add_node("ask", ask)
-    graph.add_edge(START, "ask")
     spanhook.langchain.instrument()
     try:
-        app = graph.compile(checkpointer=InMemorySaver())
+        app = build_approval_graph()
         with sconnect(server.uri) as ws:
             handler = WebSocketHandler(ws)
-            app.invoke({"answer": ""}, {"configurable": {"thread_id": "t"}, "callbacks": [handler]})
+            config = {"configurable": {"thread_id": "t"}, "callbacks": [handler]}
+            app.invoke({"item": "x", "answer": ""}, config)
             msgs = server.wait_done()
     finally:
         spanhook.langchain.uninstrument()

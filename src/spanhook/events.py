@@ -212,3 +212,5 @@ KIND_EVENTS: Mapping[str, tuple[str, str, str]] = {k: _kind_events(k) for k in K
 START_KINDS: Mapping[str, str] = {s.name: s.kinds[0] for s in _SPECS if s.role == "start"}
 #: The start, end and error events (the ones run-tracking handlers turn into lifecycle hooks).
 LIFECYCLE_EVENTS = tuple(s.name for s in _SPECS if s.role != "in_run")
+#: The events inside a run (tokens, text, agent steps, retries, custom events).
+IN_RUN_EVENTS = tuple(s.name for s in _SPECS if s.role == "in_run")

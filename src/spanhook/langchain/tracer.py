@@ -20,6 +20,7 @@ from langchain_core.globals import get_verbose
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
 
+from spanhook.events import IN_RUN_EVENTS
 from spanhook.langchain import _runtime as rt
 from spanhook.langchain import naming
 from spanhook.tracing import attributes as attr
@@ -300,31 +301,6 @@ class SpanhookTracer(BaseCallbackHandler):
         if run is not None:
             rt.note_chunk(run)
 
-    def on_text(self, text: str, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.on_text(text)
-
-    def on_retry(self, retry_state: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.on_retry(retry_state)
-
-    def on_agent_action(self, action: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.on_agent_action(action)
-
-    def on_agent_finish(self, finish: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.on_agent_finish(finish)
-
-    def on_custom_event(self, name: str, data: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.on_custom_event(name, data)
-
     # -- end ------------------------------------------------------------------------------
     @staticmethod
     def _release_slot(run: rt.Run) -> None:
@@ -400,6 +376,24 @@ class SpanhookTracer(BaseCallbackHandler):
 
     def __repr__(self) -> str:
         return f"<SpanhookTracer open_runs={len(self.runs)}>"
+
+
+def _in_run_method(event: str) -> Any:
+    """An event inside a run (text, retry, agent step, custom event): recorded on the run's
+    span as the event table says, as for a native run."""
+
+    def method(self: SpanhookTracer, *args: Any, run_id: uuid.UUID, **kwargs: Any) -> None:
+        run = self.runs.get(run_id)
+        if run is not None:
+            getattr(run, event)(*args)
+
+    method.__name__ = method.__qualname__ = event
+    return method
+
+
+for _event in IN_RUN_EVENTS:
+    if _event != "on_llm_new_token":  # counted as a chunk (above)
+        setattr(SpanhookTracer, _event, _in_run_method(_event))
 
 
 #: The one tracer shared by every callback manager while spanhook.langchain is instrumented.
