@@ -115,3 +115,27 @@ def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked() -> No
     provider_span, run_span = phases["kept"]
     assert run_span["name"] == "chat test-model" and provider_span["name"] != run_span["name"]
     assert provider_span["parent"] == run_span["id"]
+
+
+# -- the model's name, from wherever a langchain-core model gives it -------------------
+
+
+@pytest.mark.parametrize(
+    ("serialized", "params", "metadata", "expected"),
+    [
+        (None, {"model_name": "second", "model": "first"}, None, "first"),
+        (None, {"model_id": "bedrock-x", "_type": "bedrock"}, None, "bedrock-x"),
+        (None, {"_type": "fake-list"}, {"ls_model_name": "from-ls"}, "from-ls"),
+        ({"kwargs": {"deployment_name": "azure-x"}}, {"_type": "azure"}, None, "azure-x"),
+        ({"name": "Named"}, {"_type": "custom-type"}, None, "custom-type"),
+        ({"id": ["langchain", "chat_models", "MyChat"]}, None, None, "MyChat"),
+        (None, None, None, "<unknown>"),
+    ],
+    ids=["params", "model-id", "ls-metadata", "serialized-kwargs", "type", "class", "nothing"],
+)
+def test_model_name_sources_in_order(
+    serialized: Any, params: Any, metadata: Any, expected: str
+) -> None:
+    from spanhook.langchain import naming
+
+    assert naming.model_name(serialized, params, metadata) == expected
