@@ -4,7 +4,9 @@ parallels, branches, fallbacks, retries, LLMs, retrievers, sync and async, batch
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import operator
+import time
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
@@ -13,6 +15,8 @@ from langchain_core.language_models import LLM
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnableParallel
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -114,3 +118,63 @@ def test_every_run_kind_one_span_in_langchains_tree(
     assert len({s.context.trace_id for s in run_spans(spans) if s.parent is None}) == len(
         [s for s in run_spans(spans) if s.parent is None]
     )
+
+
+# -- LangGraph map-reduce (module level: LangGraph reads the annotations) -------------
+
+
+class State(TypedDict):
+    items: list[str]
+    out: Annotated[list[str], operator.add]
+
+
+class Item(TypedDict):
+    item: str
+
+
+def fan_out(state: State) -> list[Send]:
+    return [Send("work", {"item": i}) for i in state["items"]]
+
+
+def work(task: Item) -> dict[str, list[str]]:
+    with trace.get_tracer("app").start_as_current_span(f"inner {task['item']}"):
+        time.sleep(0.01)
+    return {"out": [task["item"].upper()]}
+
+
+async def awork(task: Item) -> dict[str, list[str]]:
+    with trace.get_tracer("app").start_as_current_span(f"inner {task['item']}"):
+        await asyncio.sleep(0.01)
+    return {"out": [task["item"].upper()]}
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_langgraph_send_fan_out_each_task_under_its_own_node_span(
+    traced: InMemorySpanExporter, mode: str
+) -> None:
+    """Map-reduce with ``Send``: the tasks of one step run at once (threads for ``invoke``,
+    tasks for ``ainvoke``); a span the application opens in each task nests under that
+    task's own node span, in langchain-core's tree, one trace."""
+    graph = StateGraph(State)
+    graph.add_node("work", work if mode == "invoke" else awork)
+    graph.add_conditional_edges(START, fan_out, ["work"])
+    graph.add_edge("work", END)
+    app = graph.compile()
+    collector = RunCollectorCallbackHandler()
+    request: Any = {"items": ["a", "b", "c"], "out": []}
+    config: Any = {"callbacks": [collector]}
+    out = (
+        app.invoke(request, config)
+        if mode == "invoke"
+        else asyncio.run(app.ainvoke(request, config))
+    )
+    assert sorted(out["out"]) == ["A", "B", "C"]
+    spans = traced.get_finished_spans()
+    assert span_edges(spans) == collector_edges(collector)
+    assert len({s.context.trace_id for s in spans}) == 1
+    names = {s.context.span_id: s.name for s in spans}
+    inner_parent = {
+        s.name: s.parent.span_id for s in spans if s.name.startswith("inner") and s.parent
+    }
+    assert {names[p] for p in inner_parent.values()} == {"work"}
+    assert len(set(inner_parent.values())) == 3  # each task its own node span
