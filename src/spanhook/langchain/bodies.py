@@ -43,6 +43,18 @@ def wrap_set_config_context(original: Callable[..., Any]) -> Callable[..., Any]:
     return _set_config_context
 
 
+def _model_run(
+    args: tuple[Any, ...], kwargs: dict[str, Any], key: str, manager_at: int, many: bool
+) -> rt.Run | None:
+    """The run of a model body's run manager (``key=`` or positional ``manager_at``)."""
+    manager = (
+        kwargs.get(key) if key in kwargs else (args[manager_at] if len(args) > manager_at else None)
+    )
+    if many and manager:
+        manager = manager[0]
+    return _runs.get(manager.run_id) if manager is not None else None
+
+
 def wrap_generate(original: Callable[..., Any], manager_at: int, many: bool) -> Callable[..., Any]:
     """A model body taking its run manager (``run_manager=`` or ``run_managers=``, or
     positional argument ``manager_at``)."""
@@ -50,14 +62,7 @@ def wrap_generate(original: Callable[..., Any], manager_at: int, many: bool) -> 
 
     @functools.wraps(original)
     def body(self: Any, *args: Any, **kwargs: Any) -> Any:
-        manager = (
-            kwargs.get(key)
-            if key in kwargs
-            else (args[manager_at] if len(args) > manager_at else None)
-        )
-        if many and manager:
-            manager = manager[0]
-        run = _runs.get(manager.run_id) if manager is not None else None
+        run = _model_run(args, kwargs, key, manager_at, many)
         if run is None:
             return original(self, *args, **kwargs)
         token = rt.attach_run(run)  # a plain call: attached and detached in this frame
@@ -74,14 +79,7 @@ def wrap_agenerate(original: Callable[..., Any], manager_at: int, many: bool) ->
 
     @functools.wraps(original)
     async def body(self: Any, *args: Any, **kwargs: Any) -> Any:
-        manager = (
-            kwargs.get(key)
-            if key in kwargs
-            else (args[manager_at] if len(args) > manager_at else None)
-        )
-        if many and manager:
-            manager = manager[0]
-        run = _runs.get(manager.run_id) if manager is not None else None
+        run = _model_run(args, kwargs, key, manager_at, many)
         if run is None:
             return await original(self, *args, **kwargs)
         token = rt.attach_run(run)
