@@ -196,6 +196,19 @@ def test_a_resumed_graph_links_to_the_run_it_resumes(
     ]
 
 
+def test_the_paused_runs_are_process_state_cleared_by_the_public_reset(
+    traced: InMemorySpanExporter,
+) -> None:
+    import spanhook.testing
+    from spanhook.langchain.graph_events import PAUSED
+
+    before = len(PAUSED)
+    _approval_graph().invoke({"item": "z", "answer": ""}, {"configurable": {"thread_id": "r"}})
+    assert len(PAUSED) == before + 1
+    spanhook.testing.reset()
+    assert len(PAUSED) == 0
+
+
 def test_paused_runs_are_bounded() -> None:
     from opentelemetry.trace import SpanContext
 

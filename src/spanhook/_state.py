@@ -2,8 +2,8 @@
 
 Module code reads and writes the fields of :data:`STATE`: settings, the private provider and
 cached tracer, memo caches (per class, per function, per name), the processors made for
-exporters passed as callbacks, the handlers' mailboxes and the loop that runs async handlers
-for sync runs. Tests and users' test suites call ``spanhook.testing.reset()``, which calls
+exporters passed as callbacks, the handlers' mailboxes, the loop that runs async handlers
+for sync runs, and the paused LangGraph runs a resumed run links to. Tests and users' test suites call ``spanhook.testing.reset()``, which calls
 :func:`reset`.
 
 Kept elsewhere, each with its own reset: export counters and live export processors
@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import SpanContext
     from opentelemetry.util.types import AttributeValue
 
     from spanhook.runtime.workers import SerialWorker
@@ -64,6 +66,9 @@ class State:
         self.workers_by_id: dict[int, SerialWorker] = {}
         #: The loop (one daemon thread) that runs async handlers' coroutines for sync runs.
         self.handler_loop: asyncio.AbstractEventLoop | None = None
+        #: The span of each paused LangGraph run, by (checkpoint namespace, checkpoint id),
+        #: for the run that resumes it to link to (``langchain/graph_events.py``, bounded).
+        self.paused_graphs: OrderedDict[tuple[tuple[str, ...], str], SpanContext] = OrderedDict()
 
     def forget_tracer(self) -> None:
         """Forget the cached tracer and recording decision (the global provider changed)."""
@@ -77,7 +82,7 @@ STATE = State()
 
 def reset() -> None:
     """Forget the settings, the private provider, the cached tracer, every memo, the
-    exporters' processors and the handlers' mailboxes.
+    exporters' processors, the handlers' mailboxes and the paused LangGraph runs.
 
     Mailboxes still holding work are drained all the same (the pool keeps them until they
     are empty); the next event gets a fresh one. The handler loop is kept: it holds no
@@ -96,3 +101,4 @@ def reset() -> None:
     STATE.exporter_processors.clear()
     STATE.workers.clear()
     STATE.workers_by_id.clear()
+    STATE.paused_graphs.clear()

@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanContext
 
+from spanhook._state import STATE
 from spanhook.langchain.tracer import TRACER
 
 #: Paused graph runs kept for a resume to link to (the oldest are forgotten first).
@@ -28,11 +29,17 @@ PAUSED_LIMIT = 10_000
 
 
 class PausedRuns:
-    """The span of each paused graph run, by (checkpoint namespace, checkpoint id)."""
+    """The span of each paused graph run, by (checkpoint namespace, checkpoint id), kept in
+    ``spans`` (the process's: ``_state.STATE.paused_graphs``, cleared by
+    ``spanhook.testing.reset()``)."""
 
-    def __init__(self, limit: int = PAUSED_LIMIT) -> None:
+    def __init__(
+        self,
+        spans: OrderedDict[tuple[tuple[str, ...], str], SpanContext] | None = None,
+        limit: int = PAUSED_LIMIT,
+    ) -> None:
         self.limit = limit
-        self._spans: OrderedDict[tuple[tuple[str, ...], str], SpanContext] = OrderedDict()
+        self._spans = OrderedDict() if spans is None else spans
         self._lock = threading.Lock()
 
     def remember(self, key: tuple[tuple[str, ...], str], span: SpanContext) -> None:
@@ -51,7 +58,7 @@ class PausedRuns:
         return len(self._spans)
 
 
-PAUSED = PausedRuns()
+PAUSED = PausedRuns(STATE.paused_graphs)
 
 
 def _attributes(event: Any) -> dict[str, Any]:
