@@ -21,14 +21,9 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from opentelemetry import trace
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spanhook.langchain
-from instrumented_openai_app import rows
+from instrumented_openai_app import instrumented, rows
 
 
 class SDKChat(BaseChatModel):
@@ -85,11 +80,7 @@ class SDKChat(BaseChatModel):
 
 
 def main(base_url: str) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    OpenAIInstrumentor().instrument()
+    exporter = instrumented()
     spanhook.langchain.instrument()
 
     model = SDKChat(base_url=base_url)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import openai
 from opentelemetry import trace
@@ -34,12 +37,32 @@ def rows(spans: tuple[ReadableSpan, ...]) -> list[dict[str, object]]:
     ]
 
 
-def main(base_url: str) -> None:
+def instrumented() -> InMemorySpanExporter:
+    """A global SDK provider exporting to memory, and the openai SDK instrumented."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     OpenAIInstrumentor().instrument()
+    return exporter
+
+
+def run_app(app: Path, base_url: str) -> Any:
+    """Run an instrumented app against ``base_url`` in its own process; its phases (the
+    JSON of its last output line)."""
+    out = subprocess.run(
+        [sys.executable, str(app), base_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(base_url: str) -> None:
+    exporter = instrumented()
 
     model = ChatOpenAI("test-model", base_url=base_url, api_key="sk-test", max_retries=0)
     model.invoke("whole")

@@ -90,25 +90,15 @@ def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked() -> No
     is one LLM span, spanhook's; the app's direct SDK call is still traced; with
     ``instrument(suppress_provider_spans=False)`` the provider's span is kept, nested under
     the model run's."""
-    import json
-    import subprocess
-    import sys
     from pathlib import Path
 
+    from instrumented_openai_app import run_app
     from openai_server import OpenAIServer
 
     app = Path(__file__).with_name("instrumented_lc_openai_app.py")
     with OpenAIServer() as server:
-        out = subprocess.run(
-            [sys.executable, str(app), server.url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
+        phases = run_app(app, server.url)
         assert len(server.requests) == 5
-    phases = json.loads(out.stdout.strip().splitlines()[-1])
     names = [s["name"] for s in phases["suppressed"]]
     assert names.count("chat test-model") == 3
     assert len(names) == 4 and names[-1] != "chat test-model"  # the direct call's own span

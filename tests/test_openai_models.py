@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from helpers import AsyncRecorder, Recorder
+from instrumented_openai_app import run_app
 from openai_server import Broken, Error, Hang, OpenAIServer, Text, ToolCall
 from spanhook.agents import calculator_tool
 from spanhook.callbacks import BaseCallbackHandler, StdOutCallbackHandler
@@ -503,16 +502,7 @@ def test_a_provider_instrumentation_adds_no_second_llm_span_unless_asked(
     each, sync, streamed and async; the app's direct SDK call is still traced (suppression
     is scoped to spanhook's calls); with ``suppress_provider_spans=False`` the provider's span
     is kept and nests under the run."""
-    app = Path(__file__).with_name("instrumented_openai_app.py")
-    out = subprocess.run(
-        [sys.executable, str(app), server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    phases = json.loads(out.stdout.strip().splitlines()[-1])
+    phases = run_app(Path(__file__).with_name("instrumented_openai_app.py"), server.url)
 
     names = [s["name"] for s in phases["suppressed"]]
     assert names.count("chat test-model") == 3
