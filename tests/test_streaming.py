@@ -27,7 +27,7 @@ from opentelemetry.trace import StatusCode
 import spanhook
 from helpers import Recorder
 from spanhook.callbacks import AsyncCallbackHandler, BaseCallbackHandler
-from spanhook.chains import LLMChain
+from spanhook.chains import Chain, LLMChain
 from spanhook.chat_models import OfflineChatModel
 from spanhook.llms import LLM, FakeListLLM, OfflineLLM
 from spanhook.prompts import PromptTemplate
@@ -554,3 +554,82 @@ def test_a_stream_that_fails_to_open_ends_its_run_with_the_error(
     (span,) = memory_exporter.get_finished_spans()  # ended, not leaked
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})[attr.ERROR_TYPE] == "ConnectionError"
+
+
+# -- an inner stream failing while it is closed --------------------------------------------
+
+
+class CloseFails(Chain):
+    """Streams ``a``, ``b``, ``c``; its inner stream raises while being closed, and notes the
+    run current at that moment."""
+
+    input_keys = ["q"]
+    output_keys = ["text"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed_in: list[Any] = []
+
+    def _call(self, inputs: dict[str, Any], run_manager: Any = None) -> dict[str, Any]:
+        return {"text": "abc"}
+
+    def _stream_outputs(self, chunks: list[Any]) -> dict[str, Any]:
+        return {"text": "".join(chunks)}
+
+    def _note_close(self) -> None:
+        run = spanhook.current_run()
+        self.closed_in.append(run.run_id if run else None)
+        raise ValueError("closing failed")
+
+    def _stream_call(self, inputs: dict[str, Any], run: Any) -> Iterator[Any]:
+        def gen() -> Iterator[str]:
+            try:
+                yield from "abc"
+            finally:
+                self._note_close()
+
+        return gen()
+
+    def _astream_call(self, inputs: dict[str, Any], run: Any) -> AsyncIterator[Any]:
+        async def gen() -> AsyncIterator[str]:
+            try:
+                for ch in "abc":
+                    yield ch
+            finally:
+                self._note_close()
+
+        return gen()
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_chain_stream_whose_inner_stream_fails_on_close_still_closes_cleanly(
+    mode: str, memory_exporter: InMemorySpanExporter
+) -> None:
+    """Closing early, the sync and async chain streams take the same path: the inner
+    stream is closed inside the run, its failure while closing does not reach the consumer,
+    and the run ends once, marked closed early, with what was streamed."""
+    chain = CloseFails()
+    rec = Recorder()
+    if mode == "stream":
+        stream = chain.stream({"q": "x"}, callbacks=[rec])
+        first = next(stream)
+        stream.close()
+    else:
+
+        async def main() -> Any:
+            astream = chain.astream({"q": "x"}, callbacks=[rec])
+            got = await astream.__anext__()
+            await astream.aclose()
+            return got
+
+        first = asyncio.run(main())
+
+    assert first == "a"
+    ends = rec.of("on_chain_end")
+    assert len(ends) == 1 and ends[0].args[0] == {"text": "a"}
+    assert rec.of("on_chain_error") == []
+    assert chain.closed_in == [ends[0].kwargs["run_id"]]  # closed inside the chain's run
+    (span,) = memory_exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.UNSET
+    assert (span.attributes or {})[attr.STREAM_CLOSED_EARLY] is True
+    assert spanhook.current_run() is None

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spanhook.runtime.run import Run
-from spanhook.runtime.streams import drive
+from spanhook.runtime.streams import aclose_inner, drive
 from spanhook.tracing import attributes as attr
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ async def astream_chain(
         return
     # Driven here, not through streams.adrive: a second async generator layer would be
     # finalized on its own (in another task) when the loop shuts down an abandoned stream.
+    # The steps are adrive's; the inner stream is closed by the same function (aclose_inner).
     collected: list[Any] = []
     await run.aopen()
     try:
@@ -77,26 +78,16 @@ async def astream_chain(
             collected.append(chunk)
             yield chunk
     except GeneratorExit:
-        try:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                token = run.attach()
-                try:
-                    await aclose()
-                finally:
-                    run.detach(token)
-        finally:  # the run ends even if closing the inner stream is cancelled
+        try:  # the run ends even if closing the inner stream is cancelled
+            await aclose_inner(run, chunks)
+        finally:
             run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
             run.set_result(chain._stream_outputs(collected))
             await run.aclose_ok()
         raise
     except BaseException as e:
         try:  # close the inner stream first: nested runs end before this one
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        except Exception:
-            pass
+            await aclose_inner(run, chunks)
         finally:
             await run.aclose_error(e)
         raise

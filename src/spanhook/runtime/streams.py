@@ -32,7 +32,8 @@ def _close_inner(run: Run, chunks: Iterator[Any]) -> None:
         run.detach(token)
 
 
-async def _aclose_inner(run: Run, chunks: AsyncIterator[Any]) -> None:
+async def aclose_inner(run: Run, chunks: AsyncIterator[Any]) -> None:
+    """Close ``chunks`` inside ``run``; a failure while closing is not the run's error."""
     aclose = getattr(chunks, "aclose", None)
     if aclose is None:
         return
@@ -114,7 +115,7 @@ async def adrive(
             yield chunk
     except GeneratorExit:
         try:  # the run ends even if closing the inner stream is cancelled
-            await _aclose_inner(run, chunks)
+            await aclose_inner(run, chunks)
         finally:
             run.set_attributes({attr.STREAM_CLOSED_EARLY: True})
             finish(collected)
@@ -122,7 +123,7 @@ async def adrive(
         raise
     except BaseException as e:
         try:
-            await _aclose_inner(run, chunks)
+            await aclose_inner(run, chunks)
         finally:
             if fail is not None:
                 fail(collected)
