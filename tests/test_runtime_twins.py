@@ -20,6 +20,7 @@ from test_async import TWINS
 
 #: Attributes whose values legitimately differ between two runs (ids, timing).
 _VOLATILE = {"spanhook.run_id", "gen_ai.response.time_to_first_chunk"}
+_EXCEPTION_KEEP = {"exception.type", "exception.message", "exception.escaped"}
 
 
 class Flaky(LLM):
@@ -50,15 +51,21 @@ def _norm_attrs(attrs: Any) -> dict[str, Any]:
     return {k: v for k, v in dict(attrs or {}).items() if k not in _VOLATILE}
 
 
-def _spans(exporter: InMemorySpanExporter) -> list[tuple[Any, ...]]:
+def _event(e: Any) -> tuple[str, dict[str, Any]]:
+    attrs = _norm_attrs(e.attributes)
+    if e.name == "exception":  # its stack trace differs between the twins
+        attrs = {k: v for k, v in attrs.items() if k in _EXCEPTION_KEEP}
+    return e.name, attrs
+
+
+def spans(exporter: InMemorySpanExporter) -> list[tuple[Any, ...]]:
+    """The finished spans in a comparable form: name, attributes, events (an ``exception``
+    event by type and message), status with its description."""
     out = []
     for s in exporter.get_finished_spans():
-        events = [
-            (e.name, _norm_attrs(e.attributes))
-            for e in s.events
-            if e.name != "exception"  # its stack trace differs between the twins
-        ]
-        out.append((s.name, _norm_attrs(s.attributes), events, s.status.status_code))
+        events = [_event(e) for e in s.events]
+        status = (s.status.status_code, s.status.description)
+        out.append((s.name, _norm_attrs(s.attributes), events, status))
     return sorted(out, key=repr)
 
 
@@ -68,11 +75,11 @@ def test_async_twin_records_the_same_spans(
 ) -> None:
     sync_call, async_call = CASES[name]
     sync_call([])
-    sync_spans = _spans(memory_exporter)
+    sync_spans = spans(memory_exporter)
     memory_exporter.clear()
     asyncio.run(async_call([]))  # type: ignore[arg-type]
     assert sync_spans, "the sync twin recorded no span"
-    assert _spans(memory_exporter) == sync_spans
+    assert spans(memory_exporter) == sync_spans
 
 
 def test_a_retry_records_its_attempt_and_error_in_both_twins(
