@@ -12,6 +12,22 @@ from spanhook.tracing import attributes as attr
 
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "repo_id")
 _MODEL_KEY_SET = frozenset(_MODEL_KEYS)
+#: Positional tags langchain-core and LangGraph add to every step ("seq:step:2").
+STEP_TAGS = ("seq:step:", "graph:step:", "langsmith:")
+#: Metadata langchain-core and LangGraph add for LangSmith's bookkeeping: the model's
+#: parameters (already gen_ai.* attributes), package versions, the integration's name.
+TRACING_KEYS = frozenset(
+    (
+        "ls_provider",
+        "ls_model_name",
+        "ls_model_type",
+        "ls_temperature",
+        "ls_max_tokens",
+        "ls_stop",
+        "ls_integration",
+        "lc_versions",
+    )
+)
 
 
 def run_name(serialized: Mapping[str, Any] | None, name: str | None) -> str:

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from spanhook.events import IN_RUN_EVENTS
 from spanhook.langchain import _runtime as rt
 from spanhook.langchain import naming
+from spanhook.langchain.naming import STEP_TAGS, TRACING_KEYS
 from spanhook.tracing import attributes as attr
 from spanhook.tracing.viewers import record_documents
 
@@ -48,23 +49,6 @@ STREAM_SLOT: contextvars.ContextVar[StreamSlot | None] = contextvars.ContextVar(
 )
 _PENDING_LIMIT = 100_000
 _NO_ATTRIBUTES: dict[str, Any] = {}  # (never changed)
-_STEP_TAGS = ("seq:step:", "graph:step:", "langsmith:")
-#: Metadata langchain-core and LangGraph add for LangSmith's bookkeeping: the model's
-#: parameters (already gen_ai.* attributes), package versions, the integration's name.
-_TRACING_KEYS = frozenset(
-    (
-        "ls_provider",
-        "ls_model_name",
-        "ls_model_type",
-        "ls_temperature",
-        "ls_max_tokens",
-        "ls_stop",
-        "ls_integration",
-        "lc_versions",
-    )
-)
-
-
 _MODEL_KINDS = frozenset(("llm", "chat_model"))
 
 
@@ -119,14 +103,14 @@ class SpanhookTracer(BaseCallbackHandler):
             if found is not None:
                 own, inherited = found
         verbose = parent is None and (self.verbose or get_verbose())
-        if metadata and not _TRACING_KEYS.isdisjoint(metadata):
-            metadata = {k: v for k, v in metadata.items() if k not in _TRACING_KEYS}
+        if metadata and not TRACING_KEYS.isdisjoint(metadata):
+            metadata = {k: v for k, v in metadata.items() if k not in TRACING_KEYS}
         if tags:
             # positional tags langchain-core and LangGraph add to every step ("seq:step:2")
             if len(tags) == 1:  # (bench_langchain app chain: a step's one tag, no list)
-                tags = None if tags[0].startswith(_STEP_TAGS) else tags
+                tags = None if tags[0].startswith(STEP_TAGS) else tags
             else:
-                tags = [t for t in tags if not t.startswith(_STEP_TAGS)]
+                tags = [t for t in tags if not t.startswith(STEP_TAGS)]
         run = rt.open_run(
             kind,
             name,
@@ -342,6 +326,9 @@ class SpanhookTracer(BaseCallbackHandler):
         self._error(run_id, error)
 
     def on_tool_end(self, output: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
+        run = self.runs.get(run_id)
+        if run is not None and getattr(output, "status", None) == "error":  # handled error
+            run.mark_tool_error(getattr(output, "content", output))  # (its ToolMessage)
         self._end(run_id, attr.GEN_AI_TOOL_CALL_RESULT, output)
 
     def on_tool_error(self, error: BaseException, *, run_id: uuid.UUID, **kwargs: Any) -> None:

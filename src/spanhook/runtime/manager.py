@@ -199,3 +199,10 @@ class RunManager:
         """Put ``value`` on the span under ``key`` if content capture is on (redacted by the
         ``redact`` hook, if any, then truncated)."""
         content.record_content(self.span, key, value, self.parent_run_id is not None)
+
+    def mark_tool_error(self, text: object) -> None:
+        """This tool run returns an error as its result (a handled ``ToolException``): the
+        span gets ``error.type`` ``tool_error`` and ERROR status; handlers still receive
+        ``on_tool_end``, as langchain-core delivers it."""
+        if self.span.is_recording():
+            attr.record_tool_error(self.span, text, get_settings().max_content_length)

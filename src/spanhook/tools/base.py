@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 
 class ToolException(Exception):
-    """Raised by a tool to report a failure the agent may recover from."""
+    """Raised by a tool to report a failure the agent may recover from: with
+    ``handle_tool_error`` set on the tool, the error becomes the tool's result."""
+
+
+ToolErrorHandler = bool | str | Callable[[ToolException], str]
 
 
 class Tool(Primitive):
@@ -36,8 +40,13 @@ class Tool(Primitive):
         *,
         coroutine: Callable[..., Awaitable[Any]] | None = None,
         return_direct: bool = False,
+        handle_tool_error: ToolErrorHandler = False,
         **options: Unpack[LocalOptions],
     ) -> None:
+        """``handle_tool_error``, as in langchain-core: a ``ToolException`` the function
+        raises becomes the result (its message for ``True``, the string given, or what the
+        callable returns for it), the run ends with ``on_tool_end`` and its span is marked
+        ``error.type`` ``tool_error``; ``False`` (the default) lets it propagate."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a tool needs a non-empty name, got {name!r}")
         if func is None and coroutine is None:
@@ -52,6 +61,7 @@ class Tool(Primitive):
         self.coroutine = coroutine
         self.description = description
         self.return_direct = return_direct
+        self.handle_tool_error = handle_tool_error
         target = func if func is not None else coroutine
         assert target is not None
         params = inspect.signature(target).parameters
@@ -152,12 +162,37 @@ class Tool(Primitive):
         run.record_content(attr.GEN_AI_TOOL_CALL_RESULT, output)
         run.set_result(output, color=color, name=self.name, tool_call_id=tool_call_id, **extra)
 
-    async def _acall_func(self, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
-        if self.coroutine is not None:
-            return await self.coroutine(*args, **kw)
+    def _handled(self, run: Run, error: ToolException) -> Any:
+        """The result standing for ``error`` (re-raised unless ``handle_tool_error``)."""
+        handler = self.handle_tool_error
+        if handler is False:
+            raise error
+        if callable(handler):
+            output: Any = handler(error)
+        elif isinstance(handler, str):
+            output = handler
+        else:
+            output = error.args[0] if error.args else "Tool execution error"
+        run.mark_tool_error(output)
+        return output
+
+    def _call_func(self, run: Run, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         func = self.func
         assert func is not None
-        return await asyncio.to_thread(func, *args, **kw)
+        try:
+            return func(*args, **kw)
+        except ToolException as e:
+            return self._handled(run, e)
+
+    async def _acall_func(self, run: Run, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        try:
+            if self.coroutine is not None:
+                return await self.coroutine(*args, **kw)
+            func = self.func
+            assert func is not None
+            return await asyncio.to_thread(func, *args, **kw)
+        except ToolException as e:
+            return self._handled(run, e)
 
     def run(
         self,
@@ -181,7 +216,7 @@ class Tool(Primitive):
             tool_input, start_color, tool_call_id, callbacks, tags, metadata, run_name
         )
         with run:
-            output = self.func(*args, **kw)
+            output = self._call_func(run, args, kw)
             self._finish(run, output, color, tool_call_id, kwargs)
         return output
 
@@ -203,7 +238,7 @@ class Tool(Primitive):
             tool_input, start_color, tool_call_id, callbacks, tags, metadata, run_name
         )
         async with run:
-            output = await self._acall_func(args, kw)
+            output = await self._acall_func(run, args, kw)
             self._finish(run, output, color, tool_call_id, kwargs)
         return output
 
@@ -247,7 +282,11 @@ def tool(name_or_func: Callable[..., Any]) -> Tool: ...
 
 @overload
 def tool(
-    name_or_func: str | None = None, *, return_direct: bool = False, description: str | None = None
+    name_or_func: str | None = None,
+    *,
+    return_direct: bool = False,
+    description: str | None = None,
+    handle_tool_error: ToolErrorHandler = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -256,6 +295,7 @@ def tool(
     *,
     return_direct: bool = False,
     description: str | None = None,
+    handle_tool_error: ToolErrorHandler = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool: ``@tool`` or ``@tool("name")``; the docstring is the
     description. ``async def`` functions become the tool's coroutine."""
@@ -273,6 +313,7 @@ def tool(
             coroutine=fn if is_async else None,
             description=desc,
             return_direct=return_direct,
+            handle_tool_error=handle_tool_error,
         )
 
     if callable(name_or_func):

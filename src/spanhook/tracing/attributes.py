@@ -383,3 +383,16 @@ def record_error(span: Span, error: BaseException, limit: int) -> None:
     status = clean_text(f"{kind.__name__}: {message}", min(limit, MAX_STATUS_DESCRIPTION))
     span.set_status(Status(StatusCode.ERROR, status))
     span.set_attribute(ERROR_TYPE, qualname)
+
+
+#: ``error.type`` of a tool call whose result reports an error (OTel's MCP conventions).
+TOOL_ERROR = "tool_error"
+
+
+def record_tool_error(span: Span, text: object, limit: int) -> None:
+    """A tool call that returned an error as its result (a handled ``ToolException``): no
+    exception event (nothing escaped), ``error.type`` ``tool_error`` and ERROR status whose
+    description is the error text, cleaned and bounded as an exception's message is."""
+    message = clean_text(safe_str(text), min(value_limit(limit), MAX_STATUS_DESCRIPTION))
+    span.set_status(Status(StatusCode.ERROR, message or TOOL_ERROR))
+    span.set_attribute(ERROR_TYPE, TOOL_ERROR)
