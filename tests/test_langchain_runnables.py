@@ -15,11 +15,14 @@ from langchain_core.language_models import LLM
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnableParallel
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+from langgraph._internal import _runnable as lg_runnable
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import spanhook.langchain
+from lc_app import build_approval_graph
 from lc_checks import by_name, collector_edges, run_spans, span_edges
 
 pytest_plugins = ["lc_fixtures"]
@@ -155,6 +158,10 @@ def test_langgraph_send_fan_out_each_task_under_its_own_node_span(
     """Map-reduce with ``Send``: the tasks of one step run at once (threads for ``invoke``,
     tasks for ``ainvoke``); a span the application opens in each task nests under that
     task's own node span, in langchain-core's tree, one trace."""
+    _check_fan_out(traced, mode)
+
+
+def _check_fan_out(traced: InMemorySpanExporter, mode: str) -> None:
     graph = StateGraph(State)
     graph.add_node("work", work if mode == "invoke" else awork)
     graph.add_conditional_edges(START, fan_out, ["work"])
@@ -178,3 +185,27 @@ def test_langgraph_send_fan_out_each_task_under_its_own_node_span(
     }
     assert {names[p] for p in inner_parent.values()} == {"work"}
     assert len(set(inner_parent.values())) == 3  # each task its own node span
+
+
+def test_async_nodes_keep_their_run_where_asyncio_tasks_take_no_context(
+    traced: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before Python 3.11, ``asyncio.create_task`` takes no ``context`` and LangGraph awaits
+    an async node's body in the caller's context: without help, spans the node makes would
+    start traces of their own, and LangGraph's ``get_config()`` (so ``interrupt()``) fails.
+    LangGraph's own flag selects that code path here, on any Python; instrumented, the node
+    runs in the context LangGraph prepared for it, and uninstrumenting restores both."""
+    monkeypatch.setattr(lg_runnable, "ASYNCIO_ACCEPTS_CONTEXT", False)
+    spanhook.langchain.uninstrument()
+    spanhook.langchain.instrument()
+    assert lg_runnable.asyncio is not asyncio and lg_runnable.ASYNCIO_ACCEPTS_CONTEXT
+
+    _check_fan_out(traced, "ainvoke")
+    graph = build_approval_graph(name="approval")
+    paused = asyncio.run(
+        graph.ainvoke({"item": "x", "answer": ""}, {"configurable": {"thread_id": "t"}})
+    )
+    assert [i.value for i in paused["__interrupt__"]] == [{"question": "refund x?"}]
+
+    spanhook.langchain.uninstrument()
+    assert lg_runnable.asyncio is asyncio and lg_runnable.ASYNCIO_ACCEPTS_CONTEXT is False

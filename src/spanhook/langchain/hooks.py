@@ -137,9 +137,44 @@ def _wrap_async_llm_start(original: Callable[..., Any]) -> Callable[..., Any]:
     return on_llm_start
 
 
+class _TasksInContext:
+    """``asyncio`` as LangGraph's node runner sees it where ``create_task`` takes no
+    ``context`` (Python 3.10): a task given a context is created inside it, which is what
+    ``context=`` does. LangGraph then runs a node's body in the context it prepared for it
+    (the node's config, and the node's run current) instead of the caller's."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> Any:
+        if context is None:
+            return self._real.create_task(coro, name=name)
+        return context.run(self._real.create_task, coro, name=name)
+
+
+def _context_task_targets() -> list[tuple[str, str, str, Callable[[Any], Any]]]:
+    """LangGraph awaits an async node's body in the caller's context where asyncio cannot
+    create a task in a given one (before Python 3.11): the node's run is not current there,
+    so spans the node makes lose their parent. The hooks give it such tasks."""
+    module = "langgraph._internal._runnable"
+    try:
+        if importlib.import_module(module).ASYNCIO_ACCEPTS_CONTEXT:
+            return []
+    except (ImportError, AttributeError):
+        return []
+    return [
+        (module, "", "asyncio", _TasksInContext),
+        (module, "", "ASYNCIO_ACCEPTS_CONTEXT", lambda _accepts: True),
+    ]
+
+
 def _targets() -> list[tuple[str, str, str, Callable[[Any], Any]]]:
     """(module, owner in module or "", attribute, wrapper factory)."""
     return [
+        *_context_task_targets(),
         ("langchain_core.callbacks.manager", "", "_configure", _wrap_configure),
         (
             "langchain_core.callbacks.manager",
