@@ -195,17 +195,17 @@ def test_async_nodes_keep_their_run_where_asyncio_tasks_take_no_context(
     start traces of their own, and LangGraph's ``get_config()`` (so ``interrupt()``) fails.
     LangGraph's own flag selects that code path here, on any Python; instrumented, the node
     runs in the context LangGraph prepared for it, and uninstrumenting restores both."""
+    spanhook.langchain.uninstrument()  # patched while LangGraph's module is its own
     monkeypatch.setattr(lg_runnable, "ASYNCIO_ACCEPTS_CONTEXT", False)
-    spanhook.langchain.uninstrument()
     spanhook.langchain.instrument()
-    assert lg_runnable.asyncio is not asyncio and lg_runnable.ASYNCIO_ACCEPTS_CONTEXT
-
-    _check_fan_out(traced, "ainvoke")
-    graph = build_approval_graph(name="approval")
-    paused = asyncio.run(
-        graph.ainvoke({"item": "x", "answer": ""}, {"configurable": {"thread_id": "t"}})
-    )
-    assert [i.value for i in paused["__interrupt__"]] == [{"question": "refund x?"}]
-
-    spanhook.langchain.uninstrument()
+    try:
+        assert lg_runnable.asyncio is not asyncio and lg_runnable.ASYNCIO_ACCEPTS_CONTEXT
+        _check_fan_out(traced, "ainvoke")
+        graph = build_approval_graph(name="approval")
+        paused = asyncio.run(
+            graph.ainvoke({"item": "x", "answer": ""}, {"configurable": {"thread_id": "t"}})
+        )
+        assert [i.value for i in paused["__interrupt__"]] == [{"question": "refund x?"}]
+    finally:
+        spanhook.langchain.uninstrument()  # before monkeypatch restores the flag
     assert lg_runnable.asyncio is asyncio and lg_runnable.ASYNCIO_ACCEPTS_CONTEXT is False
