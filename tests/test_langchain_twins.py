@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lc_app import build_approval_graph
 from test_async import AsyncCall, SyncCall, _collect_async
+from test_twins_failures import outcome
 
 pytest_plugins = ["lc_fixtures"]
 pytestmark = pytest.mark.usefixtures("stop_request_exporters")
@@ -205,30 +206,15 @@ FAILURES: dict[str, tuple[SyncCall, AsyncCall]] = {
 }
 
 
-def _outcome(value: Any) -> Any:
-    if isinstance(value, BaseException):
-        return ("raised", type(value).__name__, str(value))
-    if isinstance(value, list):
-        return [_outcome(v) for v in value]
-    return _mask(repr(value))
-
-
-def _call(call: Callable[[], Any]) -> Any:
-    try:
-        return _outcome(call())
-    except Exception as e:
-        return _outcome(e)
-
-
 @pytest.mark.parametrize("name", list(FAILURES))
 def test_async_request_records_the_same_spans_as_the_sync_one(
     name: str, traced: InMemorySpanExporter
 ) -> None:
     sync_call, async_call = FAILURES[name]
-    sync_out = _call(lambda: sync_call([]))
+    sync_out = outcome(lambda: sync_call([]), _mask)
     sync_spans = spans(traced)
     traced.clear()
-    async_out = _call(lambda: asyncio.run(async_call([])))  # type: ignore[arg-type]
+    async_out = outcome(lambda: asyncio.run(async_call([])), _mask)  # type: ignore[arg-type]
 
     assert async_out == sync_out
     assert sync_spans, "the sync request recorded no span"

@@ -189,21 +189,21 @@ FAILURES: dict[str, tuple[SyncCall, AsyncCall]] = {
 }
 
 
-def _outcome(value: Any) -> Any:
-    """What a request gave: its value, or its exception by type and text (also inside a
-    returned list, as ``return_exceptions`` gives them)."""
-    if isinstance(value, BaseException):
-        return ("raised", type(value).__name__, str(value))
-    if isinstance(value, list):
-        return [_outcome(v) for v in value]
-    return repr(value)
+def outcome(call: Callable[[], Any], text: Callable[[str], Any] = str) -> Any:
+    """What a request gave: its value (as ``text`` of its repr), or its exception by type and
+    message, also inside a returned list (as ``return_exceptions`` gives them)."""
 
+    def form(value: Any) -> Any:
+        if isinstance(value, BaseException):
+            return ("raised", type(value).__name__, str(value))
+        if isinstance(value, list):
+            return [form(v) for v in value]
+        return text(repr(value))
 
-def _call(call: Callable[[], Any]) -> Any:
     try:
-        return _outcome(call())
+        return form(call())
     except Exception as e:
-        return _outcome(e)
+        return form(e)
 
 
 @pytest.mark.parametrize("name", list(FAILURES))
@@ -212,11 +212,11 @@ def test_async_twin_fails_stops_and_closes_like_the_sync_one(
 ) -> None:
     sync_call, async_call = FAILURES[name]
     s_rec, s_arec = Recorder("sync"), AsyncRecorder("async")
-    sync_out = _call(lambda: sync_call([s_rec, s_arec]))
+    sync_out = outcome(lambda: sync_call([s_rec, s_arec]))
     sync_spans = spans(memory_exporter)
     memory_exporter.clear()
     a_rec, a_arec = Recorder("sync"), AsyncRecorder("async")
-    async_out = _call(lambda: asyncio.run(async_call([a_rec, a_arec])))  # type: ignore[arg-type]
+    async_out = outcome(lambda: asyncio.run(async_call([a_rec, a_arec])))  # type: ignore[arg-type]
 
     assert async_out == sync_out
     sync_tree = run_tree(s_rec.events)
