@@ -97,6 +97,11 @@ def test_other_exceptions_propagate_even_when_tool_errors_are_handled(
     assert (_tool_span(memory_exporter, "broken").attributes or {})["error.type"] == "KeyError"
 
 
+def test_handle_tool_error_of_another_type_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match=r"tool 'stock': handle_tool_error must be .* got int"):
+        Tool("stock", _no_stock, "Stock levels.", handle_tool_error=1)  # type: ignore[arg-type]
+
+
 def test_the_decorator_takes_handle_tool_error(memory_exporter: InMemorySpanExporter) -> None:
     @tool(handle_tool_error="no such item")
     async def lookup(item: str) -> str:

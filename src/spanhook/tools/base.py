@@ -55,6 +55,11 @@ class Tool(Primitive):
             raise TypeError(f"tool {name!r}: func must be callable, got {type(func).__name__}")
         if not isinstance(description, str):
             raise TypeError(f"tool {name!r}: description must be a str")
+        if not isinstance(handle_tool_error, bool | str) and not callable(handle_tool_error):
+            raise TypeError(
+                f"tool {name!r}: handle_tool_error must be a bool, a str or a callable, "
+                f"got {type(handle_tool_error).__name__}"
+            )
         self._init_primitive(name=name, **options)
         self.name: str = name
         self.func = func
