@@ -326,9 +326,10 @@ class SpanhookTracer(BaseCallbackHandler):
         self._error(run_id, error)
 
     def on_tool_end(self, output: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        run = self.runs.get(run_id)
-        if run is not None and getattr(output, "status", None) == "error":  # handled error
-            run.mark_tool_error(getattr(output, "content", output))  # (its ToolMessage)
+        if getattr(output, "status", None) == "error":  # a handled error's ToolMessage
+            run = self.runs.get(run_id)
+            if run is not None:
+                run.mark_tool_error(getattr(output, "content", output))
         self._end(run_id, attr.GEN_AI_TOOL_CALL_RESULT, output)
 
     def on_tool_error(self, error: BaseException, *, run_id: uuid.UUID, **kwargs: Any) -> None:
